@@ -1,0 +1,908 @@
+//! The config schema (serde) and its semantic validation.
+
+use super::{Seg, resolve_secrets, suggest};
+use crate::exec::ActionSpec;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn d(secs: u64) -> Duration {
+    Duration::from_secs(secs)
+}
+fn default_true() -> bool {
+    true
+}
+
+/// The whole config file.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The service being released, e.g. `checkout`.
+    pub service: String,
+    /// The version being released (shown and available as `{version}`);
+    /// `rolldeck run --version` overrides it.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Where the journal, driver lock and audit log live; defaults to the
+    /// user state dir. Name a shared directory on a bastion so that every
+    /// operator sees the same driver and history.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    /// The target environment.
+    pub environment: Environment,
+    /// Where data comes from.
+    #[serde(default)]
+    pub sources: Sources,
+    /// Which label value or scrape target is the baseline and which the canary.
+    #[serde(default)]
+    pub tracks: Tracks,
+    /// Metric checks (`[[checks]]`).
+    #[serde(default)]
+    pub checks: Vec<CheckSpec>,
+    /// Named actions (`[actions.NAME]`): commands or HTTP requests.
+    #[serde(default)]
+    pub actions: BTreeMap<String, ActionSpec>,
+    /// Named plans (`[plans.NAME]`).
+    #[serde(default)]
+    pub plans: BTreeMap<String, PlanSpec>,
+    /// The plan `rolldeck run` uses without `--plan`; defaults to the only
+    /// plan, or the one named `default`.
+    #[serde(default)]
+    pub default_plan: Option<String>,
+    /// The steps that restore the baseline (`[[rollback]]`), run in order.
+    #[serde(default)]
+    pub rollback: Vec<StepSpec>,
+    /// Conditions that start the rollback at once (`[[rollback_when]]`).
+    #[serde(default)]
+    pub rollback_when: Vec<TriggerSpec>,
+    /// The file this config was read from (set by the loader).
+    #[serde(skip)]
+    pub source_path: Option<PathBuf>,
+    /// The resolved values of `${env:…}` / `${file:…}` references; redact
+    /// these everywhere.
+    #[serde(skip)]
+    pub secrets: Vec<String>,
+}
+
+/// `[environment]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    /// e.g. `production`, `staging`.
+    pub name: String,
+    /// A protected environment is shown in the danger colour and the
+    /// operator types its name to confirm actions.
+    #[serde(default)]
+    pub protected: bool,
+}
+
+/// `[sources]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Sources {
+    /// A Prometheus server (`[sources.prometheus]`).
+    #[serde(default)]
+    pub prometheus: Option<PrometheusSource>,
+    /// Direct-scrape targets (`[[sources.scrape]]`): `/metrics` endpoints
+    /// read without Prometheus.
+    #[serde(default)]
+    pub scrape: Vec<ScrapeTarget>,
+    /// HTTP health targets (`[[sources.health]]`).
+    #[serde(default)]
+    pub health: Vec<HealthTarget>,
+}
+
+/// `[sources.prometheus]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusSource {
+    /// Base URL, e.g. `http://prometheus:9090`.
+    pub url: String,
+    /// Per-query timeout (default 5 s).
+    #[serde(default = "default_prom_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Bearer token, usually `${env:PROM_TOKEN}`.
+    #[serde(default)]
+    pub bearer_token: Option<String>,
+    /// HTTP basic auth.
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuth>,
+    /// Extra CA certificate (PEM) to trust.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+fn default_prom_timeout() -> Duration {
+    d(5)
+}
+
+/// HTTP basic auth credentials.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    /// User name.
+    pub username: String,
+    /// Password, usually `${env:VAR}` or `${file:PATH}`.
+    pub password: String,
+}
+
+/// `[[sources.scrape]]`: a Prometheus text-format endpoint read directly.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScrapeTarget {
+    /// Name, referenced by `tracks.baseline_target` / `tracks.canary_target`.
+    pub name: String,
+    /// The `/metrics` URL.
+    pub url: String,
+    /// Scrape interval (default 5 s).
+    #[serde(default = "default_scrape_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    /// Scrape timeout (default 2 s).
+    #[serde(default = "default_probe_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+fn default_scrape_interval() -> Duration {
+    d(5)
+}
+fn default_probe_timeout() -> Duration {
+    d(2)
+}
+
+/// `[[sources.health]]`: an HTTP health endpoint.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HealthTarget {
+    /// Name, referenced by `health` steps and triggers.
+    pub name: String,
+    /// The URL to GET.
+    pub url: String,
+    /// Probe interval (default 5 s).
+    #[serde(default = "default_scrape_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    /// Probe timeout (default 2 s).
+    #[serde(default = "default_probe_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Expected HTTP status (default 200).
+    #[serde(default = "default_status")]
+    pub expect_status: u16,
+    /// If set, the body must contain this text.
+    #[serde(default)]
+    pub body_contains: Option<String>,
+    /// Extra request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+fn default_status() -> u16 {
+    200
+}
+
+/// `[tracks]`: how the canary and the baseline are told apart.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Tracks {
+    /// The Prometheus label whose value names the track (default `track`);
+    /// built-in checks select on it.
+    #[serde(default = "default_track_label")]
+    pub label: String,
+    /// The baseline's label value, substituted for `{track}` (default `stable`).
+    #[serde(default = "default_baseline")]
+    pub baseline: String,
+    /// The canary's label value, substituted for `{track}` (default `canary`).
+    #[serde(default = "default_canary")]
+    pub canary: String,
+    /// The `[[sources.scrape]]` target of the baseline, for direct scrape.
+    #[serde(default)]
+    pub baseline_target: Option<String>,
+    /// The `[[sources.scrape]]` target of the canary, for direct scrape.
+    #[serde(default)]
+    pub canary_target: Option<String>,
+}
+fn default_track_label() -> String {
+    "track".into()
+}
+fn default_baseline() -> String {
+    "stable".into()
+}
+fn default_canary() -> String {
+    "canary".into()
+}
+impl Default for Tracks {
+    fn default() -> Self {
+        Self {
+            label: default_track_label(),
+            baseline: default_baseline(),
+            canary: default_canary(),
+            baseline_target: None,
+            canary_target: None,
+        }
+    }
+}
+
+/// What a metric check measures.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckKind {
+    /// A PromQL query with a `{track}` placeholder, evaluated per track.
+    #[default]
+    Promql,
+    /// Ratio of error requests to all requests over `window`, from a counter.
+    ErrorRate,
+    /// A quantile of a histogram over `window`, interpolated as Prometheus
+    /// `histogram_quantile` does.
+    LatencyQuantile,
+}
+
+/// `[[checks]]`: a metric check. Conditions describe what is healthy; the
+/// check fails when one is violated for `for`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSpec {
+    /// Unique name, e.g. `error-rate`.
+    pub name: String,
+    /// `promql` (default), `error_rate` or `latency_quantile`.
+    #[serde(default)]
+    pub kind: CheckKind,
+    /// PromQL with `{track}` (kind `promql`); must return one sample.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// PromQL with `{track}` returning the request count over the window,
+    /// compared with `min_requests` (kind `promql`).
+    #[serde(default)]
+    pub requests_query: Option<String>,
+    /// Built-in kinds: the counter (`error_rate`, e.g. `http_requests_total`)
+    /// or histogram base name (`latency_quantile`, e.g.
+    /// `http_request_duration_seconds`).
+    #[serde(default)]
+    pub metric: Option<String>,
+    /// `error_rate`: the label matcher selecting errors, e.g. `code=~"5.."`.
+    #[serde(default)]
+    pub error_matcher: Option<String>,
+    /// `latency_quantile`: the quantile, ratio 0–1 (e.g. 0.95).
+    #[serde(default)]
+    pub quantile: Option<f64>,
+    /// Built-in kinds: the rate window (default 1 m).
+    #[serde(default = "default_window", with = "humantime_serde")]
+    pub window: Duration,
+    /// Healthy when the canary value ≤ max.
+    #[serde(default)]
+    pub max: Option<f64>,
+    /// Healthy when the canary value ≥ min.
+    #[serde(default)]
+    pub min: Option<f64>,
+    /// Healthy when canary − baseline ≤ max_increase (absolute, same unit as the value).
+    #[serde(default)]
+    pub max_increase: Option<f64>,
+    /// Healthy when canary / baseline ≤ max_ratio (skipped when baseline is 0).
+    #[serde(default)]
+    pub max_ratio: Option<f64>,
+    /// Evaluation interval (default 10 s).
+    #[serde(default = "default_check_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    /// How long a condition must be violated before the verdict is `fail`
+    /// (Prometheus alerting-rule `for` semantics; default 0 s).
+    #[serde(default, rename = "for", with = "humantime_serde")]
+    pub for_: Duration,
+    /// Passing evaluations an analysis step needs from this check (default 1).
+    #[serde(default = "default_min_samples")]
+    pub min_samples: u32,
+    /// Requests per track in the window below which the evaluation is
+    /// `inconclusive` (built-in kinds count them; `promql` needs `requests_query`).
+    #[serde(default)]
+    pub min_requests: Option<f64>,
+    /// Consecutive inconclusive evaluations after which the release pauses
+    /// for a human (default 3).
+    #[serde(default = "default_inconclusive_limit")]
+    pub inconclusive_limit: u32,
+    /// Human description.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+fn default_window() -> Duration {
+    d(60)
+}
+fn default_check_interval() -> Duration {
+    d(10)
+}
+fn default_min_samples() -> u32 {
+    1
+}
+fn default_inconclusive_limit() -> u32 {
+    3
+}
+
+/// `[plans.NAME]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PlanSpec {
+    /// Human description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The steps, in order (`[[plans.NAME.steps]]`).
+    pub steps: Vec<StepSpec>,
+}
+
+/// The kind of a plan step.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    /// Run a named action.
+    Action,
+    /// Set the canary traffic weight (percent 0–100) via the traffic action.
+    Traffic,
+    /// Wait for N consecutive passes of health targets.
+    Health,
+    /// Evaluate metric checks for a duration.
+    Analysis,
+    /// Wait for a human to approve.
+    Approval,
+    /// Wait for a duration (or, without one, until resumed).
+    Pause,
+}
+
+/// What happens when a step fails.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// Run the `[[rollback]]` steps (default).
+    #[default]
+    Rollback,
+    /// Pause for a human (retry, rollback or abort).
+    Pause,
+    /// Stop the release without running the rollback steps.
+    Abort,
+}
+
+/// One step (`[[plans.NAME.steps]]` or `[[rollback]]`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StepSpec {
+    /// `action`, `traffic`, `health`, `analysis`, `approval` or `pause`.
+    pub kind: StepKind,
+    /// Display name; defaults to one derived from the kind.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `action`: the action to run; `traffic`: the traffic action (default `traffic`).
+    #[serde(default)]
+    pub action: Option<String>,
+    /// `traffic`: canary weight, percent 0–100.
+    #[serde(default)]
+    pub weight: Option<u8>,
+    /// `health`: the `[[sources.health]]` targets that must pass.
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// `health`: consecutive passes needed per target (default 3).
+    #[serde(default)]
+    pub passes: Option<u32>,
+    /// `health`: give up after this long (default 60 s).
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// `analysis`: the checks to evaluate (default: all).
+    #[serde(default)]
+    pub checks: Vec<String>,
+    /// `analysis` (required) and `pause` (optional: without it, wait for resume).
+    #[serde(default, with = "humantime_serde")]
+    pub duration: Option<Duration>,
+    /// `approval`: what to ask the human.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// What to do when the step fails (default `rollback`).
+    #[serde(default)]
+    pub on_failure: OnFailure,
+    /// Whether the step may run again after an interruption. Default: true
+    /// for traffic, health, analysis and pause; false for action steps
+    /// unless their action says `idempotent = true`.
+    #[serde(default)]
+    pub idempotent: Option<bool>,
+}
+
+/// `[[rollback_when]]`: a condition that starts the rollback at once.
+/// Exactly one of `check`, `query` or `health` is set.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerSpec {
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A metric check whose `fail` verdict triggers the rollback (evaluated
+    /// during the whole release, not only in analysis steps).
+    #[serde(default)]
+    pub check: Option<String>,
+    /// PromQL with `{track}`, evaluated for the canary.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// `query`: triggers when the value stays above this for `for`.
+    #[serde(default)]
+    pub max: Option<f64>,
+    /// `query`: triggers when the value stays below this for `for`.
+    #[serde(default)]
+    pub min: Option<f64>,
+    /// `query`: how long the limit must be exceeded (default 0 s).
+    #[serde(default, rename = "for", with = "humantime_serde")]
+    pub for_: Duration,
+    /// `query`: evaluation interval (default 10 s).
+    #[serde(default = "default_check_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    /// A `[[sources.health]]` target …
+    #[serde(default)]
+    pub health: Option<String>,
+    /// … failing this many consecutive probes (default 3).
+    #[serde(default)]
+    pub consecutive_failures: Option<u32>,
+    /// Whether this trigger is enabled (default true).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+/// A semantic problem found by [`validate`], located by key path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    /// Where, as a key path.
+    pub at: Vec<Seg>,
+    /// What is wrong and what was expected.
+    pub message: String,
+    /// A suggestion.
+    pub help: Option<String>,
+}
+
+macro_rules! path {
+    ($($s:expr),* $(,)?) => { vec![$(Seg::from($s)),*] };
+}
+
+fn problem(at: Vec<Seg>, message: impl Into<String>) -> Problem {
+    Problem {
+        at,
+        message: message.into(),
+        help: None,
+    }
+}
+
+fn unknown_name<'a>(
+    at: Vec<Seg>,
+    what: &str,
+    bad: &str,
+    known: impl IntoIterator<Item = &'a str> + Clone,
+) -> Problem {
+    let list: Vec<&str> = known.clone().into_iter().collect();
+    Problem {
+        at,
+        message: if list.is_empty() {
+            format!("unknown {what} `{bad}`: none is defined")
+        } else {
+            format!("unknown {what} `{bad}`; defined: {}", list.join(", "))
+        },
+        help: suggest(bad, known).map(|s| format!("did you mean `{s}`?")),
+    }
+}
+
+impl Config {
+    /// The plan to run: `name`, else `default_plan`, else the one named
+    /// `default`, else the only plan. Errors name the plans that exist.
+    pub fn plan(&self, name: Option<&str>) -> Result<(&str, &PlanSpec), String> {
+        let wanted = name.or(self.default_plan.as_deref());
+        let known = || self.plans.keys().cloned().collect::<Vec<_>>().join(", ");
+        match wanted {
+            Some(n) => self
+                .plans
+                .get_key_value(n)
+                .map(|(k, v)| (k.as_str(), v))
+                .ok_or_else(|| {
+                    let hint = suggest(n, self.plans.keys().map(String::as_str))
+                        .map(|s| format!(" (did you mean `{s}`?)"))
+                        .unwrap_or_default();
+                    format!("no plan named `{n}`{hint}; plans: {}", known())
+                }),
+            None => {
+                if let Some((k, v)) = self.plans.get_key_value("default") {
+                    return Ok((k.as_str(), v));
+                }
+                match self.plans.len() {
+                    1 => {
+                        let (k, v) = self.plans.iter().next().expect("one plan");
+                        Ok((k.as_str(), v))
+                    }
+                    0 => Err("the config defines no plan ([plans.NAME])".to_string()),
+                    _ => Err(format!(
+                        "several plans and no default_plan; pick one with --plan: {}",
+                        known()
+                    )),
+                }
+            }
+        }
+    }
+
+    /// A stable identifier for the driver lock and journal:
+    /// `service@environment`, with path-unsafe characters replaced.
+    pub fn release_key(&self) -> String {
+        format!("{}@{}", self.service, self.environment.name)
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || "-_.@".contains(c) { c } else { '_' })
+            .collect()
+    }
+}
+
+/// Checks everything serde cannot: references between sections, ranges,
+/// required fields per step kind; resolves `${env:…}`/`${file:…}` in place.
+/// Returns every problem found.
+pub fn validate(cfg: &mut Config) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let mut secrets = Vec::new();
+
+    // Secrets, in every string that may carry one.
+    let mut resolve = |s: &mut String, at: Vec<Seg>, out: &mut Vec<Problem>| match resolve_secrets(s, &mut secrets) {
+        Ok(v) => *s = v,
+        Err(e) => out.push(problem(at, e)),
+    };
+    if let Some(p) = cfg.sources.prometheus.as_mut() {
+        resolve(&mut p.url, path!["sources", "prometheus", "url"], &mut out);
+        if let Some(t) = p.bearer_token.as_mut() {
+            resolve(t, path!["sources", "prometheus", "bearer_token"], &mut out);
+        }
+        if let Some(b) = p.basic_auth.as_mut() {
+            resolve(&mut b.username, path!["sources", "prometheus", "basic_auth", "username"], &mut out);
+            resolve(&mut b.password, path!["sources", "prometheus", "basic_auth", "password"], &mut out);
+        }
+    }
+    for (i, s) in cfg.sources.scrape.iter_mut().enumerate() {
+        resolve(&mut s.url, path!["sources", "scrape", i, "url"], &mut out);
+    }
+    for (i, h) in cfg.sources.health.iter_mut().enumerate() {
+        resolve(&mut h.url, path!["sources", "health", i, "url"], &mut out);
+        for (k, v) in h.headers.iter_mut() {
+            resolve(v, path!["sources", "health", i, "headers", k.as_str()], &mut out);
+        }
+    }
+    for (name, a) in cfg.actions.iter_mut() {
+        let base = || path!["actions", name.as_str()];
+        if let Some(argv) = a.argv.as_mut() {
+            for (j, arg) in argv.iter_mut().enumerate() {
+                let mut at = base();
+                at.extend(path!["argv", j]);
+                resolve(arg, at, &mut out);
+            }
+        }
+        if let Some(c) = a.command.as_mut() {
+            let mut at = base();
+            at.push("command".into());
+            resolve(c, at, &mut out);
+        }
+        if let Some(u) = a.url.as_mut() {
+            let mut at = base();
+            at.push("url".into());
+            resolve(u, at, &mut out);
+        }
+        if let Some(b) = a.body.as_mut() {
+            let mut at = base();
+            at.push("body".into());
+            resolve(b, at, &mut out);
+        }
+        for (k, v) in a.headers.iter_mut().chain(a.env.iter_mut()) {
+            let mut at = base();
+            at.extend(path!["headers", k.as_str()]);
+            resolve(v, at, &mut out);
+        }
+    }
+    cfg.secrets = secrets;
+
+    if cfg.service.trim().is_empty() {
+        out.push(problem(path!["service"], "must not be empty"));
+    }
+    if cfg.environment.name.trim().is_empty() {
+        out.push(problem(path!["environment", "name"], "must not be empty"));
+    }
+
+    // Sources.
+    if let Some(p) = &cfg.sources.prometheus {
+        check_url(&p.url, path!["sources", "prometheus", "url"], &mut out);
+        if p.bearer_token.is_some() && p.basic_auth.is_some() {
+            out.push(problem(
+                path!["sources", "prometheus", "basic_auth"],
+                "set either bearer_token or basic_auth, not both",
+            ));
+        }
+        if let Some(ca) = &p.ca_file
+            && !ca.is_file()
+        {
+            out.push(problem(
+                path!["sources", "prometheus", "ca_file"],
+                format!("CA file {} does not exist", ca.display()),
+            ));
+        }
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for (i, s) in cfg.sources.scrape.iter().enumerate() {
+        check_url(&s.url, path!["sources", "scrape", i, "url"], &mut out);
+        if !names.insert(s.name.clone()) {
+            out.push(problem(path!["sources", "scrape", i, "name"], format!("duplicate name `{}`", s.name)));
+        }
+    }
+    let mut hnames = std::collections::BTreeSet::new();
+    for (i, h) in cfg.sources.health.iter().enumerate() {
+        check_url(&h.url, path!["sources", "health", i, "url"], &mut out);
+        if !hnames.insert(h.name.clone()) {
+            out.push(problem(path!["sources", "health", i, "name"], format!("duplicate name `{}`", h.name)));
+        }
+        if !(100..=599).contains(&h.expect_status) {
+            out.push(problem(
+                path!["sources", "health", i, "expect_status"],
+                format!("{} is not an HTTP status (100–599)", h.expect_status),
+            ));
+        }
+    }
+    let scrape_names: Vec<&str> = cfg.sources.scrape.iter().map(|s| s.name.as_str()).collect();
+    for (key, v) in [("baseline_target", &cfg.tracks.baseline_target), ("canary_target", &cfg.tracks.canary_target)] {
+        if let Some(t) = v
+            && !scrape_names.contains(&t.as_str())
+        {
+            out.push(unknown_name(path!["tracks", key], "scrape target", t, scrape_names.iter().copied()));
+        }
+    }
+    let direct = cfg.tracks.baseline_target.is_some() && cfg.tracks.canary_target.is_some();
+    let has_prom = cfg.sources.prometheus.is_some();
+
+    // Checks.
+    let mut cnames = std::collections::BTreeSet::new();
+    for (i, c) in cfg.checks.iter().enumerate() {
+        let at = |k: &str| path!["checks", i, k];
+        if !cnames.insert(c.name.clone()) {
+            out.push(problem(at("name"), format!("duplicate check name `{}`", c.name)));
+        }
+        match c.kind {
+            CheckKind::Promql => {
+                if c.query.is_none() {
+                    out.push(problem(at("kind"), "a `promql` check needs `query` (PromQL with {track})"));
+                }
+                if !has_prom {
+                    out.push(problem(at("kind"), "a `promql` check needs [sources.prometheus]"));
+                }
+                if c.min_requests.is_some() && c.requests_query.is_none() {
+                    out.push(problem(at("min_requests"), "with kind `promql`, min_requests needs `requests_query`"));
+                }
+            }
+            CheckKind::ErrorRate | CheckKind::LatencyQuantile => {
+                if c.metric.is_none() {
+                    out.push(problem(at("kind"), "a built-in check needs `metric`"));
+                }
+                if c.query.is_some() {
+                    out.push(problem(at("query"), "`query` is only for kind `promql`"));
+                }
+                if !has_prom && !direct {
+                    out.push(problem(
+                        at("kind"),
+                        "a built-in check needs [sources.prometheus] or tracks.baseline_target and tracks.canary_target",
+                    ));
+                }
+                if c.kind == CheckKind::ErrorRate {
+                    match &c.error_matcher {
+                        None => out.push(problem(at("kind"), "an `error_rate` check needs `error_matcher`, e.g. 'code=~\"5..\"'")),
+                        Some(m) => {
+                            if let Err(e) = crate::sources::scrape::LabelMatcher::parse(m) {
+                                out.push(problem(at("error_matcher"), e));
+                            }
+                        }
+                    }
+                }
+                if c.kind == CheckKind::LatencyQuantile {
+                    match c.quantile {
+                        Some(q) if (0.0..=1.0).contains(&q) => {}
+                        Some(q) => out.push(problem(at("quantile"), format!("{q} is not a ratio between 0 and 1"))),
+                        None => out.push(problem(at("kind"), "a `latency_quantile` check needs `quantile` (0–1)")),
+                    }
+                }
+            }
+        }
+        if c.max.is_none() && c.min.is_none() && c.max_increase.is_none() && c.max_ratio.is_none() {
+            out.push(problem(at("name"), "the check has no condition: set max, min, max_increase or max_ratio"));
+        }
+        for (k, v) in [("max", c.max), ("min", c.min), ("max_increase", c.max_increase), ("max_ratio", c.max_ratio)] {
+            if let Some(v) = v
+                && !v.is_finite()
+            {
+                out.push(problem(at(k), "must be a finite number"));
+            }
+        }
+        if c.interval.is_zero() {
+            out.push(problem(at("interval"), "must be more than 0s"));
+        }
+        if c.inconclusive_limit == 0 {
+            out.push(problem(at("inconclusive_limit"), "must be at least 1"));
+        }
+        for q in [&c.query, &c.requests_query].into_iter().flatten() {
+            if !q.contains("{track}") {
+                out.push(problem(at("query"), "the query has no {track} placeholder, so canary and baseline would read the same series"));
+            }
+        }
+    }
+
+    // Actions.
+    for (name, a) in &cfg.actions {
+        if let Err(e) = a.validate() {
+            out.push(problem(path!["actions", name.as_str()], e));
+        }
+    }
+
+    // Plans and rollback steps.
+    let action_names: Vec<&str> = cfg.actions.keys().map(String::as_str).collect();
+    let check_names: Vec<&str> = cfg.checks.iter().map(|c| c.name.as_str()).collect();
+    let health_names: Vec<&str> = cfg.sources.health.iter().map(|h| h.name.as_str()).collect();
+    let ctx = StepCtx {
+        actions: &action_names,
+        checks: &check_names,
+        health: &health_names,
+    };
+    if cfg.plans.is_empty() {
+        out.push(problem(path![], "no plan defined: add [[plans.NAME.steps]]"));
+    }
+    for (pname, plan) in &cfg.plans {
+        if plan.steps.is_empty() {
+            out.push(problem(path!["plans", pname.as_str()], "the plan has no steps"));
+        }
+        for (i, s) in plan.steps.iter().enumerate() {
+            validate_step(s, path!["plans", pname.as_str(), "steps", i], &ctx, false, &mut out);
+        }
+    }
+    if let Some(dp) = &cfg.default_plan
+        && !cfg.plans.contains_key(dp)
+    {
+        out.push(unknown_name(path!["default_plan"], "plan", dp, cfg.plans.keys().map(String::as_str)));
+    }
+    for (i, s) in cfg.rollback.iter().enumerate() {
+        validate_step(s, path!["rollback", i], &ctx, true, &mut out);
+    }
+    let uses_traffic = cfg.plans.values().any(|p| p.steps.iter().any(|s| s.kind == StepKind::Traffic));
+    if uses_traffic && cfg.rollback.is_empty() {
+        out.push(problem(
+            path![],
+            "the plan shifts traffic but no [[rollback]] steps restore the baseline (e.g. kind = \"traffic\", weight = 0)",
+        ));
+    }
+
+    // Triggers.
+    for (i, t) in cfg.rollback_when.iter().enumerate() {
+        let at = |k: &str| path!["rollback_when", i, k];
+        let set = [t.check.is_some(), t.query.is_some(), t.health.is_some()].iter().filter(|b| **b).count();
+        if set != 1 {
+            out.push(problem(path!["rollback_when", i], "set exactly one of `check`, `query` or `health`"));
+        }
+        if let Some(c) = &t.check
+            && !check_names.contains(&c.as_str())
+        {
+            out.push(unknown_name(at("check"), "check", c, check_names.iter().copied()));
+        }
+        if let Some(h) = &t.health
+            && !health_names.contains(&h.as_str())
+        {
+            out.push(unknown_name(at("health"), "health target", h, health_names.iter().copied()));
+        }
+        if t.query.is_some() {
+            if !has_prom {
+                out.push(problem(at("query"), "a `query` trigger needs [sources.prometheus]"));
+            }
+            if t.max.is_none() && t.min.is_none() {
+                out.push(problem(at("query"), "a `query` trigger needs `max` or `min`"));
+            }
+        }
+    }
+    out
+}
+
+struct StepCtx<'a> {
+    actions: &'a [&'a str],
+    checks: &'a [&'a str],
+    health: &'a [&'a str],
+}
+
+fn validate_step(s: &StepSpec, base: Vec<Seg>, ctx: &StepCtx<'_>, rollback: bool, out: &mut Vec<Problem>) {
+    let at = |k: &str| {
+        let mut p = base.clone();
+        p.push(k.into());
+        p
+    };
+    let not_for = |field: &str, present: bool, out: &mut Vec<Problem>| {
+        if present {
+            out.push(problem(at(field), format!("`{field}` does not apply to a `{}` step", kind_name(s.kind))));
+        }
+    };
+    match s.kind {
+        StepKind::Action => match &s.action {
+            None => out.push(problem(at("kind"), "an `action` step needs `action` (the name of an [actions.NAME])")),
+            Some(a) if !ctx.actions.contains(&a.as_str()) => {
+                out.push(unknown_name(at("action"), "action", a, ctx.actions.iter().copied()))
+            }
+            _ => {}
+        },
+        StepKind::Traffic => {
+            let a = s.action.as_deref().unwrap_or("traffic");
+            if !ctx.actions.contains(&a) {
+                let mut p = unknown_name(
+                    if s.action.is_some() { at("action") } else { at("kind") },
+                    "traffic action",
+                    a,
+                    ctx.actions.iter().copied(),
+                );
+                p.message.push_str(" (a traffic step runs [actions.traffic] unless `action` names another)");
+                out.push(p);
+            }
+            match s.weight {
+                None => out.push(problem(at("kind"), "a `traffic` step needs `weight` (percent 0–100)")),
+                Some(w) if w > 100 => out.push(problem(at("weight"), format!("{w} is not a percentage (0–100)"))),
+                _ => {}
+            }
+        }
+        StepKind::Health => {
+            if s.targets.is_empty() {
+                out.push(problem(at("kind"), "a `health` step needs `targets` (names of [[sources.health]])"));
+            }
+            for (j, t) in s.targets.iter().enumerate() {
+                if !ctx.health.contains(&t.as_str()) {
+                    let mut p = at("targets");
+                    p.push(j.into());
+                    out.push(unknown_name(p, "health target", t, ctx.health.iter().copied()));
+                }
+            }
+            if s.passes == Some(0) {
+                out.push(problem(at("passes"), "must be at least 1"));
+            }
+        }
+        StepKind::Analysis => {
+            if rollback {
+                out.push(problem(at("kind"), "rollback steps cannot be `analysis`: the rollback must not wait on metrics"));
+            }
+            match s.duration {
+                None => out.push(problem(at("kind"), "an `analysis` step needs `duration`, e.g. \"2m\"")),
+                Some(d) if d.is_zero() => out.push(problem(at("duration"), "must be more than 0s")),
+                _ => {}
+            }
+            if ctx.checks.is_empty() {
+                out.push(problem(at("kind"), "an `analysis` step needs at least one [[checks]]"));
+            }
+            for (j, c) in s.checks.iter().enumerate() {
+                if !ctx.checks.contains(&c.as_str()) {
+                    let mut p = at("checks");
+                    p.push(j.into());
+                    out.push(unknown_name(p, "check", c, ctx.checks.iter().copied()));
+                }
+            }
+        }
+        StepKind::Approval => {
+            if rollback {
+                out.push(problem(at("kind"), "rollback steps cannot wait for approval"));
+            }
+        }
+        StepKind::Pause => {}
+    }
+    not_for("weight", s.weight.is_some() && s.kind != StepKind::Traffic, out);
+    not_for("targets", !s.targets.is_empty() && s.kind != StepKind::Health, out);
+    not_for("passes", s.passes.is_some() && s.kind != StepKind::Health, out);
+    not_for("checks", !s.checks.is_empty() && s.kind != StepKind::Analysis, out);
+    not_for(
+        "duration",
+        s.duration.is_some() && !matches!(s.kind, StepKind::Analysis | StepKind::Pause),
+        out,
+    );
+    not_for("message", s.message.is_some() && s.kind != StepKind::Approval, out);
+    not_for(
+        "action",
+        s.action.is_some() && !matches!(s.kind, StepKind::Action | StepKind::Traffic),
+        out,
+    );
+}
+
+/// The config word for a step kind.
+pub fn kind_name(k: StepKind) -> &'static str {
+    match k {
+        StepKind::Action => "action",
+        StepKind::Traffic => "traffic",
+        StepKind::Health => "health",
+        StepKind::Analysis => "analysis",
+        StepKind::Approval => "approval",
+        StepKind::Pause => "pause",
+    }
+}
+
+fn check_url(u: &str, at: Vec<Seg>, out: &mut Vec<Problem>) {
+    match reqwest::Url::parse(u) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => {}
+        Ok(url) => out.push(problem(at, format!("URL scheme `{}` is not http or https", url.scheme()))),
+        Err(e) => out.push(problem(at, format!("not a URL ({e}): {u:?}"))),
+    }
+}

@@ -1,0 +1,1 @@
+//! Command and HTTP actions, timeouts, process groups, output streaming, audit log.

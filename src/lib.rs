@@ -1,0 +1,18 @@
+//! rolldeck — a terminal cockpit for releases and incidents.
+//!
+//! The library holds everything the `rolldeck` binary drives:
+//! [`config`] (TOML schema and validation with `file:line:col` errors),
+//! [`release`] (the pure release engine, canary analysis, journal),
+//! [`sources`] (Prometheus, direct scrape, HTTP health),
+//! [`exec`] (command and HTTP actions, audit log),
+//! [`runtime`] (the I/O around the engine: headless runs, lock, status),
+//! and [`demo`] (the embedded demo environment).
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod demo;
+pub mod exec;
+pub mod redact;
+pub mod release;
+pub mod runtime;
+pub mod sources;

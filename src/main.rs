@@ -1,0 +1,375 @@
+//! The `rolldeck` command line.
+#![forbid(unsafe_code)]
+
+use clap::{Parser, Subcommand};
+use rolldeck::config::{self, Config};
+use rolldeck::release::{Phase, Release, StepStatus};
+use rolldeck::runtime::{self, OutputMode, RunOptions, exit};
+use rolldeck::sources::{SourceStatus, Sources};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// rolldeck — a terminal cockpit for releases and incidents.
+#[derive(Parser, Debug)]
+#[command(name = "rolldeck", version, about, long_about = None)]
+struct Cli {
+    /// Config file (else $ROLLDECK_CONFIG, ./rolldeck.toml, the user config dir).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// State directory for the journal, driver lock and audit log (shared on a bastion).
+    #[arg(long, global = true, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run (or resume) a release: canary steps, analysis, rollback.
+    Run {
+        /// The plan to run (default: default_plan, `default`, or the only one).
+        #[arg(long)]
+        plan: Option<String>,
+        /// One JSON object per line on stdout, no screen.
+        #[arg(long)]
+        headless: bool,
+        /// Approve approval steps automatically.
+        #[arg(long)]
+        yes: bool,
+        /// Resume a paused release.
+        #[arg(long)]
+        resume: bool,
+        /// The version being released (overrides `version` in the config).
+        #[arg(long = "release-version", value_name = "VERSION")]
+        version: Option<String>,
+    },
+    /// Validate the config and probe every source and action binary.
+    Check,
+    /// Where the current (or last) release stands.
+    Status {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Past releases.
+    History {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Poll every source once and print what the cockpit would show.
+    Snapshot {
+        /// As JSON (the only format so far).
+        #[arg(long)]
+        json: bool,
+    },
+    /// The embedded demo: a stable and a canary service, load, Prometheus if found.
+    Demo {
+        /// One JSON object per line on stdout.
+        #[arg(long)]
+        headless: bool,
+        /// What the canary does.
+        #[arg(long, value_enum, default_value_t = rolldeck::demo::Scenario::Good)]
+        scenario: rolldeck::demo::Scenario,
+        /// The prometheus binary (default: search $PATH).
+        #[arg(long, value_name = "PATH")]
+        prometheus: Option<PathBuf>,
+        /// Never start Prometheus; use direct scrape.
+        #[arg(long)]
+        no_prometheus: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ROLLDECK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rolldeck: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::ERROR as u8);
+        }
+    };
+    let code = rt.block_on(async_main(cli));
+    ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+fn load_config(explicit: Option<&Path>) -> Result<Config, i32> {
+    let path = config::discover(explicit).map_err(|e| {
+        eprintln!("rolldeck: {e}");
+        exit::ERROR
+    })?;
+    config::load(&path).map_err(|e| {
+        eprintln!("{e}");
+        exit::ERROR
+    })
+}
+
+async fn async_main(cli: Cli) -> i32 {
+    let result = match cli.command {
+        Cmd::Demo {
+            headless,
+            scenario,
+            prometheus,
+            no_prometheus,
+        } => rolldeck::demo::run_demo(scenario, headless, prometheus, no_prometheus).await,
+        Cmd::Run {
+            plan,
+            headless,
+            yes,
+            resume,
+            version,
+        } => {
+            let cfg = match load_config(cli.config.as_deref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let opts = RunOptions {
+                plan,
+                version,
+                yes,
+                resume,
+                state_dir: cli.state_dir.clone(),
+                output: if headless { OutputMode::Json } else { OutputMode::Text },
+            };
+            runtime::run(&cfg, &opts).await
+        }
+        Cmd::Check => match load_config(cli.config.as_deref()) {
+            Ok(cfg) => Ok(check(&cfg).await),
+            Err(code) => return code,
+        },
+        Cmd::Status { json } => match load_config(cli.config.as_deref()) {
+            Ok(cfg) => status(&cfg, cli.state_dir.as_deref(), json),
+            Err(code) => return code,
+        },
+        Cmd::History { json } => match load_config(cli.config.as_deref()) {
+            Ok(cfg) => history(&cfg, cli.state_dir.as_deref(), json),
+            Err(code) => return code,
+        },
+        Cmd::Snapshot { json: _ } => match load_config(cli.config.as_deref()) {
+            Ok(cfg) => snapshot(&cfg).await,
+            Err(code) => return code,
+        },
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("rolldeck: {e:#}");
+            exit::ERROR
+        }
+    }
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return p.is_file().then_some(p);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Probes of the action binaries (HTTP actions are not sent: they change the world).
+fn action_statuses(cfg: &Config) -> Vec<SourceStatus> {
+    cfg.actions
+        .iter()
+        .map(|(name, a)| match (a.program(), &a.url) {
+            (Some(p), _) => match which(p) {
+                Some(path) => SourceStatus {
+                    source: format!("action:{name}"),
+                    ok: true,
+                    detail: format!("ok: {}", path.display()),
+                    latency_ms: None,
+                },
+                None => SourceStatus {
+                    source: format!("action:{name}"),
+                    ok: false,
+                    detail: format!("command not found: {p}"),
+                    latency_ms: None,
+                },
+            },
+            (None, Some(url)) => SourceStatus {
+                source: format!("action:{name}"),
+                ok: true,
+                detail: format!("HTTP action {} {} (not sent by check)", a.method, url),
+                latency_ms: None,
+            },
+            _ => SourceStatus {
+                source: format!("action:{name}"),
+                ok: false,
+                detail: "neither a command nor a URL".into(),
+                latency_ms: None,
+            },
+        })
+        .collect()
+}
+
+async fn check(cfg: &Config) -> i32 {
+    let redactor = rolldeck::redact::Redactor::new(cfg.secrets.clone());
+    println!(
+        "config ok: service {}, environment {}{}, {} checks, {} actions, plans: {}",
+        cfg.service,
+        cfg.environment.name,
+        if cfg.environment.protected { " (protected)" } else { "" },
+        cfg.checks.len(),
+        cfg.actions.len(),
+        cfg.plans.keys().cloned().collect::<Vec<_>>().join(", ")
+    );
+    let sources = Sources::new(cfg);
+    let mut all = sources.status_all().await;
+    all.extend(action_statuses(cfg));
+    let mut ok = true;
+    for s in &all {
+        ok &= s.ok;
+        let lat = s.latency_ms.map(|l| format!("{l:.0}ms")).unwrap_or_else(|| "-".into());
+        println!(
+            "{:<4} {:<28} {:>7}  {}",
+            if s.ok { "ok" } else { "down" },
+            s.source,
+            lat,
+            redactor.redact(&s.detail)
+        );
+    }
+    if ok { exit::PROMOTED } else { exit::ERROR }
+}
+
+fn step_summary(r: &Release) -> serde_json::Value {
+    serde_json::json!(r.plan.steps.iter().zip(&r.steps).enumerate().map(|(i, (s, run))| serde_json::json!({
+        "step": i, "name": s.name, "kind": s.kind(), "status": run.status,
+        "detail": run.detail, "started_at": run.started_at, "finished_at": run.finished_at,
+    })).collect::<Vec<_>>())
+}
+
+fn phase_words(p: &Phase) -> (String, String) {
+    match p {
+        Phase::Running => ("running".into(), String::new()),
+        Phase::Paused { reason } => ("paused".into(), reason.clone()),
+        Phase::WaitingApproval { message } => ("waiting_approval".into(), message.clone()),
+        Phase::RollingBack { reason } => ("rolling_back".into(), reason.clone()),
+        Phase::Finished { outcome, reason } => (outcome.as_str().into(), reason.clone()),
+    }
+}
+
+fn status(cfg: &Config, state_dir: Option<&Path>, json: bool) -> anyhow::Result<i32> {
+    let Some((r, holder)) = runtime::status(cfg, state_dir)? else {
+        if json {
+            println!("{}", serde_json::json!({"release": null}));
+        } else {
+            println!("no release in the journal for {}", cfg.release_key());
+        }
+        return Ok(exit::PROMOTED);
+    };
+    let now = jiff::Timestamp::now();
+    let (phase, why) = phase_words(&r.phase);
+    let current = r.current_step().map(|s| s.name.clone());
+    let verdicts: Vec<_> = r.checks.values().filter_map(|c| c.last.clone()).collect();
+    if json {
+        let v = serde_json::json!({
+            "release": r.id, "service": r.service, "environment": r.environment, "version": r.version,
+            "plan": r.plan.name, "phase": phase, "reason": why, "current_step": current,
+            "weight": r.weight, "progress": r.progress(), "eta_s": if r.is_finished() { 0.0 } else { r.eta_s(now) },
+            "started_at": r.started_at, "finished_at": r.finished_at,
+            "driver": holder, "steps": step_summary(&r), "verdicts": verdicts,
+        });
+        println!("{v}");
+    } else {
+        println!("release {} ({}) plan {}: {phase}{}", r.id, r.version.as_deref().unwrap_or("-"), r.plan.name,
+            if why.is_empty() { String::new() } else { format!(" — {why}") });
+        println!("canary weight {}%, progress {:.0}%, ETA {:.0}s", r.weight, r.progress() * 100.0,
+            if r.is_finished() { 0.0 } else { r.eta_s(now) });
+        match holder {
+            Some(h) => println!("driver: {h}"),
+            None => println!("driver: none"),
+        }
+        for (i, (s, run)) in r.plan.steps.iter().zip(&r.steps).enumerate() {
+            let mark = match run.status {
+                StepStatus::Passed => "✓",
+                StepStatus::Failed => "✗",
+                StepStatus::Running | StepStatus::WaitingApproval => "▶",
+                StepStatus::Interrupted => "!",
+                StepStatus::Skipped => "»",
+                StepStatus::Pending => "·",
+            };
+            println!("  {mark} {i:>2} {:<22} {:?} {}", s.name, run.status, run.detail);
+        }
+        for v in verdicts {
+            println!("  [{}] {}", v.check, v.reason);
+        }
+    }
+    Ok(exit::PROMOTED)
+}
+
+fn history(cfg: &Config, state_dir: Option<&Path>, json: bool) -> anyhow::Result<i32> {
+    let all = runtime::history(cfg, state_dir)?;
+    let rows: Vec<serde_json::Value> = all
+        .iter()
+        .map(|r| {
+            let (phase, why) = phase_words(&r.phase);
+            let dur = r.finished_at.map(|f| (f.as_millisecond() - r.started_at.as_millisecond()) as f64 / 1000.0);
+            serde_json::json!({"release": r.id, "version": r.version, "plan": r.plan.name,
+                "started_at": r.started_at, "finished_at": r.finished_at, "outcome": phase,
+                "reason": why, "duration_s": dur})
+        })
+        .collect();
+    if json {
+        println!("{}", serde_json::Value::Array(rows));
+    } else if rows.is_empty() {
+        println!("no releases in the journal for {}", cfg.release_key());
+    } else {
+        for r in rows {
+            println!(
+                "{}  {:<12} {:<10} {:>6}  {}",
+                r["started_at"].as_str().unwrap_or("-"),
+                r["outcome"].as_str().unwrap_or("-"),
+                r["version"].as_str().unwrap_or("-"),
+                r["duration_s"].as_f64().map(|d| format!("{d:.0}s")).unwrap_or_else(|| "-".into()),
+                r["release"].as_str().unwrap_or("-"),
+            );
+        }
+    }
+    Ok(exit::PROMOTED)
+}
+
+async fn snapshot(cfg: &Config) -> anyhow::Result<i32> {
+    let redactor = rolldeck::redact::Redactor::new(cfg.secrets.clone());
+    let sources = Sources::new(cfg);
+    let scrapers = sources.spawn_scrapers();
+    let direct = cfg.sources.prometheus.is_none() && !cfg.sources.scrape.is_empty();
+    if direct {
+        // Rates need two scrapes.
+        let wait = cfg.sources.scrape.iter().map(|s| s.interval).max().unwrap_or_default();
+        tokio::time::sleep(wait.min(std::time::Duration::from_secs(10)) + std::time::Duration::from_millis(300)).await;
+    }
+    let status = sources.status_all().await;
+    let mut checks = Vec::new();
+    for c in &cfg.checks {
+        let m = sources.measure(&c.name).await;
+        let track = |r: &rolldeck::release::TrackResult| match r {
+            Ok(x) => serde_json::json!({"value": x.value, "requests": x.requests}),
+            Err(e) => serde_json::json!({"error": e}),
+        };
+        checks.push(serde_json::json!({"check": c.name, "query": m.query,
+            "canary": track(&m.canary), "baseline": track(&m.baseline)}));
+    }
+    for h in scrapers {
+        h.abort();
+    }
+    let v = serde_json::json!({"service": cfg.service, "environment": cfg.environment.name,
+        "protected": cfg.environment.protected, "sources": status, "checks": checks,
+        "containers": null, "migrations": null});
+    println!("{}", redactor.redact(&v.to_string()));
+    Ok(if status.iter().all(|s| s.ok) { exit::PROMOTED } else { exit::ERROR })
+}

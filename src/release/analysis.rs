@@ -1,0 +1,508 @@
+//! Canary analysis: turning one measurement of canary and baseline into a
+//! verdict, with Prometheus alerting-rule `for` semantics.
+//!
+//! Safety rule: **missing data is never a pass.** An error, no sample, NaN or
+//! ±Inf, or too little traffic gives `inconclusive` with the reason.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// One track's reading at one evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reading {
+    /// The value (unit of the check: ratio 0–1 for error rates, seconds for latencies).
+    pub value: f64,
+    /// Requests in the window, when known (compared with `min_requests`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<f64>,
+}
+
+/// One track's result: a reading or the reason there is none (query error,
+/// empty vector, source down, answer not from the Prometheus API …).
+pub type TrackResult = Result<Reading, String>;
+
+/// One evaluation of a check for both tracks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measurement {
+    /// The check's name.
+    pub check: String,
+    /// What was asked (the canary's PromQL, or a description of the direct scrape).
+    pub query: String,
+    /// The canary's result.
+    pub canary: TrackResult,
+    /// The baseline's result.
+    pub baseline: TrackResult,
+}
+
+/// `pass`, `fail` or `inconclusive`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictKind {
+    /// The conditions hold.
+    Pass,
+    /// A condition was violated for the check's `for` duration.
+    Fail,
+    /// No judgement possible (no data, NaN, error, too little traffic), or a
+    /// violation still within its `for` window (`pending`).
+    Inconclusive,
+}
+
+impl VerdictKind {
+    /// `pass` / `fail` / `inconclusive`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerdictKind::Pass => "pass",
+            VerdictKind::Fail => "fail",
+            VerdictKind::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+/// A verdict with everything needed to explain it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// The check's name.
+    pub check: String,
+    /// The verdict.
+    pub verdict: VerdictKind,
+    /// One sentence: why.
+    pub reason: String,
+    /// What was asked.
+    pub query: String,
+    /// The canary's value, if any.
+    pub canary: Option<f64>,
+    /// The baseline's value, if any.
+    pub baseline: Option<f64>,
+    /// The check's conditions, e.g. `canary <= 0.05 and canary - baseline <= 0.01`.
+    pub condition: String,
+    /// Requests in the window: (canary, baseline), when known.
+    pub requests: (Option<f64>, Option<f64>),
+    /// Error text when a track had no reading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// True when a condition is violated but not yet for the `for` duration.
+    #[serde(default)]
+    pub pending: bool,
+    /// When the current violation began (Prometheus `activeAt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub violated_since: Option<Timestamp>,
+    /// When the evaluation happened.
+    pub at: Timestamp,
+}
+
+/// A check as the engine uses it (resolved from the config's `CheckSpec`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckDef {
+    /// Unique name.
+    pub name: String,
+    /// Healthy when canary ≤ max.
+    pub max: Option<f64>,
+    /// Healthy when canary ≥ min.
+    pub min: Option<f64>,
+    /// Healthy when canary − baseline ≤ max_increase.
+    pub max_increase: Option<f64>,
+    /// Healthy when canary / baseline ≤ max_ratio (skipped when baseline is 0).
+    pub max_ratio: Option<f64>,
+    /// Evaluation interval.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Violation duration before `fail`.
+    #[serde(with = "humantime_serde")]
+    pub for_: Duration,
+    /// Passing evaluations an analysis step needs.
+    pub min_samples: u32,
+    /// Requests per track below which an evaluation is inconclusive.
+    pub min_requests: Option<f64>,
+    /// Consecutive inconclusive evaluations before the release pauses.
+    pub inconclusive_limit: u32,
+}
+
+impl CheckDef {
+    /// Whether any condition compares with the baseline.
+    pub fn needs_baseline(&self) -> bool {
+        self.max_increase.is_some() || self.max_ratio.is_some()
+    }
+
+    /// The conditions as text: `canary <= 0.05 and canary - baseline <= 0.01`.
+    pub fn condition_text(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(v) = self.max {
+            parts.push(format!("canary <= {}", fmt_num(v)));
+        }
+        if let Some(v) = self.min {
+            parts.push(format!("canary >= {}", fmt_num(v)));
+        }
+        if let Some(v) = self.max_increase {
+            parts.push(format!("canary - baseline <= {}", fmt_num(v)));
+        }
+        if let Some(v) = self.max_ratio {
+            parts.push(format!("canary / baseline <= {}", fmt_num(v)));
+        }
+        parts.join(" and ")
+    }
+}
+
+/// Per-check evaluation state carried between evaluations.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CheckRun {
+    /// When the current violation began, if one is ongoing.
+    pub violated_since: Option<Timestamp>,
+    /// Inconclusive evaluations in a row (pending ones not counted).
+    pub consecutive_inconclusive: u32,
+    /// Passing evaluations since the current analysis step began.
+    pub passes: u32,
+    /// The last verdict.
+    pub last: Option<Verdict>,
+}
+
+/// Formats a number compactly for reasons (`0.0512`, `1.2e-5`, `250`).
+pub fn fmt_num(v: f64) -> String {
+    if !v.is_finite() {
+        return format!("{v}");
+    }
+    if v == 0.0 {
+        return "0".into();
+    }
+    let a = v.abs();
+    if !(1e-4..1e6).contains(&a) {
+        return format!("{v:.3e}");
+    }
+    let s = format!("{v:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
+fn elapsed(now: Timestamp, since: Timestamp) -> Duration {
+    let ms = now.as_millisecond() - since.as_millisecond();
+    Duration::from_millis(ms.max(0) as u64)
+}
+
+fn usable(r: &TrackResult, track: &str) -> Result<f64, String> {
+    match r {
+        Err(e) => Err(format!("{track}: {e}")),
+        Ok(r) if r.value.is_nan() => Err(format!("{track}: value is NaN (no requests in the window?)")),
+        Ok(r) if !r.value.is_finite() => Err(format!("{track}: value is {}", r.value)),
+        Ok(r) => Ok(r.value),
+    }
+}
+
+/// Judges one measurement against `def`, given the state of previous
+/// evaluations; returns the verdict and the updated state.
+///
+/// Order of judgement: a canary without a usable value, too little traffic,
+/// or (for relative conditions) a baseline without a usable value →
+/// `inconclusive`. Otherwise the conditions are evaluated; a violation that
+/// has lasted `for` (measured from the first violating evaluation, as a
+/// Prometheus alert goes from pending to firing) → `fail`; a shorter one →
+/// `inconclusive` with `pending = true`; none → `pass`.
+pub fn judge(def: &CheckDef, m: &Measurement, prev: &CheckRun, now: Timestamp) -> (Verdict, CheckRun) {
+    let canary_req = m.canary.as_ref().ok().and_then(|r| r.requests);
+    let baseline_req = m.baseline.as_ref().ok().and_then(|r| r.requests);
+    let mut v = Verdict {
+        check: def.name.clone(),
+        verdict: VerdictKind::Inconclusive,
+        reason: String::new(),
+        query: m.query.clone(),
+        canary: m.canary.as_ref().ok().map(|r| r.value),
+        baseline: m.baseline.as_ref().ok().map(|r| r.value),
+        condition: def.condition_text(),
+        requests: (canary_req, baseline_req),
+        error: None,
+        pending: false,
+        violated_since: None,
+        at: now,
+    };
+    let mut run = prev.clone();
+
+    let inconclusive = |mut v: Verdict, mut run: CheckRun, why: String| {
+        v.verdict = VerdictKind::Inconclusive;
+        v.reason = format!("inconclusive: {why}");
+        v.error = Some(why);
+        run.consecutive_inconclusive += 1;
+        // Missing data neither confirms nor clears a violation.
+        v.violated_since = run.violated_since;
+        run.last = Some(v.clone());
+        (v, run)
+    };
+
+    let canary = match usable(&m.canary, "canary") {
+        Ok(c) => c,
+        Err(e) => return inconclusive(v, run, e),
+    };
+    if let Some(min) = def.min_requests {
+        let check_track = |req: Option<f64>, track: &str| match req {
+            None => Err(format!("{track}: request count unknown, cannot check min_requests {}", fmt_num(min))),
+            Some(r) if !r.is_finite() || r < min => Err(format!(
+                "too little traffic: {track} had {} requests in the window, need at least {}",
+                if r.is_finite() { fmt_num(r) } else { "no".into() },
+                fmt_num(min)
+            )),
+            Some(_) => Ok(()),
+        };
+        if let Err(e) = check_track(canary_req, "canary") {
+            return inconclusive(v, run, e);
+        }
+        if def.needs_baseline()
+            && let Err(e) = check_track(baseline_req, "baseline")
+        {
+            return inconclusive(v, run, e);
+        }
+    }
+    let baseline = if def.needs_baseline() {
+        match usable(&m.baseline, "baseline") {
+            Ok(b) => Some(b),
+            Err(e) => return inconclusive(v, run, e),
+        }
+    } else {
+        m.baseline.as_ref().ok().map(|r| r.value).filter(|b| b.is_finite())
+    };
+
+    let mut violations = Vec::new();
+    if let Some(max) = def.max
+        && canary > max
+    {
+        violations.push(format!("canary {} > max {}", fmt_num(canary), fmt_num(max)));
+    }
+    if let Some(min) = def.min
+        && canary < min
+    {
+        violations.push(format!("canary {} < min {}", fmt_num(canary), fmt_num(min)));
+    }
+    let mut notes = Vec::new();
+    if let (Some(inc), Some(b)) = (def.max_increase, baseline)
+        && canary - b > inc
+    {
+        violations.push(format!(
+            "canary {} - baseline {} = {} > max_increase {}",
+            fmt_num(canary),
+            fmt_num(b),
+            fmt_num(canary - b),
+            fmt_num(inc)
+        ));
+    }
+    if let (Some(ratio), Some(b)) = (def.max_ratio, baseline) {
+        if b > 0.0 {
+            if canary / b > ratio {
+                violations.push(format!(
+                    "canary {} / baseline {} = {} > max_ratio {}",
+                    fmt_num(canary),
+                    fmt_num(b),
+                    fmt_num(canary / b),
+                    fmt_num(ratio)
+                ));
+            }
+        } else {
+            notes.push("max_ratio skipped: baseline is 0".to_string());
+        }
+    }
+
+    let counts = match (canary_req, baseline_req) {
+        (Some(c), Some(b)) => format!(" ({} / {} requests)", fmt_num(c), fmt_num(b)),
+        (Some(c), None) => format!(" ({} requests)", fmt_num(c)),
+        _ => String::new(),
+    };
+    run.consecutive_inconclusive = 0;
+    if violations.is_empty() {
+        run.violated_since = None;
+        run.passes += 1;
+        v.verdict = VerdictKind::Pass;
+        v.reason = format!(
+            "pass: canary {}{} within {}{}{}",
+            fmt_num(canary),
+            baseline.map(|b| format!(", baseline {}", fmt_num(b))).unwrap_or_default(),
+            def.condition_text(),
+            counts,
+            if notes.is_empty() { String::new() } else { format!("; {}", notes.join("; ")) }
+        );
+    } else {
+        let since = *run.violated_since.get_or_insert(now);
+        v.violated_since = Some(since);
+        let lasted = elapsed(now, since);
+        if lasted >= def.for_ {
+            v.verdict = VerdictKind::Fail;
+            v.reason = format!(
+                "fail: {}{}{}",
+                violations.join("; "),
+                if def.for_.is_zero() {
+                    String::new()
+                } else {
+                    format!(" for {} (for {})", humantime::format_duration(lasted), humantime::format_duration(def.for_))
+                },
+                counts
+            );
+        } else {
+            v.pending = true;
+            v.verdict = VerdictKind::Inconclusive;
+            v.reason = format!(
+                "pending: {} for {} of {}{}",
+                violations.join("; "),
+                humantime::format_duration(lasted),
+                humantime::format_duration(def.for_),
+                counts
+            );
+        }
+    }
+    run.last = Some(v.clone());
+    (v, run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def() -> CheckDef {
+        CheckDef {
+            name: "error-rate".into(),
+            max: Some(0.05),
+            min: None,
+            max_increase: Some(0.01),
+            max_ratio: None,
+            interval: Duration::from_secs(10),
+            for_: Duration::from_secs(30),
+            min_samples: 1,
+            min_requests: Some(100.0),
+            inconclusive_limit: 3,
+        }
+    }
+
+    fn ok(value: f64, requests: f64) -> TrackResult {
+        Ok(Reading {
+            value,
+            requests: Some(requests),
+        })
+    }
+
+    fn m(canary: TrackResult, baseline: TrackResult) -> Measurement {
+        Measurement {
+            check: "error-rate".into(),
+            query: "q{track=\"canary\"}".into(),
+            canary,
+            baseline,
+        }
+    }
+
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + secs).unwrap()
+    }
+
+    #[test]
+    fn nan_is_inconclusive_not_pass() {
+        let (v, run) = judge(&def(), &m(ok(f64::NAN, 500.0), ok(0.0, 500.0)), &CheckRun::default(), t(0));
+        assert_eq!(v.verdict, VerdictKind::Inconclusive);
+        assert!(v.reason.contains("NaN"), "{}", v.reason);
+        assert_eq!(run.consecutive_inconclusive, 1);
+        assert_eq!(run.passes, 0);
+    }
+
+    #[test]
+    fn query_error_and_empty_vector_are_inconclusive_with_the_error() {
+        for err in ["empty vector: no series matched", "bad_data: parse error at char 5"] {
+            let (v, _) = judge(&def(), &m(Err(err.into()), ok(0.0, 500.0)), &CheckRun::default(), t(0));
+            assert_eq!(v.verdict, VerdictKind::Inconclusive);
+            assert!(v.reason.contains(err), "{}", v.reason);
+            assert_eq!(v.error.as_deref(), Some(format!("canary: {err}").as_str()));
+        }
+    }
+
+    #[test]
+    fn baseline_missing_is_inconclusive_for_relative_conditions_only() {
+        let (v, _) = judge(&def(), &m(ok(0.0, 500.0), Err("down".into())), &CheckRun::default(), t(0));
+        assert_eq!(v.verdict, VerdictKind::Inconclusive);
+        let mut absolute = def();
+        absolute.max_increase = None;
+        absolute.min_requests = None;
+        let (v, _) = judge(&absolute, &m(ok(0.0, 500.0), Err("down".into())), &CheckRun::default(), t(0));
+        assert_eq!(v.verdict, VerdictKind::Pass, "{}", v.reason);
+    }
+
+    #[test]
+    fn low_traffic_is_inconclusive() {
+        let (v, _) = judge(&def(), &m(ok(0.0, 12.0), ok(0.0, 500.0)), &CheckRun::default(), t(0));
+        assert_eq!(v.verdict, VerdictKind::Inconclusive);
+        assert!(v.reason.contains("too little traffic: canary had 12 requests"), "{}", v.reason);
+        let mut no_count = def();
+        no_count.max_increase = None;
+        let (v, _) = judge(
+            &no_count,
+            &m(Ok(Reading { value: 0.0, requests: None }), ok(0.0, 1.0)),
+            &CheckRun::default(),
+            t(0),
+        );
+        assert_eq!(v.verdict, VerdictKind::Inconclusive);
+    }
+
+    #[test]
+    fn violation_fails_only_after_for_duration() {
+        let d = def();
+        let bad = m(ok(0.10, 500.0), ok(0.001, 500.0));
+        let (v1, r1) = judge(&d, &bad, &CheckRun::default(), t(0));
+        assert_eq!(v1.verdict, VerdictKind::Inconclusive);
+        assert!(v1.pending);
+        assert_eq!(r1.consecutive_inconclusive, 0, "pending does not count as inconclusive");
+        let (v2, r2) = judge(&d, &bad, &r1, t(20));
+        assert!(v2.pending);
+        let (v3, _) = judge(&d, &bad, &r2, t(30));
+        assert_eq!(v3.verdict, VerdictKind::Fail);
+        assert!(v3.reason.contains("canary 0.1 > max 0.05"), "{}", v3.reason);
+        assert!(v3.reason.contains("max_increase 0.01"), "{}", v3.reason);
+        assert_eq!(v3.violated_since, Some(t(0)));
+    }
+
+    #[test]
+    fn recovery_resets_the_for_window() {
+        let d = def();
+        let bad = m(ok(0.10, 500.0), ok(0.0, 500.0));
+        let good = m(ok(0.0, 500.0), ok(0.0, 500.0));
+        let (_, r1) = judge(&d, &bad, &CheckRun::default(), t(0));
+        let (v2, r2) = judge(&d, &good, &r1, t(10));
+        assert_eq!(v2.verdict, VerdictKind::Pass);
+        assert_eq!(r2.violated_since, None);
+        let (v3, r3) = judge(&d, &bad, &r2, t(20));
+        assert!(v3.pending);
+        let (v4, _) = judge(&d, &bad, &r3, t(45));
+        assert!(v4.pending, "only 25 s of violation since the recovery");
+    }
+
+    #[test]
+    fn for_zero_fails_at_once_and_ratio_is_checked() {
+        let d = CheckDef {
+            name: "p95".into(),
+            max: None,
+            min: None,
+            max_increase: None,
+            max_ratio: Some(1.5),
+            interval: Duration::from_secs(5),
+            for_: Duration::ZERO,
+            min_samples: 1,
+            min_requests: None,
+            inconclusive_limit: 3,
+        };
+        let (v, _) = judge(&d, &m(ok(0.6, 1.0), ok(0.2, 1.0)), &CheckRun::default(), t(0));
+        assert_eq!(v.verdict, VerdictKind::Fail);
+        assert!(v.reason.contains("= 3 > max_ratio 1.5"), "{}", v.reason);
+        let (v, _) = judge(&d, &m(ok(0.25, 1.0), ok(0.2, 1.0)), &CheckRun::default(), t(0));
+        assert_eq!(v.verdict, VerdictKind::Pass);
+    }
+
+    #[test]
+    fn inconclusive_streak_counts_and_pass_resets_it() {
+        let d = def();
+        let mut run = CheckRun::default();
+        for i in 0..3 {
+            run = judge(&d, &m(Err("no data".into()), ok(0.0, 500.0)), &run, t(i)).1;
+        }
+        assert_eq!(run.consecutive_inconclusive, 3);
+        run = judge(&d, &m(ok(0.0, 500.0), ok(0.0, 500.0)), &run, t(5)).1;
+        assert_eq!(run.consecutive_inconclusive, 0);
+        assert_eq!(run.passes, 1);
+    }
+
+    #[test]
+    fn numbers_format_compactly() {
+        assert_eq!(fmt_num(0.05), "0.05");
+        assert_eq!(fmt_num(250.0), "250");
+        assert_eq!(fmt_num(0.0), "0");
+        assert_eq!(fmt_num(1.23456e-6), "1.235e-6");
+    }
+}

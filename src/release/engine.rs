@@ -1,0 +1,1317 @@
+//! The release engine: a pure state machine, `(state, event, now) -> (state, effects)`.
+//!
+//! No I/O and no clock: the runtime passes `now` and performs the
+//! [`Effect`]s, feeding results back as [`Event`]s. Every event is written
+//! to the journal before its effects run; replaying the journal's events
+//! through [`Release::apply`] rebuilds the state exactly (event sourcing).
+
+use super::analysis::{CheckRun, Measurement, Verdict, VerdictKind, judge};
+use super::plan::{Plan, Step, StepAction, Trigger};
+use crate::config::OnFailure;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How a release ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Every step passed.
+    Promoted,
+    /// The rollback steps ran and all succeeded.
+    RolledBack,
+    /// Stopped without rollback (`on_failure = "abort"` or an operator abort).
+    Aborted,
+    /// The rollback itself failed: a human must act.
+    Failed,
+}
+
+impl Outcome {
+    /// `promoted`, `rolled_back`, `aborted`, `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Promoted => "promoted",
+            Outcome::RolledBack => "rolled_back",
+            Outcome::Aborted => "aborted",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// Where the release stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum Phase {
+    /// Steps are running.
+    Running,
+    /// Waiting for a human; `reason` says why.
+    Paused {
+        /// Why.
+        reason: String,
+    },
+    /// An approval step waits.
+    WaitingApproval {
+        /// What is asked.
+        message: String,
+    },
+    /// The rollback steps run.
+    RollingBack {
+        /// Why the rollback started.
+        reason: String,
+    },
+    /// Done.
+    Finished {
+        /// How it ended.
+        outcome: Outcome,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A step's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    /// Not started.
+    Pending,
+    /// In progress.
+    Running,
+    /// Waiting for approval.
+    WaitingApproval,
+    /// Done, successfully.
+    Passed,
+    /// Done, unsuccessfully.
+    Failed,
+    /// Skipped by a promotion.
+    Skipped,
+    /// Started, then rolldeck was killed before it finished.
+    Interrupted,
+}
+
+/// The live state of one step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRun {
+    /// State.
+    pub status: StepStatus,
+    /// When it started (latest attempt).
+    pub started_at: Option<Timestamp>,
+    /// When it finished.
+    pub finished_at: Option<Timestamp>,
+    /// What it waits for / how it ended, in words.
+    pub detail: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// Analysis/pause: when the window ends; health: the deadline.
+    pub deadline: Option<Timestamp>,
+}
+
+impl StepRun {
+    fn new() -> Self {
+        Self {
+            status: StepStatus::Pending,
+            started_at: None,
+            finished_at: None,
+            detail: String::new(),
+            attempts: 0,
+            deadline: None,
+        }
+    }
+}
+
+/// Which step list a step belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRef {
+    /// True for a `[[rollback]]` step.
+    pub rollback: bool,
+    /// Index in its list.
+    pub index: usize,
+}
+
+/// Per-target health state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HealthRun {
+    /// Passing probes in a row.
+    pub consecutive_ok: u32,
+    /// Failing probes in a row.
+    pub consecutive_fail: u32,
+    /// The last probe: ok and detail.
+    pub last: Option<(bool, String)>,
+    /// When the last probe answered.
+    pub last_at: Option<Timestamp>,
+}
+
+/// An operator command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    /// Pass the waiting approval step.
+    Approve,
+    /// Pause progression (checks and triggers keep running).
+    Pause,
+    /// Continue after a pause (restarts the current analysis/health/pause step).
+    Resume,
+    /// Skip the current step.
+    Promote,
+    /// Skip every remaining gate (analysis, pause, approval, health); actions
+    /// and traffic steps still run, so the plan ends at its final weight.
+    PromoteFull,
+    /// Run a failed or interrupted step again.
+    Retry,
+    /// Start the rollback steps.
+    Rollback,
+    /// Stop without running the rollback steps.
+    Abort,
+}
+
+/// Who issued a command, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Issued {
+    /// The command.
+    #[serde(flatten)]
+    pub command: Command,
+    /// Operator, e.g. `alice@bastion (ssh 10.0.0.5)`.
+    pub operator: String,
+    /// Optional reason (recorded in the audit log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Everything that can happen to a release. Journaled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A new release.
+    Start {
+        /// Release id.
+        id: String,
+        /// Service.
+        service: String,
+        /// Environment name.
+        environment: String,
+        /// Version being released.
+        version: Option<String>,
+        /// The resolved plan.
+        plan: Box<Plan>,
+    },
+    /// Time passed (journaled only when it changed something).
+    Tick,
+    /// An action finished (`run` matches [`Effect::RunAction::run`]).
+    ActionFinished {
+        /// Run id.
+        run: u64,
+        /// Success.
+        ok: bool,
+        /// In words.
+        detail: String,
+    },
+    /// A check was measured.
+    Measured(Measurement),
+    /// A health target was probed.
+    Probed {
+        /// Target.
+        target: String,
+        /// Success.
+        ok: bool,
+        /// In words (status, latency, error).
+        detail: String,
+    },
+    /// An operator command.
+    Command(Issued),
+    /// rolldeck restarted and resumes this release from the journal.
+    Resumed,
+}
+
+/// What the engine asks the runtime to do.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "effect", rename_all = "snake_case")]
+pub enum Effect {
+    /// Run a named action with these placeholder values; answer with
+    /// [`Event::ActionFinished`] carrying `run`.
+    RunAction {
+        /// Run id.
+        run: u64,
+        /// The step it belongs to.
+        step: StepRef,
+        /// Step name.
+        step_name: String,
+        /// Action name.
+        action: String,
+        /// Placeholder values (`weight`, `version`, …).
+        vars: BTreeMap<String, String>,
+        /// Why (for the audit log).
+        reason: Option<String>,
+    },
+    /// Kill a running action; it still answers with `ActionFinished`.
+    CancelAction {
+        /// Run id.
+        run: u64,
+    },
+    /// Measure a check for both tracks; answer with [`Event::Measured`].
+    Measure {
+        /// Check name.
+        check: String,
+    },
+    /// Probe a health target; answer with [`Event::Probed`].
+    Probe {
+        /// Target name.
+        target: String,
+    },
+    /// Report something (headless JSON line, log, screen).
+    Notify(Notice),
+}
+
+/// Something worth reporting. Serialized as the headless JSON lines' payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Notice {
+    /// A release started.
+    ReleaseStarted {
+        /// Release id.
+        release: String,
+        /// Plan name.
+        plan: String,
+        /// Version.
+        version: Option<String>,
+        /// Step count.
+        steps: usize,
+    },
+    /// A step started.
+    StepStarted {
+        /// Step index (rollback steps are counted separately).
+        step: usize,
+        /// Name.
+        name: String,
+        /// Kind.
+        kind: String,
+        /// A rollback step?
+        rollback: bool,
+    },
+    /// A step ended.
+    StepFinished {
+        /// Step index.
+        step: usize,
+        /// Name.
+        name: String,
+        /// Final status.
+        status: StepStatus,
+        /// Details.
+        detail: String,
+        /// A rollback step?
+        rollback: bool,
+    },
+    /// A verdict.
+    Verdict(Verdict),
+    /// A health probe result that changed the target's state.
+    Health {
+        /// Target.
+        target: String,
+        /// Success.
+        ok: bool,
+        /// Details.
+        detail: String,
+    },
+    /// The traffic weight changed.
+    Traffic {
+        /// Canary percent 0–100.
+        weight: u8,
+    },
+    /// An approval is needed.
+    ApprovalRequired {
+        /// The question.
+        message: String,
+    },
+    /// The release paused.
+    Paused {
+        /// Why.
+        reason: String,
+    },
+    /// The release continues.
+    Resumed {
+        /// Who or what.
+        by: String,
+    },
+    /// The rollback started.
+    RollbackStarted {
+        /// Why.
+        reason: String,
+    },
+    /// The release ended.
+    ReleaseFinished {
+        /// How.
+        outcome: Outcome,
+        /// Why.
+        reason: String,
+        /// Seconds since the start.
+        duration_s: f64,
+    },
+}
+
+/// The state of one release.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Release {
+    /// Release id.
+    pub id: String,
+    /// Service.
+    pub service: String,
+    /// Environment.
+    pub environment: String,
+    /// Version.
+    pub version: Option<String>,
+    /// The plan.
+    pub plan: Plan,
+    /// Start time.
+    pub started_at: Timestamp,
+    /// Where it stands.
+    pub phase: Phase,
+    /// Index of the current plan step (== steps.len() when all done).
+    pub current: usize,
+    /// Per plan step.
+    pub steps: Vec<StepRun>,
+    /// Index of the current rollback step.
+    pub rollback_current: usize,
+    /// Per rollback step.
+    pub rollback_steps: Vec<StepRun>,
+    /// Whether a rollback step failed.
+    pub rollback_failed: bool,
+    /// Current canary weight, percent 0–100 (as last set successfully).
+    pub weight: u8,
+    /// Per check.
+    pub checks: BTreeMap<String, CheckRun>,
+    /// Per health target.
+    pub health: BTreeMap<String, HealthRun>,
+    /// Next time each check / target is due (`check:NAME`, `health:NAME`).
+    pub due: BTreeMap<String, Timestamp>,
+    /// Measurements / probes asked for and not yet answered.
+    pub inflight: Vec<String>,
+    /// The running action: (run id, step).
+    pub running_action: Option<(u64, StepRef)>,
+    /// Rollback waiting for a cancelled action to answer.
+    pub rollback_pending: Option<String>,
+    /// Next run id.
+    pub next_run: u64,
+    /// When it ended.
+    pub finished_at: Option<Timestamp>,
+}
+
+fn add(t: Timestamp, d: Duration) -> Timestamp {
+    t.checked_add(jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX))
+        .unwrap_or(t)
+}
+
+fn secs_between(a: Timestamp, b: Timestamp) -> f64 {
+    (b.as_millisecond() - a.as_millisecond()) as f64 / 1000.0
+}
+
+/// The outcome of applying one event.
+pub type Effects = Vec<Effect>;
+
+impl Release {
+    /// Starts a release from an [`Event::Start`]; any other event → `None`.
+    pub fn start(event: &Event, now: Timestamp) -> Option<(Release, Effects)> {
+        let Event::Start {
+            id,
+            service,
+            environment,
+            version,
+            plan,
+        } = event
+        else {
+            return None;
+        };
+        let mut r = Release {
+            id: id.clone(),
+            service: service.clone(),
+            environment: environment.clone(),
+            version: version.clone(),
+            plan: (**plan).clone(),
+            started_at: now,
+            phase: Phase::Running,
+            current: 0,
+            steps: plan.steps.iter().map(|_| StepRun::new()).collect(),
+            rollback_current: 0,
+            rollback_steps: plan.rollback.iter().map(|_| StepRun::new()).collect(),
+            rollback_failed: false,
+            weight: 0,
+            checks: plan.checks.keys().map(|k| (k.clone(), CheckRun::default())).collect(),
+            health: BTreeMap::new(),
+            due: BTreeMap::new(),
+            inflight: Vec::new(),
+            running_action: None,
+            rollback_pending: None,
+            next_run: 1,
+            finished_at: None,
+        };
+        let mut fx = vec![Effect::Notify(Notice::ReleaseStarted {
+            release: id.clone(),
+            plan: plan.name.clone(),
+            version: version.clone(),
+            steps: plan.steps.len(),
+        })];
+        r.begin_step(now, &mut fx);
+        r.schedule(now, &mut fx);
+        Some((r, fx))
+    }
+
+    /// Whether the release has ended.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.phase, Phase::Finished { .. })
+    }
+
+    /// Whether it waits for a human (paused or approval) with nothing running.
+    pub fn waits_for_human(&self) -> bool {
+        matches!(self.phase, Phase::Paused { .. } | Phase::WaitingApproval { .. })
+            && self.running_action.is_none()
+    }
+
+    /// The current plan step, if any.
+    pub fn current_step(&self) -> Option<&Step> {
+        self.plan.steps.get(self.current)
+    }
+
+    /// Progress through the plan, ratio 0–1 (passed or skipped steps / all).
+    pub fn progress(&self) -> f64 {
+        if self.steps.is_empty() {
+            return 1.0;
+        }
+        let done = self
+            .steps
+            .iter()
+            .filter(|s| matches!(s.status, StepStatus::Passed | StepStatus::Skipped))
+            .count();
+        done as f64 / self.steps.len() as f64
+    }
+
+    /// Seconds of plan left if every step takes its configured time
+    /// (analysis and pause durations; other steps count 0), from `now`.
+    pub fn eta_s(&self, now: Timestamp) -> f64 {
+        let mut s = 0.0;
+        for (i, step) in self.plan.steps.iter().enumerate().skip(self.current) {
+            let d = match &step.action {
+                StepAction::Analysis { duration, .. } => duration.as_secs_f64(),
+                StepAction::Pause { duration: Some(d) } => d.as_secs_f64(),
+                _ => 0.0,
+            };
+            if i == self.current
+                && let Some(deadline) = self.steps[i].deadline
+            {
+                s += secs_between(now, deadline).max(0.0);
+                continue;
+            }
+            s += d;
+        }
+        s
+    }
+
+    /// Applies one event at `now`: mutates the state and returns the effects.
+    pub fn apply(&mut self, event: &Event, now: Timestamp) -> Effects {
+        let mut fx = Vec::new();
+        if self.is_finished() {
+            return fx;
+        }
+        match event {
+            Event::Start { .. } => {}
+            Event::Tick => {}
+            Event::ActionFinished { run, ok, detail } => self.on_action_finished(*run, *ok, detail, now, &mut fx),
+            Event::Measured(m) => self.on_measured(m, now, &mut fx),
+            Event::Probed { target, ok, detail } => self.on_probed(target, *ok, detail, now, &mut fx),
+            Event::Command(c) => self.on_command(c, now, &mut fx),
+            Event::Resumed => self.on_resumed(now, &mut fx),
+        }
+        if !self.is_finished() {
+            self.on_time(now, &mut fx);
+            self.schedule(now, &mut fx);
+        }
+        fx
+    }
+
+    // ----- scheduling -------------------------------------------------
+
+    /// Checks and health targets that must be evaluated now.
+    fn active(&self) -> (Vec<String>, Vec<String>) {
+        let mut checks = Vec::new();
+        let mut targets = Vec::new();
+        let live = matches!(
+            self.phase,
+            Phase::Running | Phase::Paused { .. } | Phase::WaitingApproval { .. }
+        );
+        if live {
+            for t in &self.plan.triggers {
+                match t {
+                    Trigger::Check { check, .. } => checks.push(check.clone()),
+                    Trigger::Health { target, .. } => targets.push(target.clone()),
+                }
+            }
+        }
+        let current = match &self.phase {
+            Phase::RollingBack { .. } => self
+                .plan
+                .rollback
+                .get(self.rollback_current)
+                .zip(self.rollback_steps.get(self.rollback_current)),
+            Phase::Finished { .. } => None,
+            _ => self.plan.steps.get(self.current).zip(self.steps.get(self.current)),
+        };
+        if let Some((step, run)) = current
+            && run.status == StepStatus::Running
+        {
+            match &step.action {
+                StepAction::Analysis { checks: c, .. } => checks.extend(c.iter().cloned()),
+                StepAction::Health { targets: t, .. } => targets.extend(t.iter().cloned()),
+                _ => {}
+            }
+        }
+        checks.sort();
+        checks.dedup();
+        targets.sort();
+        targets.dedup();
+        (checks, targets)
+    }
+
+    fn schedule(&mut self, now: Timestamp, fx: &mut Effects) {
+        let (checks, targets) = self.active();
+        for c in checks {
+            let Some(def) = self.plan.checks.get(&c) else { continue };
+            let key = format!("check:{c}");
+            let interval = def.interval;
+            if self.inflight.contains(&key) {
+                continue;
+            }
+            let due = *self.due.entry(key.clone()).or_insert_with(|| add(now, interval));
+            if due <= now {
+                self.due.insert(key.clone(), add(now, interval));
+                self.inflight.push(key);
+                fx.push(Effect::Measure { check: c });
+            }
+        }
+        for t in targets {
+            let key = format!("health:{t}");
+            let interval = self
+                .plan
+                .health_intervals
+                .get(&t)
+                .copied()
+                .unwrap_or(Duration::from_secs(5));
+            if self.inflight.contains(&key) {
+                continue;
+            }
+            let due = *self.due.entry(key.clone()).or_insert(now);
+            if due <= now {
+                self.due.insert(key.clone(), add(now, interval));
+                self.inflight.push(key);
+                fx.push(Effect::Probe { target: t });
+            }
+        }
+    }
+
+    /// The earliest time something is due (for the runtime's sleep).
+    pub fn next_wakeup(&self) -> Option<Timestamp> {
+        let mut next: Option<Timestamp> = None;
+        let mut consider = |t: Timestamp| next = Some(next.map_or(t, |n| n.min(t)));
+        let (checks, targets) = self.active();
+        for c in checks {
+            if let Some(t) = self.due.get(&format!("check:{c}")) {
+                consider(*t);
+            }
+        }
+        for t in targets {
+            if let Some(t) = self.due.get(&format!("health:{t}")) {
+                consider(*t);
+            }
+        }
+        if let Some(run) = self.current_run()
+            && run.status == StepStatus::Running
+            && let Some(d) = run.deadline
+        {
+            consider(d);
+        }
+        next
+    }
+
+    fn current_run(&self) -> Option<&StepRun> {
+        match self.phase {
+            Phase::RollingBack { .. } => self.rollback_steps.get(self.rollback_current),
+            Phase::Finished { .. } => None,
+            _ => self.steps.get(self.current),
+        }
+    }
+
+    // ----- steps ------------------------------------------------------
+
+    fn vars(&self, step_name: &str, weight: Option<u8>, reason: Option<&str>) -> BTreeMap<String, String> {
+        let mut v = BTreeMap::new();
+        v.insert("service".into(), self.service.clone());
+        v.insert("environment".into(), self.environment.clone());
+        v.insert("release".into(), self.id.clone());
+        v.insert("version".into(), self.version.clone().unwrap_or_default());
+        v.insert("step".into(), step_name.to_string());
+        v.insert("weight".into(), weight.unwrap_or(self.weight).to_string());
+        v.insert("reason".into(), reason.unwrap_or_default().to_string());
+        v
+    }
+
+    /// Starts the step at the current index of the current list; finishes
+    /// the release when the list is done.
+    fn begin_step(&mut self, now: Timestamp, fx: &mut Effects) {
+        let rollback = matches!(self.phase, Phase::RollingBack { .. });
+        if !rollback {
+            while self.steps.get(self.current).is_some_and(|r| r.status == StepStatus::Skipped) {
+                self.current += 1;
+            }
+        }
+        let index = if rollback { self.rollback_current } else { self.current };
+        let list = if rollback { &self.plan.rollback } else { &self.plan.steps };
+        let Some(step) = list.get(index).cloned() else {
+            if rollback {
+                let reason = match &self.phase {
+                    Phase::RollingBack { reason } => reason.clone(),
+                    _ => String::new(),
+                };
+                let outcome = if self.rollback_failed { Outcome::Failed } else { Outcome::RolledBack };
+                let reason = if self.rollback_failed {
+                    format!("{reason}; a rollback step failed")
+                } else {
+                    reason
+                };
+                self.finish(outcome, reason, now, fx);
+            } else {
+                self.finish(Outcome::Promoted, "every step passed".into(), now, fx);
+            }
+            return;
+        };
+        let sref = StepRef { rollback, index };
+        {
+            let run = self.run_mut(sref);
+            run.status = StepStatus::Running;
+            run.started_at = Some(now);
+            run.finished_at = None;
+            run.attempts += 1;
+            run.deadline = None;
+            run.detail.clear();
+        }
+        fx.push(Effect::Notify(Notice::StepStarted {
+            step: index,
+            name: step.name.clone(),
+            kind: step.kind().into(),
+            rollback,
+        }));
+        let reason = match &self.phase {
+            Phase::RollingBack { reason } => Some(reason.clone()),
+            _ => None,
+        };
+        match &step.action {
+            StepAction::Action { action } => {
+                let run = self.next_run;
+                self.next_run += 1;
+                self.running_action = Some((run, sref));
+                self.run_mut(sref).detail = format!("running action {action}");
+                fx.push(Effect::RunAction {
+                    run,
+                    step: sref,
+                    step_name: step.name.clone(),
+                    action: action.clone(),
+                    vars: self.vars(&step.name, None, reason.as_deref()),
+                    reason,
+                });
+            }
+            StepAction::Traffic { action, weight } => {
+                let run = self.next_run;
+                self.next_run += 1;
+                self.running_action = Some((run, sref));
+                self.run_mut(sref).detail = format!("setting canary weight {weight}%");
+                fx.push(Effect::RunAction {
+                    run,
+                    step: sref,
+                    step_name: step.name.clone(),
+                    action: action.clone(),
+                    vars: self.vars(&step.name, Some(*weight), reason.as_deref()),
+                    reason,
+                });
+            }
+            StepAction::Health { targets, passes, timeout } => {
+                for t in targets {
+                    let h = self.health.entry(t.clone()).or_default();
+                    h.consecutive_ok = 0;
+                    self.due.insert(format!("health:{t}"), now);
+                }
+                let run = self.run_mut(sref);
+                run.deadline = Some(add(now, *timeout));
+                run.detail = format!("waiting for {passes} passes of {}", targets.join(", "));
+            }
+            StepAction::Analysis { checks, duration } => {
+                for c in checks {
+                    let cr = self.checks.entry(c.clone()).or_default();
+                    cr.passes = 0;
+                    cr.consecutive_inconclusive = 0;
+                    if let Some(def) = self.plan.checks.get(c) {
+                        // First evaluation one interval after the step starts,
+                        // so the window holds data from the new weight.
+                        self.due.insert(format!("check:{c}"), add(now, def.interval));
+                    }
+                }
+                let run = self.run_mut(sref);
+                run.deadline = Some(add(now, *duration));
+                run.detail = format!("analysing {}", checks.join(", "));
+            }
+            StepAction::Approval { message } => {
+                let run = self.run_mut(sref);
+                run.status = StepStatus::WaitingApproval;
+                run.detail = format!("waiting for approval: {message}");
+                self.phase = Phase::WaitingApproval {
+                    message: message.clone(),
+                };
+                fx.push(Effect::Notify(Notice::ApprovalRequired {
+                    message: message.clone(),
+                }));
+            }
+            StepAction::Pause { duration } => match duration {
+                Some(d) => {
+                    let run = self.run_mut(sref);
+                    run.deadline = Some(add(now, *d));
+                    run.detail = format!("pausing {}", humantime::format_duration(*d));
+                }
+                None => {
+                    self.run_mut(sref).detail = "waiting for resume".into();
+                    self.pause(format!("plan step `{}`: resume to continue", step.name), fx);
+                }
+            },
+        }
+    }
+
+    fn run_mut(&mut self, s: StepRef) -> &mut StepRun {
+        if s.rollback {
+            &mut self.rollback_steps[s.index]
+        } else {
+            &mut self.steps[s.index]
+        }
+    }
+
+    fn step_def(&self, s: StepRef) -> &Step {
+        if s.rollback {
+            &self.plan.rollback[s.index]
+        } else {
+            &self.plan.steps[s.index]
+        }
+    }
+
+    fn end_step(&mut self, s: StepRef, status: StepStatus, detail: String, now: Timestamp, fx: &mut Effects) {
+        let name = self.step_def(s).name.clone();
+        let run = self.run_mut(s);
+        run.status = status;
+        run.finished_at = Some(now);
+        run.deadline = None;
+        run.detail = detail.clone();
+        fx.push(Effect::Notify(Notice::StepFinished {
+            step: s.index,
+            name,
+            status,
+            detail,
+            rollback: s.rollback,
+        }));
+    }
+
+    /// The current step passed: move on (unless paused).
+    fn pass_step(&mut self, s: StepRef, detail: String, now: Timestamp, fx: &mut Effects) {
+        self.end_step(s, StepStatus::Passed, detail, now, fx);
+        self.advance(now, fx);
+    }
+
+    fn advance(&mut self, now: Timestamp, fx: &mut Effects) {
+        match self.phase {
+            Phase::RollingBack { .. } => {
+                self.rollback_current += 1;
+                self.begin_step(now, fx);
+            }
+            Phase::Running => {
+                self.current += 1;
+                self.begin_step(now, fx);
+            }
+            _ => {}
+        }
+    }
+
+    fn fail_step(&mut self, s: StepRef, detail: String, now: Timestamp, fx: &mut Effects) {
+        self.end_step(s, StepStatus::Failed, detail.clone(), now, fx);
+        if s.rollback {
+            // Keep restoring the baseline: the remaining rollback steps still run.
+            self.rollback_failed = true;
+            self.advance(now, fx);
+            return;
+        }
+        let step = self.step_def(s).clone();
+        let reason = format!("step `{}` failed: {detail}", step.name);
+        match step.on_failure {
+            OnFailure::Rollback => self.start_rollback(reason, now, fx),
+            OnFailure::Pause => self.pause(reason, fx),
+            OnFailure::Abort => self.finish(Outcome::Aborted, reason, now, fx),
+        }
+    }
+
+    fn pause(&mut self, reason: String, fx: &mut Effects) {
+        if matches!(self.phase, Phase::Paused { .. }) {
+            return;
+        }
+        self.phase = Phase::Paused { reason: reason.clone() };
+        fx.push(Effect::Notify(Notice::Paused { reason }));
+    }
+
+    fn start_rollback(&mut self, reason: String, now: Timestamp, fx: &mut Effects) {
+        if matches!(self.phase, Phase::RollingBack { .. } | Phase::Finished { .. }) || self.rollback_pending.is_some() {
+            return;
+        }
+        // A plan step's action still running must end first: two traffic
+        // commands racing would leave the weight undefined.
+        if let Some((run, s)) = self.running_action
+            && !s.rollback
+        {
+            self.rollback_pending = Some(reason);
+            fx.push(Effect::CancelAction { run });
+            return;
+        }
+        self.begin_rollback(reason, now, fx);
+    }
+
+    fn begin_rollback(&mut self, reason: String, now: Timestamp, fx: &mut Effects) {
+        // Close the plan step in progress.
+        if let Some(run) = self.steps.get(self.current)
+            && matches!(run.status, StepStatus::Running | StepStatus::WaitingApproval)
+        {
+            let s = StepRef {
+                rollback: false,
+                index: self.current,
+            };
+            self.end_step(s, StepStatus::Failed, format!("stopped: rollback ({reason})"), now, fx);
+        }
+        self.phase = Phase::RollingBack { reason: reason.clone() };
+        fx.push(Effect::Notify(Notice::RollbackStarted { reason }));
+        self.rollback_current = 0;
+        self.begin_step(now, fx);
+    }
+
+    fn finish(&mut self, outcome: Outcome, reason: String, now: Timestamp, fx: &mut Effects) {
+        if let Some((run, _)) = self.running_action.take() {
+            fx.push(Effect::CancelAction { run });
+        }
+        self.phase = Phase::Finished {
+            outcome,
+            reason: reason.clone(),
+        };
+        self.finished_at = Some(now);
+        self.inflight.clear();
+        fx.push(Effect::Notify(Notice::ReleaseFinished {
+            outcome,
+            reason,
+            duration_s: secs_between(self.started_at, now),
+        }));
+    }
+
+    // ----- events -----------------------------------------------------
+
+    fn on_action_finished(&mut self, run: u64, ok: bool, detail: &str, now: Timestamp, fx: &mut Effects) {
+        let Some((expected, s)) = self.running_action else { return };
+        if expected != run {
+            return;
+        }
+        self.running_action = None;
+        if let Some(reason) = self.rollback_pending.take() {
+            let status = if ok { StepStatus::Passed } else { StepStatus::Failed };
+            self.end_step(s, status, format!("{detail} (then rollback)"), now, fx);
+            self.begin_rollback(reason, now, fx);
+            return;
+        }
+        let step = self.step_def(s).clone();
+        if ok {
+            if let StepAction::Traffic { weight, .. } = step.action {
+                self.weight = weight;
+                fx.push(Effect::Notify(Notice::Traffic { weight }));
+            }
+            if matches!(self.phase, Phase::Paused { .. }) {
+                // Paused while the action ran: record, advance on resume.
+                self.end_step(s, StepStatus::Passed, detail.to_string(), now, fx);
+            } else {
+                self.pass_step(s, detail.to_string(), now, fx);
+            }
+        } else {
+            self.fail_step(s, detail.to_string(), now, fx);
+        }
+    }
+
+    fn on_measured(&mut self, m: &Measurement, now: Timestamp, fx: &mut Effects) {
+        let key = format!("check:{}", m.check);
+        self.inflight.retain(|k| k != &key);
+        let Some(def) = self.plan.checks.get(&m.check).cloned() else { return };
+        let prev = self.checks.get(&m.check).cloned().unwrap_or_default();
+        let (verdict, run) = judge(&def, m, &prev, now);
+        self.checks.insert(m.check.clone(), run.clone());
+        fx.push(Effect::Notify(Notice::Verdict(verdict.clone())));
+
+        // Rollback triggers apply in every live phase.
+        if verdict.verdict == VerdictKind::Fail
+            && matches!(
+                self.phase,
+                Phase::Running | Phase::Paused { .. } | Phase::WaitingApproval { .. }
+            )
+            && let Some(name) = self.plan.triggers.iter().find_map(|t| match t {
+                Trigger::Check { name, check } if check == &m.check => Some(name.clone()),
+                _ => None,
+            })
+        {
+            self.start_rollback(format!("rollback_when `{name}`: {}: {}", m.check, verdict.reason), now, fx);
+            return;
+        }
+
+        // Analysis step bookkeeping.
+        let Some(step) = self.plan.steps.get(self.current).cloned() else { return };
+        let StepAction::Analysis { checks, .. } = &step.action else { return };
+        if !checks.contains(&m.check) || self.steps[self.current].status != StepStatus::Running {
+            return;
+        }
+        let s = StepRef {
+            rollback: false,
+            index: self.current,
+        };
+        match verdict.verdict {
+            VerdictKind::Fail if matches!(self.phase, Phase::Running | Phase::Paused { .. }) => {
+                self.fail_step(s, format!("check `{}` {}", m.check, verdict.reason), now, fx);
+            }
+            VerdictKind::Inconclusive
+                if !verdict.pending
+                    && run.consecutive_inconclusive >= def.inconclusive_limit
+                    && matches!(self.phase, Phase::Running) =>
+            {
+                self.steps[self.current].detail = format!("inconclusive: {}", verdict.reason);
+                self.pause(
+                    format!(
+                        "check `{}` inconclusive {} times in a row (inconclusive_limit {}): {}",
+                        m.check, run.consecutive_inconclusive, def.inconclusive_limit, verdict.reason
+                    ),
+                    fx,
+                );
+            }
+            _ => {}
+        }
+    }
+
+    fn on_probed(&mut self, target: &str, ok: bool, detail: &str, now: Timestamp, fx: &mut Effects) {
+        let key = format!("health:{target}");
+        self.inflight.retain(|k| k != &key);
+        let h = self.health.entry(target.to_string()).or_default();
+        let changed = h.last.as_ref().map(|(o, _)| *o) != Some(ok);
+        if ok {
+            h.consecutive_ok += 1;
+            h.consecutive_fail = 0;
+        } else {
+            h.consecutive_ok = 0;
+            h.consecutive_fail += 1;
+        }
+        h.last = Some((ok, detail.to_string()));
+        h.last_at = Some(now);
+        let fails = h.consecutive_fail;
+        if changed {
+            fx.push(Effect::Notify(Notice::Health {
+                target: target.to_string(),
+                ok,
+                detail: detail.to_string(),
+            }));
+        }
+        if !ok
+            && matches!(
+                self.phase,
+                Phase::Running | Phase::Paused { .. } | Phase::WaitingApproval { .. }
+            )
+            && let Some(name) = self.plan.triggers.iter().find_map(|t| match t {
+                Trigger::Health {
+                    name,
+                    target: t,
+                    consecutive_failures,
+                } if t == target && fails >= *consecutive_failures => Some(name.clone()),
+                _ => None,
+            })
+        {
+            self.start_rollback(
+                format!("rollback_when `{name}`: health target {target} failed {fails} probes in a row: {detail}"),
+                now,
+                fx,
+            );
+            return;
+        }
+        self.check_health_step(now, fx);
+    }
+
+    fn check_health_step(&mut self, now: Timestamp, fx: &mut Effects) {
+        let rollback = matches!(self.phase, Phase::RollingBack { .. });
+        if !(rollback || matches!(self.phase, Phase::Running)) {
+            return;
+        }
+        let index = if rollback { self.rollback_current } else { self.current };
+        let s = StepRef { rollback, index };
+        let list = if rollback { &self.plan.rollback } else { &self.plan.steps };
+        let Some(StepAction::Health { targets, passes, .. }) = list.get(index).map(|s| s.action.clone()) else {
+            return;
+        };
+        if self.run_mut(s).status != StepStatus::Running {
+            return;
+        }
+        let counts: Vec<String> = targets
+            .iter()
+            .map(|t| {
+                let n = self.health.get(t).map_or(0, |h| h.consecutive_ok);
+                format!("{t} {}/{passes}", n.min(passes))
+            })
+            .collect();
+        let all = targets
+            .iter()
+            .all(|t| self.health.get(t).is_some_and(|h| h.consecutive_ok >= passes));
+        if all {
+            self.pass_step(s, format!("healthy: {}", counts.join(", ")), now, fx);
+        } else {
+            self.run_mut(s).detail = format!("waiting for passes: {}", counts.join(", "));
+        }
+    }
+
+    /// Step deadlines: analysis windows, pauses and health timeouts.
+    fn on_time(&mut self, now: Timestamp, fx: &mut Effects) {
+        let rollback = matches!(self.phase, Phase::RollingBack { .. });
+        if !(rollback || matches!(self.phase, Phase::Running)) {
+            return;
+        }
+        let index = if rollback { self.rollback_current } else { self.current };
+        let s = StepRef { rollback, index };
+        let list = if rollback { &self.plan.rollback } else { &self.plan.steps };
+        let Some(step) = list.get(index).cloned() else { return };
+        let run = self.run_mut(s);
+        if run.status != StepStatus::Running {
+            return;
+        }
+        let Some(deadline) = run.deadline else { return };
+        if now < deadline {
+            return;
+        }
+        match &step.action {
+            StepAction::Pause { .. } => self.pass_step(s, "pause elapsed".into(), now, fx),
+            StepAction::Health { targets, .. } => {
+                let last: Vec<String> = targets
+                    .iter()
+                    .map(|t| match self.health.get(t).and_then(|h| h.last.clone()) {
+                        Some((ok, d)) => format!("{t}: {} ({d})", if ok { "ok" } else { "failing" }),
+                        None => format!("{t}: no answer"),
+                    })
+                    .collect();
+                self.fail_step(s, format!("health timed out: {}", last.join("; ")), now, fx);
+            }
+            StepAction::Analysis { checks, .. } => {
+                let mut short = Vec::new();
+                for c in checks {
+                    let need = self.plan.checks.get(c).map_or(1, |d| d.min_samples);
+                    let run = self.checks.get(c).cloned().unwrap_or_default();
+                    match &run.last {
+                        Some(v) if v.pending => {
+                            // A violation in its `for` window: wait for it to
+                            // resolve one way or the other.
+                            return;
+                        }
+                        Some(v) if v.verdict == VerdictKind::Pass && run.passes >= need => {}
+                        Some(v) => short.push(format!(
+                            "`{c}` has {} of {need} passing evaluations (last: {})",
+                            run.passes, v.reason
+                        )),
+                        None => short.push(format!("`{c}` was never evaluated")),
+                    }
+                }
+                if short.is_empty() {
+                    let detail = checks
+                        .iter()
+                        .map(|c| {
+                            let p = self.checks.get(c).map_or(0, |r| r.passes);
+                            format!("{c}: {p} pass")
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    self.pass_step(s, format!("analysis passed ({detail})"), now, fx);
+                } else {
+                    let reason = format!("analysis ended without enough data: {}", short.join("; "));
+                    self.run_mut(s).detail = reason.clone();
+                    self.pause(reason, fx);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_command(&mut self, c: &Issued, now: Timestamp, fx: &mut Effects) {
+        let by = &c.operator;
+        let why = c.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+        match c.command {
+            Command::Approve => {
+                if let Phase::WaitingApproval { .. } = self.phase {
+                    self.phase = Phase::Running;
+                    let s = StepRef {
+                        rollback: false,
+                        index: self.current,
+                    };
+                    self.pass_step(s, format!("approved by {by}{why}"), now, fx);
+                }
+            }
+            Command::Pause => {
+                if matches!(self.phase, Phase::Running) {
+                    self.pause(format!("paused by {by}{why}"), fx);
+                }
+            }
+            Command::Resume => {
+                if let Phase::Paused { .. } = self.phase {
+                    self.phase = Phase::Running;
+                    fx.push(Effect::Notify(Notice::Resumed { by: by.clone() }));
+                    self.continue_current(now, fx);
+                }
+            }
+            Command::Retry => {
+                if matches!(self.phase, Phase::Paused { .. } | Phase::Running)
+                    && let Some(run) = self.steps.get(self.current)
+                    && matches!(run.status, StepStatus::Failed | StepStatus::Interrupted)
+                {
+                    self.phase = Phase::Running;
+                    fx.push(Effect::Notify(Notice::Resumed { by: by.clone() }));
+                    self.begin_step(now, fx);
+                }
+            }
+            Command::Promote => {
+                if matches!(
+                    self.phase,
+                    Phase::Running | Phase::Paused { .. } | Phase::WaitingApproval { .. }
+                ) && self.running_action.is_none()
+                    && self.current < self.steps.len()
+                {
+                    self.phase = Phase::Running;
+                    let s = StepRef {
+                        rollback: false,
+                        index: self.current,
+                    };
+                    self.end_step(s, StepStatus::Skipped, format!("promoted by {by}{why}"), now, fx);
+                    self.advance(now, fx);
+                }
+            }
+            Command::PromoteFull => {
+                if matches!(
+                    self.phase,
+                    Phase::Running | Phase::Paused { .. } | Phase::WaitingApproval { .. }
+                ) && self.running_action.is_none()
+                {
+                    self.phase = Phase::Running;
+                    for i in self.current..self.steps.len() {
+                        if !self.plan.steps[i].runs_action() && self.steps[i].status != StepStatus::Passed {
+                            self.steps[i].status = StepStatus::Skipped;
+                            self.steps[i].detail = format!("skipped: full promotion by {by}{why}");
+                        }
+                    }
+                    if let Some(run) = self.steps.get(self.current)
+                        && run.status == StepStatus::Passed
+                    {
+                        self.advance(now, fx);
+                    } else {
+                        self.begin_step(now, fx);
+                    }
+                }
+            }
+            Command::Rollback => {
+                self.start_rollback(format!("rollback by {by}{why}"), now, fx);
+            }
+            Command::Abort => {
+                if !matches!(self.phase, Phase::Finished { .. }) {
+                    self.finish(Outcome::Aborted, format!("aborted by {by}{why}"), now, fx);
+                }
+            }
+        }
+    }
+
+    /// After a pause: advance past a finished step, or restart a waiting one.
+    fn continue_current(&mut self, now: Timestamp, fx: &mut Effects) {
+        let Some(run) = self.steps.get(self.current).cloned() else {
+            self.begin_step(now, fx);
+            return;
+        };
+        match run.status {
+            StepStatus::Passed | StepStatus::Skipped => self.advance(now, fx),
+            StepStatus::Running if self.running_action.is_some() => {}
+            StepStatus::Failed | StepStatus::Interrupted => {
+                // Resume of a failed or interrupted step means: run it again.
+                self.begin_step(now, fx);
+            }
+            _ => self.begin_step(now, fx),
+        }
+    }
+
+    fn on_resumed(&mut self, now: Timestamp, fx: &mut Effects) {
+        self.inflight.clear();
+        for v in self.due.values_mut() {
+            *v = now;
+        }
+        fx.push(Effect::Notify(Notice::Resumed {
+            by: "restart from journal".into(),
+        }));
+        if let Some(reason) = self.rollback_pending.take() {
+            // The cancelled action's answer was lost with the old process.
+            if let Some((_, s)) = self.running_action.take() {
+                self.end_step(s, StepStatus::Interrupted, "interrupted by a restart".into(), now, fx);
+            }
+            self.begin_rollback(reason, now, fx);
+            return;
+        }
+        if let Some((_, s)) = self.running_action.take() {
+            let step = self.step_def(s).clone();
+            if step.idempotent {
+                self.run_mut(s).detail = "re-running after a restart (idempotent)".into();
+                self.restart_in_place(s, now, fx);
+            } else if s.rollback {
+                self.end_step(
+                    s,
+                    StepStatus::Interrupted,
+                    "interrupted by a restart; not idempotent, not re-run".into(),
+                    now,
+                    fx,
+                );
+                self.rollback_failed = true;
+                self.advance(now, fx);
+            } else {
+                self.end_step(
+                    s,
+                    StepStatus::Interrupted,
+                    "interrupted by a restart; not idempotent, not re-run".into(),
+                    now,
+                    fx,
+                );
+                self.pause(
+                    format!(
+                        "step `{}` was interrupted and is not idempotent: check what it did, then retry, promote or roll back",
+                        step.name
+                    ),
+                    fx,
+                );
+            }
+            return;
+        }
+        // Time-based steps restart their window: the old one saw a gap.
+        let rollback = matches!(self.phase, Phase::RollingBack { .. });
+        let index = if rollback { self.rollback_current } else { self.current };
+        let s = StepRef { rollback, index };
+        let list = if rollback { &self.plan.rollback } else { &self.plan.steps };
+        if list.get(index).is_some() && self.run_mut(s).status == StepStatus::Running {
+            self.restart_in_place(s, now, fx);
+        }
+    }
+
+    fn restart_in_place(&mut self, s: StepRef, now: Timestamp, fx: &mut Effects) {
+        let rollback_phase = matches!(self.phase, Phase::RollingBack { .. });
+        if s.rollback == rollback_phase {
+            if s.rollback {
+                self.rollback_current = s.index;
+            } else {
+                self.current = s.index;
+            }
+            self.begin_step(now, fx);
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

@@ -1,0 +1,540 @@
+//! Engine transitions with a fake clock.
+
+use super::*;
+use crate::release::analysis::{CheckDef, Reading};
+use crate::release::journal::{Record, replay};
+use crate::release::plan::{Plan, Step, StepAction, Trigger};
+
+fn t(secs: i64) -> Timestamp {
+    Timestamp::from_second(1_900_000_000 + secs).unwrap()
+}
+
+fn check(name: &str) -> CheckDef {
+    CheckDef {
+        name: name.into(),
+        max: Some(0.05),
+        min: None,
+        max_increase: None,
+        max_ratio: None,
+        interval: Duration::from_secs(10),
+        for_: Duration::from_secs(20),
+        min_samples: 2,
+        min_requests: Some(50.0),
+        inconclusive_limit: 3,
+    }
+}
+
+fn step(name: &str, action: StepAction) -> Step {
+    let idempotent = !matches!(action, StepAction::Action { .. });
+    Step {
+        name: name.into(),
+        action,
+        on_failure: OnFailure::Rollback,
+        idempotent,
+    }
+}
+
+fn plan() -> Plan {
+    Plan {
+        name: "canary".into(),
+        steps: vec![
+            step("migrate", StepAction::Action { action: "migrate".into() }),
+            step(
+                "traffic 5%",
+                StepAction::Traffic {
+                    action: "traffic".into(),
+                    weight: 5,
+                },
+            ),
+            step(
+                "analysis",
+                StepAction::Analysis {
+                    checks: vec!["error-rate".into()],
+                    duration: Duration::from_secs(60),
+                },
+            ),
+            step(
+                "approval",
+                StepAction::Approval {
+                    message: "go to 100%?".into(),
+                },
+            ),
+            step(
+                "traffic 100%",
+                StepAction::Traffic {
+                    action: "traffic".into(),
+                    weight: 100,
+                },
+            ),
+        ],
+        rollback: vec![step(
+            "traffic 0%",
+            StepAction::Traffic {
+                action: "traffic".into(),
+                weight: 0,
+            },
+        )],
+        checks: [("error-rate".to_string(), check("error-rate"))].into(),
+        triggers: vec![],
+        health_intervals: Default::default(),
+    }
+}
+
+fn start(p: Plan) -> (Release, Effects, Vec<Record>) {
+    let ev = Event::Start {
+        id: "r1".into(),
+        service: "checkout".into(),
+        environment: "prod".into(),
+        version: Some("2.0".into()),
+        plan: Box::new(p),
+    };
+    let (r, fx) = Release::start(&ev, t(0)).unwrap();
+    let rec = Record {
+        ts: t(0),
+        release: "r1".into(),
+        event: ev,
+    };
+    (r, fx, vec![rec])
+}
+
+/// Applies and journals an event, like the runtime does.
+fn step_at(r: &mut Release, j: &mut Vec<Record>, ev: Event, at: i64) -> Effects {
+    let fx = r.apply(&ev, t(at));
+    j.push(Record {
+        ts: t(at),
+        release: r.id.clone(),
+        event: ev,
+    });
+    fx
+}
+
+fn run_ids(fx: &Effects) -> Vec<(u64, String, BTreeMap<String, String>)> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::RunAction { run, action, vars, .. } => Some((*run, action.clone(), vars.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn measures(fx: &Effects) -> Vec<String> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Measure { check } => Some(check.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn good(check: &str) -> Event {
+    Event::Measured(Measurement {
+        check: check.into(),
+        query: "q".into(),
+        canary: Ok(Reading {
+            value: 0.01,
+            requests: Some(500.0),
+        }),
+        baseline: Ok(Reading {
+            value: 0.01,
+            requests: Some(5000.0),
+        }),
+    })
+}
+
+fn bad(check: &str) -> Event {
+    Event::Measured(Measurement {
+        check: check.into(),
+        query: "q".into(),
+        canary: Ok(Reading {
+            value: 0.12,
+            requests: Some(500.0),
+        }),
+        baseline: Ok(Reading {
+            value: 0.01,
+            requests: Some(5000.0),
+        }),
+    })
+}
+
+fn no_data(check: &str) -> Event {
+    Event::Measured(Measurement {
+        check: check.into(),
+        query: "q".into(),
+        canary: Err("no data: the query returned an empty vector".into()),
+        baseline: Err("no data: the query returned an empty vector".into()),
+    })
+}
+
+fn done(run: u64, ok: bool) -> Event {
+    Event::ActionFinished {
+        run,
+        ok,
+        detail: if ok { "exit 0".into() } else { "exit 1".into() },
+    }
+}
+
+fn approve() -> Event {
+    Event::Command(Issued {
+        command: Command::Approve,
+        operator: "alice".into(),
+        reason: None,
+    })
+}
+
+/// Drives the plan up to a running analysis step at t=2.
+fn to_analysis() -> (Release, Vec<Record>) {
+    let (mut r, fx, mut j) = start(plan());
+    let runs = run_ids(&fx);
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].1, "migrate");
+    let fx = step_at(&mut r, &mut j, done(runs[0].0, true), 1);
+    let runs = run_ids(&fx);
+    assert_eq!(runs[0].1, "traffic");
+    assert_eq!(runs[0].2["weight"], "5");
+    step_at(&mut r, &mut j, done(runs[0].0, true), 2);
+    assert_eq!(r.weight, 5);
+    assert_eq!(r.current, 2);
+    assert_eq!(r.steps[2].status, StepStatus::Running);
+    (r, j)
+}
+
+#[test]
+fn happy_path_promotes_after_enough_passes_and_approval() {
+    let (mut r, mut j) = to_analysis();
+    // Nothing due before the first interval.
+    assert!(measures(&step_at(&mut r, &mut j, Event::Tick, 5)).is_empty());
+    assert_eq!(measures(&step_at(&mut r, &mut j, Event::Tick, 12)), vec!["error-rate"]);
+    // Not measured twice while in flight.
+    assert!(measures(&step_at(&mut r, &mut j, Event::Tick, 23)).is_empty());
+    step_at(&mut r, &mut j, good("error-rate"), 13);
+    assert_eq!(measures(&step_at(&mut r, &mut j, Event::Tick, 23)), vec!["error-rate"]);
+    step_at(&mut r, &mut j, good("error-rate"), 24);
+    assert_eq!(r.steps[2].status, StepStatus::Running, "window not over");
+    step_at(&mut r, &mut j, Event::Tick, 62);
+    assert_eq!(r.steps[2].status, StepStatus::Passed);
+    assert!(matches!(r.phase, Phase::WaitingApproval { .. }));
+    assert!(r.waits_for_human());
+    let fx = step_at(&mut r, &mut j, approve(), 70);
+    let runs = run_ids(&fx);
+    assert_eq!(runs[0].2["weight"], "100");
+    let fx = step_at(&mut r, &mut j, done(runs[0].0, true), 71);
+    assert!(matches!(
+        r.phase,
+        Phase::Finished {
+            outcome: Outcome::Promoted,
+            ..
+        }
+    ));
+    assert!(fx.iter().any(|e| matches!(
+        e,
+        Effect::Notify(Notice::ReleaseFinished {
+            outcome: Outcome::Promoted,
+            ..
+        })
+    )));
+    // Replaying the journal rebuilds the same state.
+    let replayed = replay(&j);
+    assert_eq!(replayed.len(), 1);
+    assert_eq!(replayed[0], r);
+}
+
+#[test]
+fn failing_check_after_for_rolls_back_with_reason() {
+    let (mut r, mut j) = to_analysis();
+    step_at(&mut r, &mut j, Event::Tick, 12);
+    step_at(&mut r, &mut j, bad("error-rate"), 12);
+    assert_eq!(r.steps[2].status, StepStatus::Running, "pending within `for`");
+    step_at(&mut r, &mut j, Event::Tick, 22);
+    step_at(&mut r, &mut j, bad("error-rate"), 22);
+    assert_eq!(r.steps[2].status, StepStatus::Running);
+    step_at(&mut r, &mut j, Event::Tick, 32);
+    let fx = step_at(&mut r, &mut j, bad("error-rate"), 32);
+    assert_eq!(r.steps[2].status, StepStatus::Failed);
+    let Phase::RollingBack { reason } = &r.phase else {
+        panic!("{:?}", r.phase)
+    };
+    assert!(reason.contains("error-rate"), "{reason}");
+    assert!(reason.contains("canary 0.12 > max 0.05"), "{reason}");
+    let runs = run_ids(&fx);
+    assert_eq!(runs[0].2["weight"], "0");
+    step_at(&mut r, &mut j, done(runs[0].0, true), 33);
+    assert!(matches!(
+        r.phase,
+        Phase::Finished {
+            outcome: Outcome::RolledBack,
+            ..
+        }
+    ));
+    assert_eq!(r.weight, 0);
+}
+
+#[test]
+fn silence_never_promotes_it_pauses() {
+    let (mut r, mut j) = to_analysis();
+    for at in [12, 22, 32] {
+        step_at(&mut r, &mut j, Event::Tick, at);
+        step_at(&mut r, &mut j, no_data("error-rate"), at);
+    }
+    let Phase::Paused { reason } = &r.phase else {
+        panic!("{:?}", r.phase)
+    };
+    assert!(reason.contains("inconclusive 3 times"), "{reason}");
+    assert!(reason.contains("empty vector"), "{reason}");
+    assert_ne!(r.steps[2].status, StepStatus::Passed);
+    // Even after the window ends, nothing advances while paused.
+    step_at(&mut r, &mut j, Event::Tick, 200);
+    assert_eq!(r.current, 2);
+    assert!(r.waits_for_human());
+}
+
+#[test]
+fn window_ending_without_enough_passes_pauses() {
+    let (mut r, mut j) = to_analysis();
+    step_at(&mut r, &mut j, Event::Tick, 12);
+    step_at(&mut r, &mut j, good("error-rate"), 12);
+    step_at(&mut r, &mut j, Event::Tick, 22);
+    step_at(&mut r, &mut j, no_data("error-rate"), 22);
+    step_at(&mut r, &mut j, Event::Tick, 62);
+    let Phase::Paused { reason } = &r.phase else {
+        panic!("{:?}", r.phase)
+    };
+    assert!(reason.contains("1 of 2 passing"), "{reason}");
+}
+
+#[test]
+fn pending_violation_holds_the_step_open_past_its_window() {
+    let (mut r, mut j) = to_analysis();
+    step_at(&mut r, &mut j, Event::Tick, 12);
+    step_at(&mut r, &mut j, good("error-rate"), 12);
+    step_at(&mut r, &mut j, Event::Tick, 22);
+    step_at(&mut r, &mut j, good("error-rate"), 22);
+    step_at(&mut r, &mut j, Event::Tick, 52);
+    step_at(&mut r, &mut j, bad("error-rate"), 52);
+    step_at(&mut r, &mut j, Event::Tick, 63);
+    assert_eq!(r.steps[2].status, StepStatus::Running, "violation pending: no pass");
+    step_at(&mut r, &mut j, bad("error-rate"), 63);
+    step_at(&mut r, &mut j, Event::Tick, 73);
+    step_at(&mut r, &mut j, bad("error-rate"), 73);
+    assert!(matches!(r.phase, Phase::RollingBack { .. }));
+}
+
+#[test]
+fn interrupted_non_idempotent_action_pauses_and_idempotent_reruns() {
+    // Crash while `migrate` (not idempotent) runs.
+    let (r, _fx, j) = start(plan());
+    let mut resumed = replay(&j).pop().unwrap();
+    assert_eq!(resumed, r);
+    let fx = resumed.apply(&Event::Resumed, t(100));
+    assert!(run_ids(&fx).is_empty(), "a non-idempotent step is never re-run");
+    assert_eq!(resumed.steps[0].status, StepStatus::Interrupted);
+    assert!(matches!(resumed.phase, Phase::Paused { .. }));
+    // The operator retries on purpose.
+    let fx = resumed.apply(
+        &Event::Command(Issued {
+            command: Command::Retry,
+            operator: "bob".into(),
+            reason: Some("checked: migration not applied".into()),
+        }),
+        t(110),
+    );
+    assert_eq!(run_ids(&fx)[0].1, "migrate");
+
+    // Crash while the traffic step (idempotent) runs: re-run on resume.
+    let (mut r, fx, mut j) = start(plan());
+    let runs = run_ids(&fx);
+    step_at(&mut r, &mut j, done(runs[0].0, true), 1);
+    let mut resumed = replay(&j).pop().unwrap();
+    let fx = resumed.apply(&Event::Resumed, t(50));
+    let runs = run_ids(&fx);
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].2["weight"], "5");
+}
+
+#[test]
+fn resume_restarts_an_analysis_window() {
+    let (mut r, mut j) = to_analysis();
+    step_at(&mut r, &mut j, Event::Tick, 12);
+    step_at(&mut r, &mut j, good("error-rate"), 12);
+    let mut resumed = replay(&j).pop().unwrap();
+    resumed.apply(&Event::Resumed, t(500));
+    assert_eq!(resumed.current, 2);
+    assert_eq!(resumed.steps[2].status, StepStatus::Running);
+    assert_eq!(resumed.steps[2].deadline, Some(t(560)));
+    assert_eq!(resumed.checks["error-rate"].passes, 0);
+}
+
+#[test]
+fn trigger_rolls_back_even_while_waiting_for_approval() {
+    let mut p = plan();
+    p.triggers.push(Trigger::Check {
+        name: "errors".into(),
+        check: "hard-errors".into(),
+    });
+    let mut hard = check("hard-errors");
+    hard.for_ = Duration::ZERO;
+    hard.min_requests = None;
+    p.checks.insert("hard-errors".into(), hard);
+    p.steps.swap(0, 3); // approval first
+    let (mut r, fx, mut j) = start(p);
+    assert!(matches!(r.phase, Phase::WaitingApproval { .. }));
+    assert!(run_ids(&fx).is_empty());
+    let fx = step_at(&mut r, &mut j, Event::Tick, 10);
+    assert_eq!(measures(&fx), vec!["hard-errors"]);
+    let fx = step_at(&mut r, &mut j, bad("hard-errors"), 10);
+    let Phase::RollingBack { reason } = &r.phase else {
+        panic!("{:?}", r.phase)
+    };
+    assert!(reason.contains("rollback_when `errors`"), "{reason}");
+    assert_eq!(run_ids(&fx)[0].2["weight"], "0");
+}
+
+#[test]
+fn rollback_waits_for_a_running_plan_action_to_be_cancelled() {
+    let (mut r, fx, mut j) = start(plan());
+    let migrate = run_ids(&fx)[0].0;
+    let fx = step_at(
+        &mut r,
+        &mut j,
+        Event::Command(Issued {
+            command: Command::Rollback,
+            operator: "alice".into(),
+            reason: Some("customer reports".into()),
+        }),
+        3,
+    );
+    assert!(fx.contains(&Effect::CancelAction { run: migrate }));
+    assert!(run_ids(&fx).is_empty(), "no rollback action races the running one");
+    let fx = step_at(&mut r, &mut j, done(migrate, false), 4);
+    let runs = run_ids(&fx);
+    assert_eq!(runs[0].2["weight"], "0");
+    assert_eq!(runs[0].2["reason"], "rollback by alice: customer reports");
+}
+
+#[test]
+fn failing_rollback_step_still_runs_the_rest_and_reports_failed() {
+    let mut p = plan();
+    p.rollback.push(step("notify", StepAction::Action { action: "notify".into() }));
+    let (mut r, fx, mut j) = start(p);
+    let fx2 = step_at(&mut r, &mut j, done(run_ids(&fx)[0].0, false), 1);
+    let first = run_ids(&fx2)[0].0;
+    let fx3 = step_at(&mut r, &mut j, done(first, false), 2);
+    let second = run_ids(&fx3);
+    assert_eq!(second[0].1, "notify");
+    step_at(&mut r, &mut j, done(second[0].0, true), 3);
+    assert!(matches!(
+        r.phase,
+        Phase::Finished {
+            outcome: Outcome::Failed,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn on_failure_pause_and_abort() {
+    let mut p = plan();
+    p.steps[0].on_failure = OnFailure::Pause;
+    let (mut r, fx, mut j) = start(p.clone());
+    step_at(&mut r, &mut j, done(run_ids(&fx)[0].0, false), 1);
+    assert!(matches!(r.phase, Phase::Paused { .. }));
+    p.steps[0].on_failure = OnFailure::Abort;
+    let (mut r, fx, mut j) = start(p);
+    step_at(&mut r, &mut j, done(run_ids(&fx)[0].0, false), 1);
+    assert!(matches!(
+        r.phase,
+        Phase::Finished {
+            outcome: Outcome::Aborted,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn promote_full_skips_gates_but_runs_traffic() {
+    let (mut r, mut j) = to_analysis();
+    let fx = step_at(
+        &mut r,
+        &mut j,
+        Event::Command(Issued {
+            command: Command::PromoteFull,
+            operator: "alice".into(),
+            reason: None,
+        }),
+        5,
+    );
+    assert_eq!(r.steps[2].status, StepStatus::Skipped);
+    assert_eq!(r.steps[3].status, StepStatus::Skipped);
+    let runs = run_ids(&fx);
+    assert_eq!(runs[0].2["weight"], "100");
+    step_at(&mut r, &mut j, done(runs[0].0, true), 6);
+    assert!(matches!(
+        r.phase,
+        Phase::Finished {
+            outcome: Outcome::Promoted,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn health_step_and_health_trigger() {
+    let mut p = plan();
+    p.steps = vec![step(
+        "health",
+        StepAction::Health {
+            targets: vec!["canary".into()],
+            passes: 2,
+            timeout: Duration::from_secs(30),
+        },
+    )];
+    p.health_intervals.insert("canary".into(), Duration::from_secs(5));
+    let (mut r, fx, mut j) = start(p.clone());
+    assert!(fx.contains(&Effect::Probe { target: "canary".into() }));
+    let probe = |ok| Event::Probed {
+        target: "canary".into(),
+        ok,
+        detail: "HTTP 200".into(),
+    };
+    step_at(&mut r, &mut j, probe(true), 1);
+    step_at(&mut r, &mut j, probe(false), 6);
+    step_at(&mut r, &mut j, probe(true), 11);
+    assert_eq!(r.steps[0].status, StepStatus::Running);
+    step_at(&mut r, &mut j, probe(true), 16);
+    assert!(matches!(
+        r.phase,
+        Phase::Finished {
+            outcome: Outcome::Promoted,
+            ..
+        }
+    ));
+
+    // Timeout fails the step.
+    let (mut r, _fx, mut j) = start(p.clone());
+    step_at(&mut r, &mut j, probe(false), 1);
+    step_at(&mut r, &mut j, Event::Tick, 31);
+    assert!(matches!(r.phase, Phase::RollingBack { .. }));
+
+    // Trigger: 3 failures in a row start the rollback.
+    p.triggers.push(Trigger::Health {
+        name: "canary down".into(),
+        target: "canary".into(),
+        consecutive_failures: 3,
+    });
+    p.steps = vec![step("wait", StepAction::Pause { duration: None })];
+    let (mut r, _fx, mut j) = start(p);
+    for at in [1, 6, 11] {
+        step_at(&mut r, &mut j, probe(false), at);
+    }
+    let Phase::RollingBack { reason } = &r.phase else {
+        panic!("{:?}", r.phase)
+    };
+    assert!(reason.contains("failed 3 probes in a row"), "{reason}");
+}
+
+#[test]
+fn stale_action_results_are_ignored() {
+    let (mut r, _fx, mut j) = start(plan());
+    let before = r.clone();
+    step_at(&mut r, &mut j, done(999, true), 1);
+    assert_eq!(r, before);
+}

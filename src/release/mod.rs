@@ -1,0 +1,11 @@
+//! Releases: the resolved [`plan`], the pure [`engine`], canary
+//! [`analysis`] and the [`journal`].
+
+pub mod analysis;
+pub mod engine;
+pub mod journal;
+pub mod plan;
+
+pub use analysis::{CheckDef, Measurement, Reading, TrackResult, Verdict, VerdictKind};
+pub use engine::{Command, Effect, Event, Issued, Notice, Outcome, Phase, Release, StepRef, StepStatus};
+pub use plan::{Plan, Step, StepAction, Trigger};

@@ -1,0 +1,272 @@
+//! The resolved plan: what the engine runs, built from the config once at
+//! release start and stored in the journal (so a resumed release runs the
+//! plan it started with, even if the config file changed since).
+
+use super::analysis::CheckDef;
+use crate::config::{CheckSpec, Config, OnFailure, StepKind, StepSpec, kind_name};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// What a step does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StepAction {
+    /// Run the named action.
+    Action {
+        /// Action name (`[actions.NAME]`).
+        action: String,
+    },
+    /// Set the canary weight via the named traffic action.
+    Traffic {
+        /// Action name.
+        action: String,
+        /// Percent 0–100.
+        weight: u8,
+    },
+    /// N consecutive passes of each target, within `timeout`.
+    Health {
+        /// Health target names.
+        targets: Vec<String>,
+        /// Consecutive passes needed per target.
+        passes: u32,
+        /// Give up after this long.
+        #[serde(with = "humantime_serde")]
+        timeout: Duration,
+    },
+    /// Evaluate checks for `duration`.
+    Analysis {
+        /// Check names.
+        checks: Vec<String>,
+        /// How long.
+        #[serde(with = "humantime_serde")]
+        duration: Duration,
+    },
+    /// Wait for a human.
+    Approval {
+        /// What to ask.
+        message: String,
+    },
+    /// Wait `duration`, or until resumed when `None`.
+    Pause {
+        /// How long.
+        #[serde(with = "humantime_serde")]
+        duration: Option<Duration>,
+    },
+}
+
+/// One resolved step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// Display name, e.g. `traffic 25%`.
+    pub name: String,
+    /// What it does.
+    pub action: StepAction,
+    /// What happens on failure.
+    pub on_failure: OnFailure,
+    /// Whether it may run again after an interruption.
+    pub idempotent: bool,
+}
+
+impl Step {
+    /// The config word for the step's kind.
+    pub fn kind(&self) -> &'static str {
+        match self.action {
+            StepAction::Action { .. } => "action",
+            StepAction::Traffic { .. } => "traffic",
+            StepAction::Health { .. } => "health",
+            StepAction::Analysis { .. } => "analysis",
+            StepAction::Approval { .. } => "approval",
+            StepAction::Pause { .. } => "pause",
+        }
+    }
+
+    /// Whether the step runs an action (a side effect in the world).
+    pub fn runs_action(&self) -> bool {
+        matches!(self.action, StepAction::Action { .. } | StepAction::Traffic { .. })
+    }
+}
+
+/// A rollback trigger as the engine uses it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Trigger {
+    /// The named check failing (its `for` applies).
+    Check {
+        /// Display name.
+        name: String,
+        /// Check name (for `query` triggers a synthetic check).
+        check: String,
+    },
+    /// `consecutive_failures` failed probes of a health target in a row.
+    Health {
+        /// Display name.
+        name: String,
+        /// Target name.
+        target: String,
+        /// Failures in a row that trigger.
+        consecutive_failures: u32,
+    },
+}
+
+/// Everything the engine needs to run one release.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Plan name.
+    pub name: String,
+    /// The steps.
+    pub steps: Vec<Step>,
+    /// The rollback steps.
+    pub rollback: Vec<Step>,
+    /// Every check the release may evaluate (config checks and synthetic
+    /// checks of `query` triggers), by name.
+    pub checks: BTreeMap<String, CheckDef>,
+    /// Rollback triggers.
+    pub triggers: Vec<Trigger>,
+    /// Probe interval of each health target.
+    #[serde(with = "duration_map")]
+    pub health_intervals: BTreeMap<String, Duration>,
+}
+
+mod duration_map {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(m: &BTreeMap<String, Duration>, s: S) -> Result<S::Ok, S::Error> {
+        let ms: BTreeMap<&String, u64> = m.iter().map(|(k, v)| (k, v.as_millis() as u64)).collect();
+        ms.serialize(s)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Duration>, D::Error> {
+        let ms = BTreeMap::<String, u64>::deserialize(d)?;
+        Ok(ms.into_iter().map(|(k, v)| (k, Duration::from_millis(v))).collect())
+    }
+}
+
+/// The synthetic check name of the `i`th `query` trigger.
+pub fn trigger_check_name(i: usize) -> String {
+    format!("rollback_when[{i}]")
+}
+
+/// Resolves a check spec to the engine's definition.
+pub fn check_def(c: &CheckSpec) -> CheckDef {
+    CheckDef {
+        name: c.name.clone(),
+        max: c.max,
+        min: c.min,
+        max_increase: c.max_increase,
+        max_ratio: c.max_ratio,
+        interval: c.interval,
+        for_: c.for_,
+        min_samples: c.min_samples.max(1),
+        min_requests: c.min_requests,
+        inconclusive_limit: c.inconclusive_limit.max(1),
+    }
+}
+
+fn step(cfg: &Config, s: &StepSpec, all_checks: &[String]) -> Step {
+    let action = match s.kind {
+        StepKind::Action => StepAction::Action {
+            action: s.action.clone().unwrap_or_default(),
+        },
+        StepKind::Traffic => StepAction::Traffic {
+            action: s.action.clone().unwrap_or_else(|| "traffic".into()),
+            weight: s.weight.unwrap_or(0).min(100),
+        },
+        StepKind::Health => StepAction::Health {
+            targets: s.targets.clone(),
+            passes: s.passes.unwrap_or(3).max(1),
+            timeout: s.timeout.unwrap_or(Duration::from_secs(60)),
+        },
+        StepKind::Analysis => StepAction::Analysis {
+            checks: if s.checks.is_empty() { all_checks.to_vec() } else { s.checks.clone() },
+            duration: s.duration.unwrap_or(Duration::from_secs(60)),
+        },
+        StepKind::Approval => StepAction::Approval {
+            message: s.message.clone().unwrap_or_else(|| "approve to continue".into()),
+        },
+        StepKind::Pause => StepAction::Pause { duration: s.duration },
+    };
+    let name = s.name.clone().unwrap_or_else(|| match &action {
+        StepAction::Action { action } => action.clone(),
+        StepAction::Traffic { weight, .. } => format!("traffic {weight}%"),
+        StepAction::Health { targets, .. } => format!("health {}", targets.join(",")),
+        StepAction::Analysis { duration, .. } => format!("analysis {}", humantime::format_duration(*duration)),
+        StepAction::Approval { .. } => "approval".into(),
+        StepAction::Pause { duration: Some(d) } => format!("pause {}", humantime::format_duration(*d)),
+        StepAction::Pause { duration: None } => "pause".into(),
+    });
+    let idempotent = s.idempotent.unwrap_or(match &action {
+        StepAction::Action { action } => cfg.actions.get(action).and_then(|a| a.idempotent).unwrap_or(false),
+        _ => true,
+    });
+    let _ = kind_name(s.kind);
+    Step {
+        name,
+        action,
+        on_failure: s.on_failure,
+        idempotent,
+    }
+}
+
+impl Plan {
+    /// Builds the plan named `name` (see [`Config::plan`]) from a validated config.
+    pub fn from_config(cfg: &Config, name: Option<&str>) -> Result<Plan, String> {
+        let (pname, spec) = cfg.plan(name)?;
+        let all_checks: Vec<String> = cfg.checks.iter().map(|c| c.name.clone()).collect();
+        let mut checks: BTreeMap<String, CheckDef> = cfg.checks.iter().map(|c| (c.name.clone(), check_def(c))).collect();
+        let mut triggers = Vec::new();
+        for (i, t) in cfg.rollback_when.iter().enumerate().filter(|(_, t)| t.enabled) {
+            let display = t.name.clone().unwrap_or_else(|| {
+                if let Some(c) = &t.check {
+                    format!("check {c} failing")
+                } else if let Some(h) = &t.health {
+                    format!("health {h} failing")
+                } else {
+                    format!("rollback_when[{i}]")
+                }
+            });
+            if let Some(c) = &t.check {
+                triggers.push(Trigger::Check {
+                    name: display,
+                    check: c.clone(),
+                });
+            } else if let Some(h) = &t.health {
+                triggers.push(Trigger::Health {
+                    name: display,
+                    target: h.clone(),
+                    consecutive_failures: t.consecutive_failures.unwrap_or(3).max(1),
+                });
+            } else if t.query.is_some() {
+                let cname = trigger_check_name(i);
+                checks.insert(
+                    cname.clone(),
+                    CheckDef {
+                        name: cname.clone(),
+                        max: t.max,
+                        min: t.min,
+                        max_increase: None,
+                        max_ratio: None,
+                        interval: t.interval,
+                        for_: t.for_,
+                        min_samples: 1,
+                        min_requests: None,
+                        inconclusive_limit: u32::MAX,
+                    },
+                );
+                triggers.push(Trigger::Check {
+                    name: display,
+                    check: cname,
+                });
+            }
+        }
+        Ok(Plan {
+            name: pname.to_string(),
+            steps: spec.steps.iter().map(|s| step(cfg, s, &all_checks)).collect(),
+            rollback: cfg.rollback.iter().map(|s| step(cfg, s, &all_checks)).collect(),
+            checks,
+            triggers,
+            health_intervals: cfg.sources.health.iter().map(|h| (h.name.clone(), h.interval)).collect(),
+        })
+    }
+}

@@ -1,0 +1,603 @@
+//! The runtime around the pure engine: the driver lock, the journal, the
+//! event loop that performs the engine's effects (actions, measurements,
+//! probes) as tokio tasks, signals, and the headless output.
+//!
+//! Exit codes ([`exit`]): 0 promoted, 1 error, 2 rollback failed, 3 rolled
+//! back, 4 paused for a human, 5 aborted, 130 interrupted by a signal.
+
+use crate::config::Config;
+use crate::exec::{ActionRequest, AuditLog, Executor, Operator, OutputLine};
+use crate::redact::Redactor;
+use crate::release::engine::{Command, Effect, Event, Issued, Notice, Outcome, Phase, Release};
+use crate::release::journal::{self, Journal, Record};
+use crate::release::plan::Plan;
+use crate::sources::Sources;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Process exit codes.
+pub mod exit {
+    /// Every step passed.
+    pub const PROMOTED: i32 = 0;
+    /// Config error, lock held, preflight failure, I/O error.
+    pub const ERROR: i32 = 1;
+    /// The rollback itself failed.
+    pub const ROLLBACK_FAILED: i32 = 2;
+    /// Rolled back.
+    pub const ROLLED_BACK: i32 = 3;
+    /// Paused for a human (approval, inconclusive limit, interrupted step).
+    pub const PAUSED: i32 = 4;
+    /// Aborted without rollback.
+    pub const ABORTED: i32 = 5;
+    /// Interrupted by SIGINT/SIGTERM/SIGHUP; the journal is intact.
+    pub const INTERRUPTED: i32 = 130;
+}
+
+/// The exit code for an outcome.
+pub fn exit_code(o: Outcome) -> i32 {
+    match o {
+        Outcome::Promoted => exit::PROMOTED,
+        Outcome::RolledBack => exit::ROLLED_BACK,
+        Outcome::Aborted => exit::ABORTED,
+        Outcome::Failed => exit::ROLLBACK_FAILED,
+    }
+}
+
+/// Where one service+environment keeps its state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatePaths {
+    /// `STATE_DIR/<service>@<environment>/`
+    pub dir: PathBuf,
+    /// `journal.jsonl`
+    pub journal: PathBuf,
+    /// `audit.jsonl`
+    pub audit: PathBuf,
+    /// `driver.lock`
+    pub lock: PathBuf,
+}
+
+impl StatePaths {
+    /// Resolves the state directory: `explicit` (`--state-dir`), then the
+    /// config's `state_dir`, then the user state dir (`directories`).
+    /// Errors when none is available (no home directory).
+    pub fn resolve(cfg: &Config, explicit: Option<&Path>) -> Result<Self, String> {
+        let base = explicit
+            .map(Path::to_path_buf)
+            .or_else(|| cfg.state_dir.clone())
+            .or_else(|| {
+                crate::config::project_dirs()
+                    .map(|d| d.state_dir().unwrap_or_else(|| d.data_local_dir()).to_path_buf())
+            })
+            .ok_or("no state directory: there is no home directory; pass --state-dir or set state_dir")?;
+        let dir = base.join(cfg.release_key());
+        Ok(Self {
+            journal: dir.join("journal.jsonl"),
+            audit: dir.join("audit.jsonl"),
+            lock: dir.join("driver.lock"),
+            dir,
+        })
+    }
+}
+
+/// Who holds the driver lock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Holder {
+    /// User name.
+    pub user: String,
+    /// Host name.
+    pub host: String,
+    /// Process id.
+    pub pid: u32,
+    /// Since when (RFC 3339 UTC).
+    pub since: Timestamp,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{} (pid {}) since {}", self.user, self.host, self.pid, self.since)
+    }
+}
+
+/// The driver lock: an exclusive advisory lock (`flock`) on `driver.lock`,
+/// released when the process ends, even by `kill -9`.
+#[derive(Debug)]
+pub struct DriverLock {
+    _file: File,
+    /// Our holder record.
+    pub holder: Holder,
+}
+
+/// Why the lock was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another process drives this service+environment.
+    #[error("another rolldeck drives this release: {0}")]
+    Held(Holder),
+    /// Another process holds the lock and its record is unreadable.
+    #[error("another rolldeck drives this release (lock {0} held; holder unknown)")]
+    HeldUnknown(PathBuf),
+    /// I/O error.
+    #[error("driver lock {path}: {source}")]
+    Io {
+        /// The lock file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+impl DriverLock {
+    /// Takes the lock without waiting.
+    pub fn acquire(path: &Path) -> Result<Self, LockError> {
+        let io = |source| LockError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d).map_err(io)?;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(match Self::holder(path) {
+                    Some(h) => LockError::Held(h),
+                    None => LockError::HeldUnknown(path.to_path_buf()),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        let op = Operator::current();
+        let holder = Holder {
+            user: op.user,
+            host: op.host,
+            pid: std::process::id(),
+            since: Timestamp::now(),
+        };
+        file.set_len(0).map_err(io)?;
+        file.rewind().map_err(io)?;
+        file.write_all(serde_json::to_string(&holder).unwrap_or_default().as_bytes())
+            .map_err(io)?;
+        file.sync_data().map_err(io)?;
+        Ok(Self { _file: file, holder })
+    }
+
+    /// Reads the holder record of a lock file, whether or not it is held.
+    pub fn holder(path: &Path) -> Option<Holder> {
+        let mut s = String::new();
+        File::open(path).ok()?.read_to_string(&mut s).ok()?;
+        serde_json::from_str(&s).ok()
+    }
+
+    /// Whether some process holds the lock now (tries and releases it).
+    pub fn is_held(path: &Path) -> bool {
+        match File::open(path) {
+            Ok(f) => match f.try_lock_shared() {
+                Ok(()) => {
+                    let _ = f.unlock();
+                    false
+                }
+                Err(_) => true,
+            },
+            Err(_) => false,
+        }
+    }
+}
+
+/// How events are reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputMode {
+    /// One JSON object per line: `ts`, `event`, fields.
+    Json,
+    /// Readable text lines.
+    Text,
+}
+
+/// Options of `rolldeck run` (and the demo).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Plan name (`--plan`).
+    pub plan: Option<String>,
+    /// Version override (`--version`).
+    pub version: Option<String>,
+    /// Approvals pass (`--yes`).
+    pub yes: bool,
+    /// Resume a paused release (`--resume`).
+    pub resume: bool,
+    /// State dir override (`--state-dir`).
+    pub state_dir: Option<PathBuf>,
+    /// Output.
+    pub output: OutputMode,
+}
+
+/// Writes headless output lines (JSON or text) to stdout, redacted.
+pub struct Reporter {
+    mode: OutputMode,
+    redactor: Redactor,
+    release: String,
+}
+
+impl Reporter {
+    fn emit_value(&self, mut v: serde_json::Value) {
+        let ts = Timestamp::now().to_string();
+        let line = match self.mode {
+            OutputMode::Json => {
+                if let Some(o) = v.as_object_mut() {
+                    let mut m = serde_json::Map::new();
+                    m.insert("ts".into(), ts.into());
+                    m.insert("release".into(), self.release.clone().into());
+                    m.extend(std::mem::take(o));
+                    *o = m;
+                }
+                v.to_string()
+            }
+            OutputMode::Text => format!("{} {}", &ts[11..19.min(ts.len())], text_line(&v)),
+        };
+        let line = self.redactor.redact(&line);
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+
+    /// Reports an engine notice.
+    pub fn notice(&self, n: &Notice) {
+        self.emit_value(serde_json::to_value(n).unwrap_or_default());
+    }
+
+    /// Reports one line of action output.
+    pub fn output(&self, l: &OutputLine) {
+        let mut v = serde_json::to_value(l).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("event".into(), "action_output".into());
+        }
+        self.emit_value(v);
+    }
+
+    /// Reports a paused/interrupted end of this process's run.
+    pub fn finished(&self, outcome: &str, reason: &str, duration_s: f64) {
+        self.emit_value(serde_json::json!({
+            "event": "release_finished", "outcome": outcome, "reason": reason, "duration_s": duration_s
+        }));
+    }
+}
+
+fn text_line(v: &serde_json::Value) -> String {
+    let g = |k: &str| v.get(k).map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).unwrap_or_default();
+    match g("event").as_str() {
+        "release_started" => format!("release {} started: plan {} ({} steps)", g("release"), g("plan"), g("steps")),
+        "step_started" => format!(
+            "{}step {} {} started",
+            if v["rollback"] == true { "rollback " } else { "" },
+            g("step"),
+            g("name")
+        ),
+        "step_finished" => format!(
+            "{}step {} {} {}: {}",
+            if v["rollback"] == true { "rollback " } else { "" },
+            g("step"),
+            g("name"),
+            g("status"),
+            g("detail")
+        ),
+        "verdict" => format!("[{}] {}", g("check"), g("reason")),
+        "health" => format!("health {}: {} ({})", g("target"), if v["ok"] == true { "ok" } else { "FAILING" }, g("detail")),
+        "traffic" => format!("traffic weight now {}% canary", g("weight")),
+        "approval_required" => format!("approval required: {}", g("message")),
+        "paused" => format!("PAUSED: {}", g("reason")),
+        "resumed" => format!("resumed by {}", g("by")),
+        "rollback_started" => format!("ROLLBACK: {}", g("reason")),
+        "release_finished" => format!("release finished: {} — {}", g("outcome"), g("reason")),
+        "action_output" => format!("  {} | {}", g("action"), g("line")),
+        other => format!("{other} {v}"),
+    }
+}
+
+fn new_release_id(service: &str) -> String {
+    let now = Timestamp::now();
+    let stamp = now.strftime("%Y%m%d-%H%M%S").to_string();
+    format!("{service}-{stamp}-{:04x}", std::process::id() & 0xffff)
+}
+
+/// Runs (or resumes) a release headless; returns the exit code.
+pub async fn run(cfg: &Config, opts: &RunOptions) -> anyhow::Result<i32> {
+    let paths = StatePaths::resolve(cfg, opts.state_dir.as_deref()).map_err(anyhow::Error::msg)?;
+    let redactor = Redactor::new(cfg.secrets.clone());
+    let _lock = match DriverLock::acquire(&paths.lock) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("rolldeck: {e}");
+            return Ok(exit::ERROR);
+        }
+    };
+    let records = journal::read(&paths.journal)?;
+    let releases = journal::replay(&records);
+    let mut journal = Journal::open(&paths.journal)?;
+    let audit = AuditLog::open(&paths.audit)?;
+    let operator = Operator::current();
+    let executor = Executor::new(audit, operator.clone(), redactor.clone());
+    let sources = Sources::new(cfg);
+    let scrapers = sources.spawn_scrapers();
+
+    let now = Timestamp::now();
+    let (mut release, first_event, first_fx) = match journal::unfinished(&releases) {
+        Some(r) => {
+            let mut r = r.clone();
+            let ev = Event::Resumed;
+            let fx = r.apply(&ev, now);
+            (r, ev, fx)
+        }
+        None => {
+            let plan = Plan::from_config(cfg, opts.plan.as_deref()).map_err(anyhow::Error::msg)?;
+            let ev = Event::Start {
+                id: new_release_id(&cfg.service),
+                service: cfg.service.clone(),
+                environment: cfg.environment.name.clone(),
+                version: opts.version.clone().or_else(|| cfg.version.clone()),
+                plan: Box::new(plan),
+            };
+            let (r, fx) = Release::start(&ev, now).expect("start event");
+            (r, ev, fx)
+        }
+    };
+    let reporter = Reporter {
+        mode: opts.output,
+        redactor: redactor.clone(),
+        release: release.id.clone(),
+    };
+    journal.append(&Record {
+        ts: now,
+        release: release.id.clone(),
+        event: first_event,
+    })?;
+
+    let (tx, mut rx) = mpsc::channel::<Event>(256);
+    let (out_tx, mut out_rx) = mpsc::channel::<OutputLine>(1024);
+    let mut running: HashMap<u64, tokio::task::JoinHandle<()>> = HashMap::new();
+    let ctx = EffectCtx {
+        cfg,
+        executor: &executor,
+        sources: &sources,
+        tx: &tx,
+        out_tx: &out_tx,
+        operator: &operator,
+    };
+    let mut pending_fx = first_fx;
+    if opts.resume && matches!(release.phase, Phase::Paused { .. }) {
+        let ev = Event::Command(Issued {
+            command: Command::Resume,
+            operator: operator.to_string(),
+            reason: Some("rolldeck run --resume".into()),
+        });
+        let fx = release.apply(&ev, now);
+        journal.append(&Record {
+            ts: now,
+            release: release.id.clone(),
+            event: ev,
+        })?;
+        pending_fx.extend(fx);
+    }
+
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+
+    let code = loop {
+        for e in pending_fx.drain(..) {
+            ctx.perform(e, &reporter, &mut running);
+        }
+        if let Phase::Finished { outcome, .. } = release.phase {
+            // Drain output of actions that finished just before.
+            while let Ok(l) = out_rx.try_recv() {
+                reporter.output(&l);
+            }
+            break exit_code(outcome);
+        }
+        if release.waits_for_human() {
+            if opts.yes && matches!(release.phase, Phase::WaitingApproval { .. }) {
+                let ev = Event::Command(Issued {
+                    command: Command::Approve,
+                    operator: operator.to_string(),
+                    reason: Some("--yes".into()),
+                });
+                let now = Timestamp::now();
+                pending_fx = release.apply(&ev, now);
+                journal.append(&Record {
+                    ts: now,
+                    release: release.id.clone(),
+                    event: ev,
+                })?;
+                continue;
+            }
+            let reason = match &release.phase {
+                Phase::Paused { reason } => reason.clone(),
+                Phase::WaitingApproval { message } => {
+                    format!("waiting for approval: {message} (pass --yes to approve headless)")
+                }
+                _ => String::new(),
+            };
+            reporter.finished(
+                "paused",
+                &format!("{reason}; resume with `rolldeck run --resume` or roll back"),
+                secs(release.started_at, Timestamp::now()),
+            );
+            break exit::PAUSED;
+        }
+        let now = Timestamp::now();
+        let sleep_for = release
+            .next_wakeup()
+            .map(|t| Duration::from_millis((t.as_millisecond() - now.as_millisecond()).clamp(0, 1000) as u64))
+            .unwrap_or(Duration::from_secs(1));
+        let ev = tokio::select! {
+            Some(ev) = rx.recv() => ev,
+            Some(line) = out_rx.recv() => { reporter.output(&line); continue; }
+            _ = tokio::time::sleep(sleep_for) => Event::Tick,
+            _ = sigint.recv() => break interrupted(&reporter, &release, &mut running, "SIGINT"),
+            _ = sigterm.recv() => break interrupted(&reporter, &release, &mut running, "SIGTERM"),
+            _ = sighup.recv() => break interrupted(&reporter, &release, &mut running, "SIGHUP"),
+        };
+        if let Event::ActionFinished { run, .. } = &ev {
+            running.remove(run);
+        }
+        let now = Timestamp::now();
+        let before = matches!(ev, Event::Tick).then(|| release.clone());
+        let fx = release.apply(&ev, now);
+        let unchanged = before.is_some_and(|b| b == release);
+        if !unchanged {
+            journal.append(&Record {
+                ts: now,
+                release: release.id.clone(),
+                event: ev,
+            })?;
+        }
+        pending_fx = fx;
+    };
+    for h in scrapers {
+        h.abort();
+    }
+    Ok(code)
+}
+
+fn secs(a: Timestamp, b: Timestamp) -> f64 {
+    (b.as_millisecond() - a.as_millisecond()) as f64 / 1000.0
+}
+
+fn interrupted(
+    reporter: &Reporter,
+    release: &Release,
+    running: &mut HashMap<u64, tokio::task::JoinHandle<()>>,
+    signal: &str,
+) -> i32 {
+    // Aborting the tasks drops the action futures, which kill their process groups.
+    for (_, h) in running.drain() {
+        h.abort();
+    }
+    reporter.finished(
+        "interrupted",
+        &format!("{signal}: stopped; the journal is intact, `rolldeck run` resumes"),
+        secs(release.started_at, Timestamp::now()),
+    );
+    exit::INTERRUPTED
+}
+
+struct EffectCtx<'a> {
+    cfg: &'a Config,
+    executor: &'a Executor,
+    sources: &'a Sources,
+    tx: &'a mpsc::Sender<Event>,
+    out_tx: &'a mpsc::Sender<OutputLine>,
+    operator: &'a Operator,
+}
+
+impl EffectCtx<'_> {
+    fn perform(&self, e: Effect, reporter: &Reporter, running: &mut HashMap<u64, tokio::task::JoinHandle<()>>) {
+        match e {
+            Effect::Notify(n) => {
+                match &n {
+                    Notice::Verdict(v) => tracing::info!(check = %v.check, verdict = v.verdict.as_str(), "{}", v.reason),
+                    other => tracing::info!("{:?}", other),
+                }
+                reporter.notice(&n)
+            }
+            Effect::Measure { check } => {
+                let s = self.sources.clone();
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let m = s.measure(&check).await;
+                    let _ = tx.send(Event::Measured(m)).await;
+                });
+            }
+            Effect::Probe { target } => {
+                let s = self.sources.clone();
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let r = s.probe_health(&target).await;
+                    let (ok, detail) = match r {
+                        Ok(d) => (true, d),
+                        Err(d) => (false, d),
+                    };
+                    let _ = tx.send(Event::Probed { target, ok, detail }).await;
+                });
+            }
+            Effect::RunAction {
+                run,
+                step_name,
+                action,
+                mut vars,
+                reason,
+                ..
+            } => {
+                let tx = self.tx.clone();
+                let Some(spec) = self.cfg.actions.get(&action).cloned() else {
+                    let _ = tx.try_send(Event::ActionFinished {
+                        run,
+                        ok: false,
+                        detail: format!("no action named `{action}` in the config"),
+                    });
+                    return;
+                };
+                vars.insert("operator".into(), self.operator.to_string());
+                let req = ActionRequest {
+                    name: action,
+                    spec,
+                    vars,
+                    reason,
+                    release: Some(reporter.release.clone()),
+                    step: Some(step_name),
+                };
+                let ex = self.executor.clone();
+                let out = self.out_tx.clone();
+                let h = tokio::spawn(async move {
+                    let o = ex.run(req, out).await;
+                    let _ = tx
+                        .send(Event::ActionFinished {
+                            run,
+                            ok: o.ok,
+                            detail: o.detail,
+                        })
+                        .await;
+                });
+                running.insert(run, h);
+            }
+            Effect::CancelAction { run } => {
+                if let Some(h) = running.remove(&run) {
+                    h.abort();
+                    let _ = self.tx.try_send(Event::ActionFinished {
+                        run,
+                        ok: false,
+                        detail: "cancelled: process group killed".into(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// `rolldeck status`: the latest release in the journal.
+pub fn status(cfg: &Config, state_dir: Option<&Path>) -> anyhow::Result<Option<(Release, Option<Holder>)>> {
+    let paths = StatePaths::resolve(cfg, state_dir).map_err(anyhow::Error::msg)?;
+    let releases = journal::replay(&journal::read(&paths.journal)?);
+    let holder = if DriverLock::is_held(&paths.lock) {
+        DriverLock::holder(&paths.lock)
+    } else {
+        None
+    };
+    Ok(releases.last().cloned().map(|r| (r, holder)))
+}
+
+/// `rolldeck history`: every release in the journal, oldest first.
+pub fn history(cfg: &Config, state_dir: Option<&Path>) -> anyhow::Result<Vec<Release>> {
+    let paths = StatePaths::resolve(cfg, state_dir).map_err(anyhow::Error::msg)?;
+    Ok(journal::replay(&journal::read(&paths.journal)?))
+}

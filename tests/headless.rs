@@ -1,0 +1,290 @@
+//! End to end: the built binary, headless, against real servers (the demo
+//! services and a real Prometheus started by the harness).
+
+mod common;
+
+use common::*;
+use rolldeck::demo::{DemoEnv, Scenario};
+use std::time::Duration;
+
+const DEMO_DEADLINE: Duration = Duration::from_secs(150);
+
+fn demo(scenario: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["demo", "--headless", "--scenario", scenario];
+    args.extend_from_slice(extra);
+    run(&args, &[], DEMO_DEADLINE)
+}
+
+fn verdicts<'a>(events: &'a [serde_json::Value], check: &str) -> Vec<&'a serde_json::Value> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "verdict" && e["check"] == check)
+        .collect()
+}
+
+#[test]
+fn demo_good_promotes_with_prometheus() {
+    let _g = heavy();
+    let Some(prom) = prometheus_or_skip("demo_good_promotes_with_prometheus") else {
+        return;
+    };
+    let r = demo("good", &["--prometheus", prom.to_str().unwrap()]);
+    let events = r.events();
+    let fin = r.finished();
+    assert_eq!(fin["outcome"], "promoted", "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 0);
+    // The checks really ran as PromQL against Prometheus and passed.
+    let v = verdicts(&events, "error-rate");
+    assert!(
+        v.iter().any(|v| v["verdict"] == "pass" && v["query"].as_str().unwrap().contains("rate(http_requests_total")),
+        "{}",
+        r.stdout
+    );
+    let weights: Vec<u64> = events
+        .iter()
+        .filter(|e| e["event"] == "traffic")
+        .map(|e| e["weight"].as_u64().unwrap())
+        .collect();
+    assert_eq!(weights, vec![5, 25, 50, 100]);
+    assert!(fin["duration_s"].as_f64().unwrap() <= 90.0, "{fin}");
+    for e in &events {
+        assert!(e["ts"].as_str().unwrap().ends_with('Z'), "RFC 3339 UTC: {e}");
+    }
+}
+
+#[test]
+fn demo_bad_rolls_back_naming_the_check_and_values() {
+    let _g = heavy();
+    let Some(prom) = prometheus_or_skip("demo_bad_rolls_back_naming_the_check_and_values") else {
+        return;
+    };
+    let r = demo("bad", &["--prometheus", prom.to_str().unwrap()]);
+    let fin = r.finished();
+    assert_eq!(fin["outcome"], "rolled_back", "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 3);
+    let reason = fin["reason"].as_str().unwrap();
+    assert!(reason.contains("error-rate"), "{reason}");
+    assert!(reason.contains("canary") && reason.contains("baseline"), "{reason}");
+    let events = r.events();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "traffic" && e["weight"] == 0),
+        "the rollback set the weight back to 0"
+    );
+    assert!(!events.iter().any(|e| e["event"] == "traffic" && e["weight"] == 100));
+}
+
+#[test]
+fn demo_slow_rolls_back_naming_latency() {
+    let _g = heavy();
+    let Some(prom) = prometheus_or_skip("demo_slow_rolls_back_naming_latency") else {
+        return;
+    };
+    let r = demo("slow", &["--prometheus", prom.to_str().unwrap()]);
+    let fin = r.finished();
+    assert_eq!(fin["outcome"], "rolled_back", "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 3);
+    assert!(fin["reason"].as_str().unwrap().contains("latency-p95"), "{fin}");
+}
+
+#[test]
+fn demo_no_traffic_pauses_and_never_promotes() {
+    let _g = heavy();
+    let Some(prom) = prometheus_or_skip("demo_no_traffic_pauses_and_never_promotes") else {
+        return;
+    };
+    let r = demo("no-traffic", &["--prometheus", prom.to_str().unwrap()]);
+    let fin = r.finished();
+    assert_eq!(fin["outcome"], "paused", "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 4);
+    let events = r.events();
+    assert!(!events.iter().any(|e| e["verdict"] == "pass"), "no pass without traffic");
+    assert!(fin["reason"].as_str().unwrap().contains("inconclusive"), "{fin}");
+}
+
+#[test]
+fn demo_direct_scrape_good_and_bad() {
+    let _g = heavy();
+    let r = demo("good", &["--no-prometheus"]);
+    assert_eq!(r.finished()["outcome"], "promoted", "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.events()
+            .iter()
+            .any(|e| e["event"] == "verdict" && e["query"].as_str().unwrap_or("").starts_with("direct scrape"))
+    );
+    let r = demo("bad", &["--no-prometheus"]);
+    assert_eq!(r.finished()["outcome"], "rolled_back", "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 3);
+}
+
+/// A demo environment run by the harness, with a config file the test may edit.
+fn env_with_config(scenario: Scenario, prom: Option<std::path::PathBuf>) -> (tokio::runtime::Runtime, DemoEnv, tempfile::TempDir, std::path::PathBuf) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let env = rt.block_on(DemoEnv::start(scenario, prom)).expect("demo env");
+    let dir = tempfile::tempdir().unwrap();
+    let text = rolldeck::demo::scenario_config::demo_config(&env, &dir.path().join("state"));
+    let path = write_config(dir.path(), &text);
+    (rt, env, dir, path)
+}
+
+#[test]
+fn prometheus_killed_mid_analysis_is_inconclusive_never_promoted() {
+    let _g = heavy();
+    let Some(prom) = prometheus_or_skip("prometheus_killed_mid_analysis") else {
+        return;
+    };
+    let (rt, mut env, _dir, cfg) = env_with_config(Scenario::Good, Some(prom));
+    let mut live = Live::spawn(&["run", "--headless", "--config", cfg.to_str().unwrap()]);
+    live.wait_for(Duration::from_secs(60), |e| e["event"] == "verdict" && e["verdict"] == "pass");
+    env.prometheus.as_mut().unwrap().kill_now();
+    let code = live.wait_exit(Duration::from_secs(90));
+    let all = live.seen.join("\n");
+    assert_eq!(code, 4, "{all}");
+    assert!(!all.contains("\"promoted\""), "{all}");
+    assert!(all.contains("Prometheus unreachable") || all.contains("did not answer"), "{all}");
+    rt.block_on(env.stop());
+}
+
+#[test]
+fn kill_9_mid_analysis_then_resume_reaches_the_same_outcome() {
+    let _g = heavy();
+    let prom = rolldeck::demo::find_prometheus(None);
+    let (rt, env, dir, cfg) = env_with_config(Scenario::Good, prom);
+    // The preflight action is not idempotent here: it must never run twice.
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replacen("idempotent = true\ntimeout = \"5s\"", "idempotent = false\ntimeout = \"5s\"", 1);
+    std::fs::write(&cfg, text).unwrap();
+    let args = ["run", "--headless", "--config", cfg.to_str().unwrap()];
+    let mut first = Live::spawn(&args);
+    first.wait_for(Duration::from_secs(60), |e| {
+        e["event"] == "step_started" && e["kind"] == "analysis"
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first.child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let _ = first.child.wait();
+
+    let second = run(&args, &[], DEMO_DEADLINE);
+    let fin = second.finished();
+    assert_eq!(fin["outcome"], "promoted", "{}\n{}", second.stdout, second.stderr);
+    assert_eq!(second.code, 0);
+    assert!(second.events().iter().any(|e| e["event"] == "resumed"));
+
+    let audit_path = std::fs::read_dir(dir.path().join("state"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("audit.jsonl");
+    let audit = rolldeck::exec::AuditLog::read_all(&audit_path).unwrap();
+    let preflights = audit.iter().filter(|a| a.action == "preflight").count();
+    assert_eq!(preflights, 1, "{audit:#?}");
+    assert!(audit.iter().all(|a| !a.operator.user.is_empty()));
+    // The status API reads the same journal.
+    let st = run(
+        &["status", "--json", "--config", cfg.to_str().unwrap()],
+        &[],
+        Duration::from_secs(20),
+    );
+    let v: serde_json::Value = serde_json::from_str(st.stdout.trim()).unwrap();
+    assert_eq!(v["phase"], "promoted");
+    assert_eq!(v["weight"], 100);
+    assert_eq!(v["progress"], 1.0);
+    let hist = run(
+        &["history", "--json", "--config", cfg.to_str().unwrap()],
+        &[],
+        Duration::from_secs(20),
+    );
+    let h: serde_json::Value = serde_json::from_str(hist.stdout.trim()).unwrap();
+    assert_eq!(h.as_array().unwrap().len(), 1);
+    assert_eq!(h[0]["outcome"], "promoted");
+    rt.block_on(env.stop());
+}
+
+#[test]
+fn second_driver_is_refused_naming_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            r#"service = "svc"
+state_dir = "{}"
+[environment]
+name = "staging"
+[actions.noop]
+argv = ["true"]
+[plans.p]
+[[plans.p.steps]]
+kind = "pause"
+duration = "30s"
+"#,
+            dir.path().join("state").display()
+        ),
+    );
+    let args = ["run", "--headless", "--config", cfg.to_str().unwrap()];
+    let mut first = Live::spawn(&args);
+    first.wait_for(Duration::from_secs(20), |e| e["event"] == "step_started");
+    let second = run(&args, &[], Duration::from_secs(20));
+    assert_eq!(second.code, 1, "{second:?}");
+    assert!(second.stderr.contains("another rolldeck drives this release"), "{}", second.stderr);
+    assert!(second.stderr.contains(&format!("pid {}", first.child.id())), "{}", second.stderr);
+    // SIGTERM: exit 130, journal intact.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(first.wait_exit(Duration::from_secs(20)), 130);
+}
+
+#[test]
+fn hung_action_is_killed_at_its_timeout_with_its_children() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("child.pid");
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            r#"service = "svc"
+state_dir = "{state}"
+[environment]
+name = "staging"
+[actions.hang]
+argv = ["sh", "-c", "sleep 300 & echo $! > {pid}; echo started; wait"]
+timeout = "1s"
+[plans.p]
+[[plans.p.steps]]
+kind = "action"
+action = "hang"
+on_failure = "abort"
+"#,
+            state = dir.path().join("state").display(),
+            pid = pidfile.display()
+        ),
+    );
+    let r = run(&["run", "--headless", "--config", cfg.to_str().unwrap()], &[], Duration::from_secs(30));
+    assert_eq!(r.code, 5, "{r:?}");
+    let fin = r.finished();
+    assert_eq!(fin["outcome"], "aborted");
+    assert!(fin["reason"].as_str().unwrap().contains("timed out"), "{fin}");
+    assert!(r.events().iter().any(|e| e["event"] == "action_output" && e["line"] == "started"));
+    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let mut gone = false;
+    for _ in 0..50 {
+        if !alive(pid) {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(gone, "grandchild {pid} survived the timeout");
+}
