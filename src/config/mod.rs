@@ -167,7 +167,7 @@ fn explain_serde_error(msg: &str) -> (String, Option<String>) {
             && let Some(end) = rest.find('`')
         {
             let bad = &rest[..end];
-            let expected: Vec<String> = rest[end..]
+            let expected: Vec<String> = rest[end + 1..]
                 .split('`')
                 .enumerate()
                 .filter(|(i, _)| i % 2 == 1)
@@ -189,17 +189,21 @@ fn explain_serde_error(msg: &str) -> (String, Option<String>) {
     (msg, None)
 }
 
-/// The candidate closest to `bad` (Jaro-Winkler ≥ 0.7 or a case-insensitive
-/// match), if any.
+/// The candidate closest to `bad`, if any: a case-insensitive match, then
+/// one containing the other, then Jaro-Winkler similarity ≥ 0.7.
 pub fn suggest<'a>(bad: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let lower = bad.to_lowercase();
     candidates
         .into_iter()
         .map(|c| {
-            let score = if c.to_lowercase() == lower {
+            let cl = c.to_lowercase();
+            let score = if cl == lower {
                 2.0
+            } else if cl.len() >= 3 && (lower.contains(&cl) || cl.contains(&lower)) {
+                // `canary-analysis` → `analysis`, `time` → `timeout`
+                1.0 + cl.len().min(lower.len()) as f64 / cl.len().max(lower.len()) as f64 / 2.0
             } else {
-                strsim::jaro_winkler(&lower, &c.to_lowercase())
+                strsim::jaro_winkler(&lower, &cl)
             };
             (c, score)
         })

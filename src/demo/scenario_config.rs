@@ -83,7 +83,7 @@ max_increase = 0.03
 interval = "2s"
 for = "4s"
 min_requests = 10
-inconclusive_limit = 4
+inconclusive_limit = 6
 description = "share of 5xx responses"
 
 [[checks]]
@@ -97,7 +97,7 @@ max_increase = 0.2
 interval = "2s"
 for = "4s"
 min_requests = 10
-inconclusive_limit = 4
+inconclusive_limit = 6
 description = "95th percentile latency, seconds"
 
 [actions.preflight]

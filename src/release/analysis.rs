@@ -319,6 +319,8 @@ pub fn judge(def: &CheckDef, m: &Measurement, prev: &CheckRun, now: Timestamp) -
         let since = *run.violated_since.get_or_insert(now);
         v.violated_since = Some(since);
         let lasted = elapsed(now, since);
+        // Whole seconds read better in reasons: `for 4s`, not `for 4s 4ms`.
+        let lasted_s = Duration::from_secs(lasted.as_secs());
         if lasted >= def.for_ {
             v.verdict = VerdictKind::Fail;
             v.reason = format!(
@@ -327,7 +329,7 @@ pub fn judge(def: &CheckDef, m: &Measurement, prev: &CheckRun, now: Timestamp) -
                 if def.for_.is_zero() {
                     String::new()
                 } else {
-                    format!(" for {} (for {})", humantime::format_duration(lasted), humantime::format_duration(def.for_))
+                    format!(" for {} (for {})", humantime::format_duration(lasted_s), humantime::format_duration(def.for_))
                 },
                 counts
             );
@@ -337,7 +339,7 @@ pub fn judge(def: &CheckDef, m: &Measurement, prev: &CheckRun, now: Timestamp) -
             v.reason = format!(
                 "pending: {} for {} of {}{}",
                 violations.join("; "),
-                humantime::format_duration(lasted),
+                humantime::format_duration(lasted_s),
                 humantime::format_duration(def.for_),
                 counts
             );
