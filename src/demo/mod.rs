@@ -1,1 +1,341 @@
-//! The embedded demo environment.
+//! The embedded demo environment that `rolldeck demo` starts.
+//!
+//! Everything listens on `127.0.0.1` on ports picked by the OS (binding port
+//! 0) and needs nothing but the `rolldeck` binary:
+//!
+//! * two instances of the demo HTTP service ([`service`]), `stable` and
+//!   `canary`, whose behaviour depends on the [`Scenario`];
+//! * a traffic-control endpoint ([`service::spawn_control`]) that the demo
+//!   plan's `traffic` and `rollback` actions call;
+//! * a load generator ([`load`]) sending about 80 requests per second, split
+//!   between the instances by the current canary traffic weight;
+//! * optionally a real Prometheus ([`prometheus`]) scraping both instances
+//!   every second.
+
+pub mod load;
+pub mod prometheus;
+pub mod scenario_config;
+pub mod service;
+
+pub use scenario_config::run_demo;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use anyhow::Context as _;
+
+use self::load::{LoadConfig, LoadGenerator};
+use self::prometheus::{PrometheusServer, ScrapeTarget};
+use self::service::{Behaviour, ServiceHandle};
+
+/// Demo scenario: how the canary instance behaves once it gets traffic.
+///
+/// Parsed from and displayed as `good`, `bad`, `slow` or `no-traffic`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Scenario {
+    /// The canary behaves like stable (~0.1 % errors, 10–30 ms latency); the
+    /// release should be promoted.
+    Good,
+    /// The canary's error ratio climbs to ~10 % starting ~3 s after it served
+    /// its first request; the analysis should roll back.
+    Bad,
+    /// The canary's p95 latency climbs to ~600 ms (most requests 400–800 ms)
+    /// starting ~3 s after its first request.
+    Slow,
+    /// Both instances are healthy but the load generator sends nothing, so
+    /// the analysis has no data (inconclusive).
+    NoTraffic,
+}
+
+impl Scenario {
+    /// All scenarios, in documentation order.
+    pub const ALL: [Scenario; 4] = [
+        Scenario::Good,
+        Scenario::Bad,
+        Scenario::Slow,
+        Scenario::NoTraffic,
+    ];
+
+    /// The scenario's name as accepted on the command line (`no-traffic`
+    /// for [`Scenario::NoTraffic`]).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scenario::Good => "good",
+            Scenario::Bad => "bad",
+            Scenario::Slow => "slow",
+            Scenario::NoTraffic => "no-traffic",
+        }
+    }
+
+    /// How the canary instance behaves in this scenario (stable is always
+    /// [`Behaviour::Healthy`]).
+    pub fn canary_behaviour(self) -> Behaviour {
+        match self {
+            Scenario::Good | Scenario::NoTraffic => Behaviour::Healthy,
+            Scenario::Bad => Behaviour::Failing,
+            Scenario::Slow => Behaviour::Slow,
+        }
+    }
+
+    /// Whether the load generator sends requests in this scenario.
+    pub fn sends_traffic(self) -> bool {
+        self != Scenario::NoTraffic
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Error from parsing a [`Scenario`] name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown demo scenario `{0}` (expected good, bad, slow or no-traffic)")]
+pub struct ParseScenarioError(pub String);
+
+impl FromStr for Scenario {
+    type Err = ParseScenarioError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Scenario::ALL
+            .into_iter()
+            .find(|sc| sc.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| ParseScenarioError(s.to_string()))
+    }
+}
+
+/// The running demo environment: a stable and a canary instance of the demo
+/// HTTP service, a traffic-control endpoint, a load generator splitting
+/// requests by the current canary traffic weight, and optionally a real
+/// Prometheus scraping both instances every 1 s.
+///
+/// Call [`DemoEnv::stop`] to shut it down in order. Dropping it is also
+/// safe: the server and load tasks are aborted and the Prometheus child is
+/// killed synchronously (its temp dir removed), so an interrupted run leaves
+/// no processes behind.
+#[derive(Debug)]
+pub struct DemoEnv {
+    /// The scenario the environment was started with.
+    pub scenario: Scenario,
+    /// Address of the stable instance of the demo service (`http://` + this).
+    pub stable_addr: SocketAddr,
+    /// Address of the canary instance of the demo service.
+    pub canary_addr: SocketAddr,
+    /// Address of the traffic-control endpoint (`POST /traffic?weight=N`,
+    /// `POST /rollback`, `GET /traffic`).
+    pub control_addr: SocketAddr,
+    /// The Prometheus scraping both instances (job `demo`, target label
+    /// `track="stable"` / `track="canary"`), if one was started.
+    pub prometheus: Option<PrometheusServer>,
+    weight: Arc<AtomicU8>,
+    stable: ServiceHandle,
+    canary: ServiceHandle,
+    control: ServiceHandle,
+    load: Option<LoadGenerator>,
+}
+
+impl DemoEnv {
+    /// Starts everything; `prometheus_bin`: `Some(path)` to start a real
+    /// Prometheus (returns an error if it cannot start, after stopping what
+    /// was already started), `None` for none.
+    ///
+    /// The canary traffic weight starts at 0 %.
+    pub async fn start(
+        scenario: Scenario,
+        prometheus_bin: Option<PathBuf>,
+    ) -> anyhow::Result<DemoEnv> {
+        let weight = Arc::new(AtomicU8::new(0));
+        let stable = service::spawn("stable", Behaviour::Healthy)
+            .await
+            .context("starting the stable demo service")?;
+        let canary = service::spawn("canary", scenario.canary_behaviour())
+            .await
+            .context("starting the canary demo service")?;
+        let control = service::spawn_control(weight.clone())
+            .await
+            .context("starting the demo traffic control")?;
+
+        let prometheus = match prometheus_bin {
+            None => None,
+            Some(bin) => {
+                let targets = demo_targets(stable.addr, canary.addr);
+                match PrometheusServer::start(&bin, &targets).await {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        control.shutdown().await;
+                        canary.shutdown().await;
+                        stable.shutdown().await;
+                        return Err(e.context("starting the demo Prometheus"));
+                    }
+                }
+            }
+        };
+
+        let load = if scenario.sends_traffic() {
+            Some(load::start(
+                stable.addr,
+                canary.addr,
+                weight.clone(),
+                LoadConfig::default(),
+            )?)
+        } else {
+            None
+        };
+
+        tracing::info!(
+            %scenario,
+            stable = %stable.addr,
+            canary = %canary.addr,
+            control = %control.addr,
+            prometheus = prometheus.as_ref().map(|p| p.url.as_str()).unwrap_or("none"),
+            "demo environment started"
+        );
+        Ok(DemoEnv {
+            scenario,
+            stable_addr: stable.addr,
+            canary_addr: canary.addr,
+            control_addr: control.addr,
+            prometheus,
+            weight,
+            stable,
+            canary,
+            control,
+            load,
+        })
+    }
+
+    /// The current canary traffic weight, percent 0–100.
+    pub fn weight(&self) -> u8 {
+        self.weight.load(Ordering::Relaxed)
+    }
+
+    /// Sets the canary traffic weight directly (percent; values above 100
+    /// are clamped to 100), as `POST /traffic?weight=N` does.
+    pub fn set_weight(&self, weight: u8) {
+        let weight = weight.min(100);
+        let old = self.weight.swap(weight, Ordering::Relaxed);
+        if old != weight {
+            tracing::info!(from = old, to = weight, "canary traffic weight changed");
+        }
+    }
+
+    /// Requests the load generator has sent so far: `(to stable, to
+    /// canary)`. Always `(0, 0)` in the `no-traffic` scenario.
+    pub fn requests_sent(&self) -> (u64, u64) {
+        self.load
+            .as_ref()
+            .map_or((0, 0), LoadGenerator::requests_sent)
+    }
+
+    /// Scrape targets for the two instances (job `demo`, labels
+    /// `track="stable"` / `track="canary"`), as the demo Prometheus uses.
+    pub fn scrape_targets(&self) -> Vec<ScrapeTarget> {
+        demo_targets(self.stable_addr, self.canary_addr)
+    }
+
+    /// Stops the load generator, the servers and Prometheus (kill + wait,
+    /// temp dir removed), in that order. Also done on drop (best effort,
+    /// synchronous kill of the Prometheus child) so Ctrl-C leaves nothing
+    /// behind.
+    pub async fn stop(self) {
+        let DemoEnv {
+            scenario,
+            prometheus,
+            stable,
+            canary,
+            control,
+            load,
+            ..
+        } = self;
+        if let Some(load) = load {
+            load.stop().await;
+        }
+        tokio::join!(stable.shutdown(), canary.shutdown(), control.shutdown());
+        if let Some(p) = prometheus {
+            p.stop().await;
+        }
+        tracing::info!(%scenario, "demo environment stopped");
+    }
+}
+
+/// The demo's scrape targets: job `demo`, target label `track`.
+fn demo_targets(stable: SocketAddr, canary: SocketAddr) -> Vec<ScrapeTarget> {
+    vec![
+        ScrapeTarget::new("demo", stable).label("track", "stable"),
+        ScrapeTarget::new("demo", canary).label("track", "canary"),
+    ]
+}
+
+/// Finds a `prometheus` executable: the explicit path if given (must exist
+/// and be an executable file; `None` otherwise, `$PATH` is then not
+/// searched), else searches `$PATH`. `None` if absent.
+pub fn find_prometheus(explicit: Option<&Path>) -> Option<PathBuf> {
+    if let Some(path) = explicit {
+        return is_executable(path).then(|| path.to_path_buf());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .map(|dir| dir.join("prometheus"))
+        .find(|candidate| is_executable(candidate))
+}
+
+/// Whether `path` is a regular file (after following symlinks) that someone
+/// may execute.
+fn is_executable(path: &Path) -> bool {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    if !meta.is_file() {
+        return false;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        meta.permissions().mode() & 0o111 != 0
+    }
+    #[cfg(not(unix))]
+    {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenario_names_round_trip() {
+        for sc in Scenario::ALL {
+            assert_eq!(sc.to_string().parse::<Scenario>(), Ok(sc));
+            let v = <Scenario as clap::ValueEnum>::to_possible_value(&sc).unwrap();
+            assert_eq!(v.get_name(), sc.as_str());
+        }
+        assert_eq!("NO-TRAFFIC".parse::<Scenario>(), Ok(Scenario::NoTraffic));
+        let err = "meh".parse::<Scenario>().unwrap_err();
+        assert!(err.to_string().contains("`meh`"), "{err}");
+    }
+
+    #[test]
+    fn find_prometheus_explicit_path_must_be_executable() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope");
+        assert_eq!(find_prometheus(Some(&missing)), None);
+        assert_eq!(find_prometheus(Some(dir.path())), None);
+        let file = dir.path().join("prometheus");
+        std::fs::write(&file, "#!/bin/sh\n").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+            assert_eq!(find_prometheus(Some(&file)), None);
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        assert_eq!(find_prometheus(Some(&file)), Some(file.clone()));
+    }
+}
