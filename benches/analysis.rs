@@ -9,7 +9,9 @@ use rolldeck::sources::scrape::{History, LabelMatcher, parse_exposition};
 use std::hint::black_box;
 use std::time::Duration;
 
-const BOUNDS: [&str; 11] = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "+Inf"];
+const BOUNDS: [&str; 11] = [
+    "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "+Inf",
+];
 
 /// 601 scrapes, one per second, of a service exposing 4 status codes and a
 /// latency histogram.
@@ -19,14 +21,21 @@ fn history() -> History {
         let n = s as f64;
         let mut text = String::from("# TYPE http_requests counter\n");
         for (code, share) in [("200", 0.97), ("404", 0.02), ("500", 0.008), ("503", 0.002)] {
-            text.push_str(&format!("http_requests_total{{code=\"{code}\"}} {}\n", (n * 100.0 * share).floor()));
+            text.push_str(&format!(
+                "http_requests_total{{code=\"{code}\"}} {}\n",
+                (n * 100.0 * share).floor()
+            ));
         }
         text.push_str("# TYPE http_request_duration_seconds histogram\n");
         for (i, b) in BOUNDS.iter().enumerate() {
             let c = (n * 100.0 * (i as f64 + 1.0) / BOUNDS.len() as f64).floor();
-            text.push_str(&format!("http_request_duration_seconds_bucket{{le=\"{b}\"}} {c}\n"));
+            text.push_str(&format!(
+                "http_request_duration_seconds_bucket{{le=\"{b}\"}} {c}\n"
+            ));
         }
-        h.push(parse_exposition(&text, Timestamp::from_second(1_800_000_000 + s).unwrap()).unwrap());
+        h.push(
+            parse_exposition(&text, Timestamp::from_second(1_800_000_000 + s).unwrap()).unwrap(),
+        );
     }
     h
 }
@@ -54,33 +63,36 @@ fn round(c: &mut Criterion) {
     let defs: Vec<CheckDef> = (0..50).map(def).collect();
     let runs: Vec<CheckRun> = vec![CheckRun::default(); 50];
     let now = Timestamp::from_second(1_800_000_600).unwrap();
-    c.bench_function("evaluation round: 50 checks, 10 min window, 1 s resolution", |b| {
-        b.iter(|| {
-            let mut fails = 0;
-            for (i, d) in defs.iter().enumerate() {
-                let reading = |h: &History| {
-                    let r = if i % 2 == 0 {
-                        h.error_rate("http_requests_total", &errors, window)
-                    } else {
-                        h.latency_quantile("http_request_duration_seconds", 0.95, window)
+    c.bench_function(
+        "evaluation round: 50 checks, 10 min window, 1 s resolution",
+        |b| {
+            b.iter(|| {
+                let mut fails = 0;
+                for (i, d) in defs.iter().enumerate() {
+                    let reading = |h: &History| {
+                        let r = if i % 2 == 0 {
+                            h.error_rate("http_requests_total", &errors, window)
+                        } else {
+                            h.latency_quantile("http_request_duration_seconds", 0.95, window)
+                        };
+                        r.map(|(value, requests)| Reading {
+                            value,
+                            requests: Some(requests),
+                        })
                     };
-                    r.map(|(value, requests)| Reading {
-                        value,
-                        requests: Some(requests),
-                    })
-                };
-                let m = Measurement {
-                    check: d.name.clone(),
-                    query: String::new(),
-                    canary: reading(&canary),
-                    baseline: reading(&baseline),
-                };
-                let (v, _) = judge(d, &m, &runs[i], now);
-                fails += usize::from(v.verdict == rolldeck::release::VerdictKind::Fail);
-            }
-            black_box(fails)
-        })
-    });
+                    let m = Measurement {
+                        check: d.name.clone(),
+                        query: String::new(),
+                        canary: reading(&canary),
+                        baseline: reading(&baseline),
+                    };
+                    let (v, _) = judge(d, &m, &runs[i], now);
+                    fails += usize::from(v.verdict == rolldeck::release::VerdictKind::Fail);
+                }
+                black_box(fails)
+            })
+        },
+    );
 }
 
 criterion_group!(benches, round);

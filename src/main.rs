@@ -140,7 +140,11 @@ async fn async_main(cli: Cli) -> i32 {
                 yes,
                 resume,
                 state_dir: cli.state_dir.clone(),
-                output: if headless { OutputMode::Json } else { OutputMode::Text },
+                output: if headless {
+                    OutputMode::Json
+                } else {
+                    OutputMode::Text
+                },
             };
             runtime::run(&cfg, &opts).await
         }
@@ -223,7 +227,11 @@ async fn check(cfg: &Config) -> i32 {
         "config ok: service {}, environment {}{}, {} checks, {} actions, plans: {}",
         cfg.service,
         cfg.environment.name,
-        if cfg.environment.protected { " (protected)" } else { "" },
+        if cfg.environment.protected {
+            " (protected)"
+        } else {
+            ""
+        },
         cfg.checks.len(),
         cfg.actions.len(),
         cfg.plans.keys().cloned().collect::<Vec<_>>().join(", ")
@@ -234,7 +242,10 @@ async fn check(cfg: &Config) -> i32 {
     let mut ok = true;
     for s in &all {
         ok &= s.ok;
-        let lat = s.latency_ms.map(|l| format!("{l:.0}ms")).unwrap_or_else(|| "-".into());
+        let lat = s
+            .latency_ms
+            .map(|l| format!("{l:.0}ms"))
+            .unwrap_or_else(|| "-".into());
         println!(
             "{:<4} {:<28} {:>7}  {}",
             if s.ok { "ok" } else { "down" },
@@ -247,10 +258,18 @@ async fn check(cfg: &Config) -> i32 {
 }
 
 fn step_summary(r: &Release) -> serde_json::Value {
-    serde_json::json!(r.plan.steps.iter().zip(&r.steps).enumerate().map(|(i, (s, run))| serde_json::json!({
-        "step": i, "name": s.name, "kind": s.kind(), "status": run.status,
-        "detail": run.detail, "started_at": run.started_at, "finished_at": run.finished_at,
-    })).collect::<Vec<_>>())
+    serde_json::json!(
+        r.plan
+            .steps
+            .iter()
+            .zip(&r.steps)
+            .enumerate()
+            .map(|(i, (s, run))| serde_json::json!({
+                "step": i, "name": s.name, "kind": s.kind(), "status": run.status,
+                "detail": run.detail, "started_at": run.started_at, "finished_at": run.finished_at,
+            }))
+            .collect::<Vec<_>>()
+    )
 }
 
 fn phase_words(p: &Phase) -> (String, String) {
@@ -286,10 +305,23 @@ fn status(cfg: &Config, state_dir: Option<&Path>, json: bool) -> anyhow::Result<
         });
         println!("{v}");
     } else {
-        println!("release {} ({}) plan {}: {phase}{}", r.id, r.version.as_deref().unwrap_or("-"), r.plan.name,
-            if why.is_empty() { String::new() } else { format!(" — {why}") });
-        println!("canary weight {}%, progress {:.0}%, ETA {:.0}s", r.weight, r.progress() * 100.0,
-            if r.is_finished() { 0.0 } else { r.eta_s(now) });
+        println!(
+            "release {} ({}) plan {}: {phase}{}",
+            r.id,
+            r.version.as_deref().unwrap_or("-"),
+            r.plan.name,
+            if why.is_empty() {
+                String::new()
+            } else {
+                format!(" — {why}")
+            }
+        );
+        println!(
+            "canary weight {}%, progress {:.0}%, ETA {:.0}s",
+            r.weight,
+            r.progress() * 100.0,
+            if r.is_finished() { 0.0 } else { r.eta_s(now) }
+        );
         match holder {
             Some(h) => println!("driver: {h}"),
             None => println!("driver: none"),
@@ -303,7 +335,10 @@ fn status(cfg: &Config, state_dir: Option<&Path>, json: bool) -> anyhow::Result<
                 StepStatus::Skipped => "»",
                 StepStatus::Pending => "·",
             };
-            println!("  {mark} {i:>2} {:<22} {:?} {}", s.name, run.status, run.detail);
+            println!(
+                "  {mark} {i:>2} {:<22} {:?} {}",
+                s.name, run.status, run.detail
+            );
         }
         for v in verdicts {
             println!("  [{}] {}", v.check, v.reason);
@@ -318,7 +353,9 @@ fn history(cfg: &Config, state_dir: Option<&Path>, json: bool) -> anyhow::Result
         .iter()
         .map(|r| {
             let (phase, why) = phase_words(&r.phase);
-            let dur = r.finished_at.map(|f| (f.as_millisecond() - r.started_at.as_millisecond()) as f64 / 1000.0);
+            let dur = r
+                .finished_at
+                .map(|f| (f.as_millisecond() - r.started_at.as_millisecond()) as f64 / 1000.0);
             serde_json::json!({"release": r.id, "version": r.version, "plan": r.plan.name,
                 "started_at": r.started_at, "finished_at": r.finished_at, "outcome": phase,
                 "reason": why, "duration_s": dur})
@@ -335,7 +372,10 @@ fn history(cfg: &Config, state_dir: Option<&Path>, json: bool) -> anyhow::Result
                 r["started_at"].as_str().unwrap_or("-"),
                 r["outcome"].as_str().unwrap_or("-"),
                 r["version"].as_str().unwrap_or("-"),
-                r["duration_s"].as_f64().map(|d| format!("{d:.0}s")).unwrap_or_else(|| "-".into()),
+                r["duration_s"]
+                    .as_f64()
+                    .map(|d| format!("{d:.0}s"))
+                    .unwrap_or_else(|| "-".into()),
                 r["release"].as_str().unwrap_or("-"),
             );
         }
@@ -350,8 +390,17 @@ async fn snapshot(cfg: &Config) -> anyhow::Result<i32> {
     let direct = cfg.sources.prometheus.is_none() && !cfg.sources.scrape.is_empty();
     if direct {
         // Rates need two scrapes.
-        let wait = cfg.sources.scrape.iter().map(|s| s.interval).max().unwrap_or_default();
-        tokio::time::sleep(wait.min(std::time::Duration::from_secs(10)) + std::time::Duration::from_millis(300)).await;
+        let wait = cfg
+            .sources
+            .scrape
+            .iter()
+            .map(|s| s.interval)
+            .max()
+            .unwrap_or_default();
+        tokio::time::sleep(
+            wait.min(std::time::Duration::from_secs(10)) + std::time::Duration::from_millis(300),
+        )
+        .await;
     }
     let status = sources.status_all().await;
     let mut checks = Vec::new();
@@ -371,5 +420,9 @@ async fn snapshot(cfg: &Config) -> anyhow::Result<i32> {
         "protected": cfg.environment.protected, "sources": status, "checks": checks,
         "containers": null, "migrations": null});
     println!("{}", redactor.redact(&v.to_string()));
-    Ok(if status.iter().all(|s| s.ok) { exit::PROMOTED } else { exit::ERROR })
+    Ok(if status.iter().all(|s| s.ok) {
+        exit::PROMOTED
+    } else {
+        exit::ERROR
+    })
 }

@@ -57,7 +57,11 @@ mod tests {
 
     #[test]
     fn masks_every_occurrence_and_longest_first() {
-        let r = Redactor::new(vec!["hunter2".to_string(), "hunter2-extra".to_string(), "x".to_string()]);
+        let r = Redactor::new(vec![
+            "hunter2".to_string(),
+            "hunter2-extra".to_string(),
+            "x".to_string(),
+        ]);
         assert_eq!(r.redact("a hunter2 b hunter2-extra c x"), "a *** b *** c x");
     }
 

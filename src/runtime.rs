@@ -71,10 +71,15 @@ impl StatePaths {
             .map(Path::to_path_buf)
             .or_else(|| cfg.state_dir.clone())
             .or_else(|| {
-                crate::config::project_dirs()
-                    .map(|d| d.state_dir().unwrap_or_else(|| d.data_local_dir()).to_path_buf())
+                crate::config::project_dirs().map(|d| {
+                    d.state_dir()
+                        .unwrap_or_else(|| d.data_local_dir())
+                        .to_path_buf()
+                })
             })
-            .ok_or("no state directory: there is no home directory; pass --state-dir or set state_dir")?;
+            .ok_or(
+                "no state directory: there is no home directory; pass --state-dir or set state_dir",
+            )?;
         let dir = base.join(cfg.release_key());
         Ok(Self {
             journal: dir.join("journal.jsonl"),
@@ -100,7 +105,11 @@ pub struct Holder {
 
 impl std::fmt::Display for Holder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}@{} (pid {}) since {}", self.user, self.host, self.pid, self.since)
+        write!(
+            f,
+            "{}@{} (pid {}) since {}",
+            self.user, self.host, self.pid, self.since
+        )
     }
 }
 
@@ -168,10 +177,17 @@ impl DriverLock {
         };
         file.set_len(0).map_err(io)?;
         file.rewind().map_err(io)?;
-        file.write_all(serde_json::to_string(&holder).unwrap_or_default().as_bytes())
-            .map_err(io)?;
+        file.write_all(
+            serde_json::to_string(&holder)
+                .unwrap_or_default()
+                .as_bytes(),
+        )
+        .map_err(io)?;
         file.sync_data().map_err(io)?;
-        Ok(Self { _file: file, holder })
+        Ok(Self {
+            _file: file,
+            holder,
+        })
     }
 
     /// Reads the holder record of a lock file, whether or not it is held.
@@ -274,25 +290,51 @@ impl Reporter {
 }
 
 fn text_line(v: &serde_json::Value) -> String {
-    let g = |k: &str| v.get(k).map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).unwrap_or_default();
+    let g = |k: &str| {
+        v.get(k)
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| x.to_string())
+            })
+            .unwrap_or_default()
+    };
     match g("event").as_str() {
-        "release_started" => format!("release {} started: plan {} ({} steps)", g("release"), g("plan"), g("steps")),
+        "release_started" => format!(
+            "release {} started: plan {} ({} steps)",
+            g("release"),
+            g("plan"),
+            g("steps")
+        ),
         "step_started" => format!(
             "{}step {} {} started",
-            if v["rollback"] == true { "rollback " } else { "" },
+            if v["rollback"] == true {
+                "rollback "
+            } else {
+                ""
+            },
             g("step"),
             g("name")
         ),
         "step_finished" => format!(
             "{}step {} {} {}: {}",
-            if v["rollback"] == true { "rollback " } else { "" },
+            if v["rollback"] == true {
+                "rollback "
+            } else {
+                ""
+            },
             g("step"),
             g("name"),
             g("status"),
             g("detail")
         ),
         "verdict" => format!("[{}] {}", g("check"), g("reason")),
-        "health" => format!("health {}: {} ({})", g("target"), if v["ok"] == true { "ok" } else { "FAILING" }, g("detail")),
+        "health" => format!(
+            "health {}: {} ({})",
+            g("target"),
+            if v["ok"] == true { "ok" } else { "FAILING" },
+            g("detail")
+        ),
         "traffic" => format!("traffic weight now {}% canary", g("weight")),
         "approval_required" => format!("approval required: {}", g("message")),
         "paused" => format!("PAUSED: {}", g("reason")),
@@ -323,7 +365,7 @@ pub async fn run(cfg: &Config, opts: &RunOptions) -> anyhow::Result<i32> {
     };
     let records = journal::read(&paths.journal)?;
     let releases = journal::replay(&records);
-    let mut journal = Journal::open(&paths.journal)?;
+    let mut journal = Journal::open(&paths.journal, redactor.clone())?;
     let audit = AuditLog::open(&paths.audit)?;
     let operator = Operator::current();
     let executor = Executor::new(audit, operator.clone(), redactor.clone());
@@ -437,7 +479,11 @@ pub async fn run(cfg: &Config, opts: &RunOptions) -> anyhow::Result<i32> {
         let now = Timestamp::now();
         let sleep_for = release
             .next_wakeup()
-            .map(|t| Duration::from_millis((t.as_millisecond() - now.as_millisecond()).clamp(0, 1000) as u64))
+            .map(|t| {
+                Duration::from_millis(
+                    (t.as_millisecond() - now.as_millisecond()).clamp(0, 1000) as u64
+                )
+            })
             .unwrap_or(Duration::from_secs(1));
         let ev = tokio::select! {
             Some(ev) = rx.recv() => ev,
@@ -501,13 +547,15 @@ struct EffectCtx<'a> {
 }
 
 impl EffectCtx<'_> {
-    fn perform(&self, e: Effect, reporter: &Reporter, running: &mut HashMap<u64, tokio::task::JoinHandle<()>>) {
+    fn perform(
+        &self,
+        e: Effect,
+        reporter: &Reporter,
+        running: &mut HashMap<u64, tokio::task::JoinHandle<()>>,
+    ) {
         match e {
             Effect::Notify(n) => {
-                match &n {
-                    Notice::Verdict(v) => tracing::info!(check = %v.check, verdict = v.verdict.as_str(), "{}", v.reason),
-                    other => tracing::info!("{:?}", other),
-                }
+                tracing::info!("{}", reporter.redactor.redact(&format!("{n:?}")));
                 reporter.notice(&n)
             }
             Effect::Measure { check } => {
@@ -585,7 +633,10 @@ impl EffectCtx<'_> {
 }
 
 /// `rolldeck status`: the latest release in the journal.
-pub fn status(cfg: &Config, state_dir: Option<&Path>) -> anyhow::Result<Option<(Release, Option<Holder>)>> {
+pub fn status(
+    cfg: &Config,
+    state_dir: Option<&Path>,
+) -> anyhow::Result<Option<(Release, Option<Holder>)>> {
     let paths = StatePaths::resolve(cfg, state_dir).map_err(anyhow::Error::msg)?;
     let releases = journal::replay(&journal::read(&paths.journal)?);
     let holder = if DriverLock::is_held(&paths.lock) {

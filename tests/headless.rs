@@ -36,7 +36,11 @@ fn demo_good_promotes_with_prometheus() {
     // The checks really ran as PromQL against Prometheus and passed.
     let v = verdicts(&events, "error-rate");
     assert!(
-        v.iter().any(|v| v["verdict"] == "pass" && v["query"].as_str().unwrap().contains("rate(http_requests_total")),
+        v.iter().any(|v| v["verdict"] == "pass"
+            && v["query"]
+                .as_str()
+                .unwrap()
+                .contains("rate(http_requests_total")),
         "{}",
         r.stdout
     );
@@ -48,7 +52,10 @@ fn demo_good_promotes_with_prometheus() {
     assert_eq!(weights, vec![5, 25, 50, 100]);
     assert!(fin["duration_s"].as_f64().unwrap() <= 90.0, "{fin}");
     for e in &events {
-        assert!(e["ts"].as_str().unwrap().ends_with('Z'), "RFC 3339 UTC: {e}");
+        assert!(
+            e["ts"].as_str().unwrap().ends_with('Z'),
+            "RFC 3339 UTC: {e}"
+        );
     }
 }
 
@@ -64,7 +71,10 @@ fn demo_bad_rolls_back_naming_the_check_and_values() {
     assert_eq!(r.code, 3);
     let reason = fin["reason"].as_str().unwrap();
     assert!(reason.contains("error-rate"), "{reason}");
-    assert!(reason.contains("canary") && reason.contains("baseline"), "{reason}");
+    assert!(
+        reason.contains("canary") && reason.contains("baseline"),
+        "{reason}"
+    );
     let events = r.events();
     assert!(
         events
@@ -72,7 +82,11 @@ fn demo_bad_rolls_back_naming_the_check_and_values() {
             .any(|e| e["event"] == "traffic" && e["weight"] == 0),
         "the rollback set the weight back to 0"
     );
-    assert!(!events.iter().any(|e| e["event"] == "traffic" && e["weight"] == 100));
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["event"] == "traffic" && e["weight"] == 100)
+    );
 }
 
 #[test]
@@ -85,7 +99,10 @@ fn demo_slow_rolls_back_naming_latency() {
     let fin = r.finished();
     assert_eq!(fin["outcome"], "rolled_back", "{}\n{}", r.stdout, r.stderr);
     assert_eq!(r.code, 3);
-    assert!(fin["reason"].as_str().unwrap().contains("latency-p95"), "{fin}");
+    assert!(
+        fin["reason"].as_str().unwrap().contains("latency-p95"),
+        "{fin}"
+    );
 }
 
 #[test]
@@ -99,33 +116,63 @@ fn demo_no_traffic_pauses_and_never_promotes() {
     assert_eq!(fin["outcome"], "paused", "{}\n{}", r.stdout, r.stderr);
     assert_eq!(r.code, 4);
     let events = r.events();
-    assert!(!events.iter().any(|e| e["verdict"] == "pass"), "no pass without traffic");
-    assert!(fin["reason"].as_str().unwrap().contains("inconclusive"), "{fin}");
+    assert!(
+        !events.iter().any(|e| e["verdict"] == "pass"),
+        "no pass without traffic"
+    );
+    assert!(
+        fin["reason"].as_str().unwrap().contains("inconclusive"),
+        "{fin}"
+    );
 }
 
 #[test]
 fn demo_direct_scrape_good_and_bad() {
     let _g = heavy();
     let r = demo("good", &["--no-prometheus"]);
-    assert_eq!(r.finished()["outcome"], "promoted", "{}\n{}", r.stdout, r.stderr);
-    assert!(
-        r.events()
-            .iter()
-            .any(|e| e["event"] == "verdict" && e["query"].as_str().unwrap_or("").starts_with("direct scrape"))
+    assert_eq!(
+        r.finished()["outcome"],
+        "promoted",
+        "{}\n{}",
+        r.stdout,
+        r.stderr
     );
+    assert!(r.events().iter().any(|e| {
+        e["event"] == "verdict"
+            && e["query"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("direct scrape")
+    }));
     let r = demo("bad", &["--no-prometheus"]);
-    assert_eq!(r.finished()["outcome"], "rolled_back", "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.finished()["outcome"],
+        "rolled_back",
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
     assert_eq!(r.code, 3);
 }
 
 /// A demo environment run by the harness, with a config file the test may edit.
-fn env_with_config(scenario: Scenario, prom: Option<std::path::PathBuf>) -> (tokio::runtime::Runtime, DemoEnv, tempfile::TempDir, std::path::PathBuf) {
+fn env_with_config(
+    scenario: Scenario,
+    prom: Option<std::path::PathBuf>,
+) -> (
+    tokio::runtime::Runtime,
+    DemoEnv,
+    tempfile::TempDir,
+    std::path::PathBuf,
+) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let env = rt.block_on(DemoEnv::start(scenario, prom)).expect("demo env");
+    let env = rt
+        .block_on(DemoEnv::start(scenario, prom))
+        .expect("demo env");
     let dir = tempfile::tempdir().unwrap();
     let text = rolldeck::demo::scenario_config::demo_config(&env, &dir.path().join("state"));
     let path = write_config(dir.path(), &text);
@@ -140,13 +187,18 @@ fn prometheus_killed_mid_analysis_is_inconclusive_never_promoted() {
     };
     let (rt, mut env, _dir, cfg) = env_with_config(Scenario::Good, Some(prom));
     let mut live = Live::spawn(&["run", "--headless", "--config", cfg.to_str().unwrap()]);
-    live.wait_for(Duration::from_secs(60), |e| e["event"] == "verdict" && e["verdict"] == "pass");
+    live.wait_for(Duration::from_secs(60), |e| {
+        e["event"] == "verdict" && e["verdict"] == "pass"
+    });
     env.prometheus.as_mut().unwrap().kill_now();
     let code = live.wait_exit(Duration::from_secs(90));
     let all = live.seen.join("\n");
     assert_eq!(code, 4, "{all}");
     assert!(!all.contains("\"promoted\""), "{all}");
-    assert!(all.contains("Prometheus unreachable") || all.contains("did not answer"), "{all}");
+    assert!(
+        all.contains("Prometheus unreachable") || all.contains("did not answer"),
+        "{all}"
+    );
     rt.block_on(env.stop());
 }
 
@@ -156,9 +208,11 @@ fn kill_9_mid_analysis_then_resume_reaches_the_same_outcome() {
     let prom = rolldeck::demo::find_prometheus(None);
     let (rt, env, dir, cfg) = env_with_config(Scenario::Good, prom);
     // The preflight action is not idempotent here: it must never run twice.
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replacen("idempotent = true\ntimeout = \"5s\"", "idempotent = false\ntimeout = \"5s\"", 1);
+    let text = std::fs::read_to_string(&cfg).unwrap().replacen(
+        "idempotent = true\ntimeout = \"5s\"",
+        "idempotent = false\ntimeout = \"5s\"",
+        1,
+    );
     std::fs::write(&cfg, text).unwrap();
     let args = ["run", "--headless", "--config", cfg.to_str().unwrap()];
     let mut first = Live::spawn(&args);
@@ -175,7 +229,11 @@ fn kill_9_mid_analysis_then_resume_reaches_the_same_outcome() {
 
     let second = run(&args, &[], DEMO_DEADLINE);
     let fin = second.finished();
-    assert_eq!(fin["outcome"], "promoted", "{}\n{}", second.stdout, second.stderr);
+    assert_eq!(
+        fin["outcome"], "promoted",
+        "{}\n{}",
+        second.stdout, second.stderr
+    );
     assert_eq!(second.code, 0);
     assert!(second.events().iter().any(|e| e["event"] == "resumed"));
 
@@ -236,8 +294,18 @@ duration = "30s"
     first.wait_for(Duration::from_secs(20), |e| e["event"] == "step_started");
     let second = run(&args, &[], Duration::from_secs(20));
     assert_eq!(second.code, 1, "{second:?}");
-    assert!(second.stderr.contains("another rolldeck drives this release"), "{}", second.stderr);
-    assert!(second.stderr.contains(&format!("pid {}", first.child.id())), "{}", second.stderr);
+    assert!(
+        second
+            .stderr
+            .contains("another rolldeck drives this release"),
+        "{}",
+        second.stderr
+    );
+    assert!(
+        second.stderr.contains(&format!("pid {}", first.child.id())),
+        "{}",
+        second.stderr
+    );
     // SIGTERM: exit 130, journal intact.
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(first.child.id() as i32),
@@ -271,13 +339,28 @@ on_failure = "abort"
             pid = pidfile.display()
         ),
     );
-    let r = run(&["run", "--headless", "--config", cfg.to_str().unwrap()], &[], Duration::from_secs(30));
+    let r = run(
+        &["run", "--headless", "--config", cfg.to_str().unwrap()],
+        &[],
+        Duration::from_secs(30),
+    );
     assert_eq!(r.code, 5, "{r:?}");
     let fin = r.finished();
     assert_eq!(fin["outcome"], "aborted");
-    assert!(fin["reason"].as_str().unwrap().contains("timed out"), "{fin}");
-    assert!(r.events().iter().any(|e| e["event"] == "action_output" && e["line"] == "started"));
-    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    assert!(
+        fin["reason"].as_str().unwrap().contains("timed out"),
+        "{fin}"
+    );
+    assert!(
+        r.events()
+            .iter()
+            .any(|e| e["event"] == "action_output" && e["line"] == "started")
+    );
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let mut gone = false;
     for _ in 0..50 {
         if !alive(pid) {

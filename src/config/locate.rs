@@ -2,7 +2,6 @@
 
 use toml_edit::{Document, Item, Value};
 
-
 /// One segment of a key path: a table key or an array index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seg {
@@ -69,7 +68,12 @@ impl<'a> Locator<'a> {
         let offset = offset.min(self.text.len());
         let before = &self.text[..self.text.floor_char_boundary(offset)];
         let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+        let col = before
+            .rsplit('\n')
+            .next()
+            .map(|l| l.chars().count())
+            .unwrap_or(0)
+            + 1;
         (line, col)
     }
 
@@ -91,7 +95,9 @@ impl<'a> Locator<'a> {
         let Some((first, tail)) = rest.split_first() else {
             return self.pos(best);
         };
-        let Seg::Key(k) = first else { return self.pos(best) };
+        let Seg::Key(k) = first else {
+            return self.pos(best);
+        };
         let Some((key, it)) = table.get_key_value(k) else {
             return self.pos(best);
         };
@@ -110,7 +116,12 @@ impl<'a> Locator<'a> {
         }
     }
 
-    fn find_in_value(&self, v: &Value, rest: &[Seg], mut best: Option<std::ops::Range<usize>>) -> Pos {
+    fn find_in_value(
+        &self,
+        v: &Value,
+        rest: &[Seg],
+        mut best: Option<std::ops::Range<usize>>,
+    ) -> Pos {
         let Some((first, tail)) = rest.split_first() else {
             return self.pos(best);
         };

@@ -35,7 +35,14 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.path.display(), self.line, self.col, self.message)?;
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.path.display(),
+            self.line,
+            self.col,
+            self.message
+        )?;
         if let Some(h) = &self.help {
             write!(f, "\n  help: {h}")?;
         }
@@ -114,7 +121,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, LoadError> {
     let positions = locate::Locator::new(text);
     // Syntax first: toml_edit gives precise spans for syntax errors.
     if let Err(e) = text.parse::<toml_edit::Document<String>>() {
-        let (line, col) = e.span().map(|s| positions.line_col(s.start)).unwrap_or((1, 1));
+        let (line, col) = e
+            .span()
+            .map(|s| positions.line_col(s.start))
+            .unwrap_or((1, 1));
         return Err(LoadError::Invalid(vec![ConfigError {
             path: path.to_path_buf(),
             line,
@@ -126,7 +136,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, LoadError> {
     let mut cfg: Config = match toml::from_str(text) {
         Ok(c) => c,
         Err(e) => {
-            let (line, col) = e.span().map(|s| positions.line_col(s.start)).unwrap_or((1, 1));
+            let (line, col) = e
+                .span()
+                .map(|s| positions.line_col(s.start))
+                .unwrap_or((1, 1));
             let (message, help) = explain_serde_error(e.message());
             return Err(LoadError::Invalid(vec![ConfigError {
                 path: path.to_path_buf(),
@@ -176,12 +189,16 @@ fn explain_serde_error(msg: &str) -> (String, Option<String>) {
             let help = suggest(bad, expected.iter().map(String::as_str))
                 .map(|s| format!("did you mean `{s}`?"))
                 .or_else(|| {
-                    (!expected.is_empty()).then(|| format!("valid {what}s: {}", expected.join(", ")))
+                    (!expected.is_empty())
+                        .then(|| format!("valid {what}s: {}", expected.join(", ")))
                 });
             let message = if expected.is_empty() {
                 format!("unknown {what} `{bad}`: no {what}s are allowed here")
             } else {
-                format!("unknown {what} `{bad}`, expected one of: {}", expected.join(", "))
+                format!(
+                    "unknown {what} `{bad}`, expected one of: {}",
+                    expected.join(", ")
+                )
             };
             return (message, help);
         }
@@ -218,6 +235,17 @@ pub fn suggest<'a>(bad: &str, candidates: impl IntoIterator<Item = &'a str>) -> 
 /// Errors: an unset variable, an unreadable file, an unknown reference kind
 /// or an unterminated `${`.
 pub fn resolve_secrets(value: &str, secrets: &mut Vec<String>) -> Result<String, String> {
+    resolve_secrets_escaped(value, secrets, false)
+}
+
+/// Like [`resolve_secrets`]; with `escape_braces`, a `{` in a resolved value
+/// is written as `{{` so an action template never reads a secret's text as a
+/// placeholder.
+pub fn resolve_secrets_escaped(
+    value: &str,
+    secrets: &mut Vec<String>,
+    escape_braces: bool,
+) -> Result<String, String> {
     let mut out = String::new();
     let mut rest = value;
     while let Some(start) = rest.find("${") {
@@ -230,7 +258,8 @@ pub fn resolve_secrets(value: &str, secrets: &mut Vec<String>) -> Result<String,
         let resolved = if let Some(var) = reference.strip_prefix("env:") {
             std::env::var(var).map_err(|_| format!("environment variable `{var}` is not set"))?
         } else if let Some(file) = reference.strip_prefix("file:") {
-            let s = std::fs::read_to_string(file).map_err(|e| format!("cannot read secret file `{file}`: {e}"))?;
+            let s = std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read secret file `{file}`: {e}"))?;
             s.trim_end_matches(['\n', '\r']).to_string()
         } else {
             return Err(format!(
@@ -238,7 +267,11 @@ pub fn resolve_secrets(value: &str, secrets: &mut Vec<String>) -> Result<String,
             ));
         };
         secrets.push(resolved.clone());
-        out.push_str(&resolved);
+        if escape_braces {
+            out.push_str(&resolved.replace('{', "{{"));
+        } else {
+            out.push_str(&resolved);
+        }
         rest = &after[end + 1..];
     }
     out.push_str(rest);

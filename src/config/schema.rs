@@ -1,6 +1,6 @@
 //! The config schema (serde) and its semantic validation.
 
-use super::{Seg, resolve_secrets, suggest};
+use super::{Seg, resolve_secrets, resolve_secrets_escaped, suggest};
 use crate::exec::ActionSpec;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -515,7 +515,13 @@ impl Config {
     pub fn release_key(&self) -> String {
         format!("{}@{}", self.service, self.environment.name)
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "-_.@".contains(c) { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.@".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect()
     }
 }
@@ -528,7 +534,10 @@ pub fn validate(cfg: &mut Config) -> Vec<Problem> {
     let mut secrets = Vec::new();
 
     // Secrets, in every string that may carry one.
-    let mut resolve = |s: &mut String, at: Vec<Seg>, out: &mut Vec<Problem>| match resolve_secrets(s, &mut secrets) {
+    let mut resolve = |s: &mut String, at: Vec<Seg>, out: &mut Vec<Problem>| match resolve_secrets(
+        s,
+        &mut secrets,
+    ) {
         Ok(v) => *s = v,
         Err(e) => out.push(problem(at, e)),
     };
@@ -538,8 +547,16 @@ pub fn validate(cfg: &mut Config) -> Vec<Problem> {
             resolve(t, path!["sources", "prometheus", "bearer_token"], &mut out);
         }
         if let Some(b) = p.basic_auth.as_mut() {
-            resolve(&mut b.username, path!["sources", "prometheus", "basic_auth", "username"], &mut out);
-            resolve(&mut b.password, path!["sources", "prometheus", "basic_auth", "password"], &mut out);
+            resolve(
+                &mut b.username,
+                path!["sources", "prometheus", "basic_auth", "username"],
+                &mut out,
+            );
+            resolve(
+                &mut b.password,
+                path!["sources", "prometheus", "basic_auth", "password"],
+                &mut out,
+            );
         }
     }
     for (i, s) in cfg.sources.scrape.iter_mut().enumerate() {
@@ -548,37 +565,50 @@ pub fn validate(cfg: &mut Config) -> Vec<Problem> {
     for (i, h) in cfg.sources.health.iter_mut().enumerate() {
         resolve(&mut h.url, path!["sources", "health", i, "url"], &mut out);
         for (k, v) in h.headers.iter_mut() {
-            resolve(v, path!["sources", "health", i, "headers", k.as_str()], &mut out);
+            resolve(
+                v,
+                path!["sources", "health", i, "headers", k.as_str()],
+                &mut out,
+            );
         }
     }
+    // Action fields are templates: a `{` in a secret must stay literal.
     for (name, a) in cfg.actions.iter_mut() {
         let base = || path!["actions", name.as_str()];
+        let mut fields: Vec<(Vec<Seg>, &mut String)> = Vec::new();
         if let Some(argv) = a.argv.as_mut() {
             for (j, arg) in argv.iter_mut().enumerate() {
                 let mut at = base();
                 at.extend(path!["argv", j]);
-                resolve(arg, at, &mut out);
+                fields.push((at, arg));
             }
         }
-        if let Some(c) = a.command.as_mut() {
-            let mut at = base();
-            at.push("command".into());
-            resolve(c, at, &mut out);
+        for (key, v) in [
+            ("command", a.command.as_mut()),
+            ("url", a.url.as_mut()),
+            ("body", a.body.as_mut()),
+        ] {
+            if let Some(v) = v {
+                let mut at = base();
+                at.push(key.into());
+                fields.push((at, v));
+            }
         }
-        if let Some(u) = a.url.as_mut() {
-            let mut at = base();
-            at.push("url".into());
-            resolve(u, at, &mut out);
-        }
-        if let Some(b) = a.body.as_mut() {
-            let mut at = base();
-            at.push("body".into());
-            resolve(b, at, &mut out);
-        }
-        for (k, v) in a.headers.iter_mut().chain(a.env.iter_mut()) {
+        for (k, v) in a.headers.iter_mut() {
             let mut at = base();
             at.extend(path!["headers", k.as_str()]);
-            resolve(v, at, &mut out);
+            fields.push((at, v));
+        }
+        for (k, v) in a.env.iter_mut() {
+            let mut at = base();
+            at.extend(path!["env", k.as_str()]);
+            fields.push((at, v));
+        }
+        for (at, v) in fields {
+            match resolve_secrets_escaped(v, &mut secrets, true) {
+                Ok(r) => *v = r,
+                Err(e) => out.push(problem(at, e)),
+            }
         }
     }
     cfg.secrets = secrets;
@@ -612,14 +642,20 @@ pub fn validate(cfg: &mut Config) -> Vec<Problem> {
     for (i, s) in cfg.sources.scrape.iter().enumerate() {
         check_url(&s.url, path!["sources", "scrape", i, "url"], &mut out);
         if !names.insert(s.name.clone()) {
-            out.push(problem(path!["sources", "scrape", i, "name"], format!("duplicate name `{}`", s.name)));
+            out.push(problem(
+                path!["sources", "scrape", i, "name"],
+                format!("duplicate name `{}`", s.name),
+            ));
         }
     }
     let mut hnames = std::collections::BTreeSet::new();
     for (i, h) in cfg.sources.health.iter().enumerate() {
         check_url(&h.url, path!["sources", "health", i, "url"], &mut out);
         if !hnames.insert(h.name.clone()) {
-            out.push(problem(path!["sources", "health", i, "name"], format!("duplicate name `{}`", h.name)));
+            out.push(problem(
+                path!["sources", "health", i, "name"],
+                format!("duplicate name `{}`", h.name),
+            ));
         }
         if !(100..=599).contains(&h.expect_status) {
             out.push(problem(
@@ -629,11 +665,19 @@ pub fn validate(cfg: &mut Config) -> Vec<Problem> {
         }
     }
     let scrape_names: Vec<&str> = cfg.sources.scrape.iter().map(|s| s.name.as_str()).collect();
-    for (key, v) in [("baseline_target", &cfg.tracks.baseline_target), ("canary_target", &cfg.tracks.canary_target)] {
+    for (key, v) in [
+        ("baseline_target", &cfg.tracks.baseline_target),
+        ("canary_target", &cfg.tracks.canary_target),
+    ] {
         if let Some(t) = v
             && !scrape_names.contains(&t.as_str())
         {
-            out.push(unknown_name(path!["tracks", key], "scrape target", t, scrape_names.iter().copied()));
+            out.push(unknown_name(
+                path!["tracks", key],
+                "scrape target",
+                t,
+                scrape_names.iter().copied(),
+            ));
         }
     }
     let direct = cfg.tracks.baseline_target.is_some() && cfg.tracks.canary_target.is_some();
@@ -644,18 +688,30 @@ pub fn validate(cfg: &mut Config) -> Vec<Problem> {
     for (i, c) in cfg.checks.iter().enumerate() {
         let at = |k: &str| path!["checks", i, k];
         if !cnames.insert(c.name.clone()) {
-            out.push(problem(at("name"), format!("duplicate check name `{}`", c.name)));
+            out.push(problem(
+                at("name"),
+                format!("duplicate check name `{}`", c.name),
+            ));
         }
         match c.kind {
             CheckKind::Promql => {
                 if c.query.is_none() {
-                    out.push(problem(at("kind"), "a `promql` check needs `query` (PromQL with {track})"));
+                    out.push(problem(
+                        at("kind"),
+                        "a `promql` check needs `query` (PromQL with {track})",
+                    ));
                 }
                 if !has_prom {
-                    out.push(problem(at("kind"), "a `promql` check needs [sources.prometheus]"));
+                    out.push(problem(
+                        at("kind"),
+                        "a `promql` check needs [sources.prometheus]",
+                    ));
                 }
                 if c.min_requests.is_some() && c.requests_query.is_none() {
-                    out.push(problem(at("min_requests"), "with kind `promql`, min_requests needs `requests_query`"));
+                    out.push(problem(
+                        at("min_requests"),
+                        "with kind `promql`, min_requests needs `requests_query`",
+                    ));
                 }
             }
             CheckKind::ErrorRate | CheckKind::LatencyQuantile => {
@@ -673,7 +729,10 @@ pub fn validate(cfg: &mut Config) -> Vec<Problem> {
                 }
                 if c.kind == CheckKind::ErrorRate {
                     match &c.error_matcher {
-                        None => out.push(problem(at("kind"), "an `error_rate` check needs `error_matcher`, e.g. 'code=~\"5..\"'")),
+                        None => out.push(problem(
+                            at("kind"),
+                            "an `error_rate` check needs `error_matcher`, e.g. 'code=~\"5..\"'",
+                        )),
                         Some(m) => {
                             if let Err(e) = crate::sources::scrape::LabelMatcher::parse(m) {
                                 out.push(problem(at("error_matcher"), e));
@@ -684,16 +743,30 @@ pub fn validate(cfg: &mut Config) -> Vec<Problem> {
                 if c.kind == CheckKind::LatencyQuantile {
                     match c.quantile {
                         Some(q) if (0.0..=1.0).contains(&q) => {}
-                        Some(q) => out.push(problem(at("quantile"), format!("{q} is not a ratio between 0 and 1"))),
-                        None => out.push(problem(at("kind"), "a `latency_quantile` check needs `quantile` (0–1)")),
+                        Some(q) => out.push(problem(
+                            at("quantile"),
+                            format!("{q} is not a ratio between 0 and 1"),
+                        )),
+                        None => out.push(problem(
+                            at("kind"),
+                            "a `latency_quantile` check needs `quantile` (0–1)",
+                        )),
                     }
                 }
             }
         }
         if c.max.is_none() && c.min.is_none() && c.max_increase.is_none() && c.max_ratio.is_none() {
-            out.push(problem(at("name"), "the check has no condition: set max, min, max_increase or max_ratio"));
+            out.push(problem(
+                at("name"),
+                "the check has no condition: set max, min, max_increase or max_ratio",
+            ));
         }
-        for (k, v) in [("max", c.max), ("min", c.min), ("max_increase", c.max_increase), ("max_ratio", c.max_ratio)] {
+        for (k, v) in [
+            ("max", c.max),
+            ("min", c.min),
+            ("max_increase", c.max_increase),
+            ("max_ratio", c.max_ratio),
+        ] {
             if let Some(v) = v
                 && !v.is_finite()
             {
@@ -730,25 +803,45 @@ pub fn validate(cfg: &mut Config) -> Vec<Problem> {
         health: &health_names,
     };
     if cfg.plans.is_empty() {
-        out.push(problem(path![], "no plan defined: add [[plans.NAME.steps]]"));
+        out.push(problem(
+            path![],
+            "no plan defined: add [[plans.NAME.steps]]",
+        ));
     }
     for (pname, plan) in &cfg.plans {
         if plan.steps.is_empty() {
-            out.push(problem(path!["plans", pname.as_str()], "the plan has no steps"));
+            out.push(problem(
+                path!["plans", pname.as_str()],
+                "the plan has no steps",
+            ));
         }
         for (i, s) in plan.steps.iter().enumerate() {
-            validate_step(s, path!["plans", pname.as_str(), "steps", i], &ctx, false, &mut out);
+            validate_step(
+                s,
+                path!["plans", pname.as_str(), "steps", i],
+                &ctx,
+                false,
+                &mut out,
+            );
         }
     }
     if let Some(dp) = &cfg.default_plan
         && !cfg.plans.contains_key(dp)
     {
-        out.push(unknown_name(path!["default_plan"], "plan", dp, cfg.plans.keys().map(String::as_str)));
+        out.push(unknown_name(
+            path!["default_plan"],
+            "plan",
+            dp,
+            cfg.plans.keys().map(String::as_str),
+        ));
     }
     for (i, s) in cfg.rollback.iter().enumerate() {
         validate_step(s, path!["rollback", i], &ctx, true, &mut out);
     }
-    let uses_traffic = cfg.plans.values().any(|p| p.steps.iter().any(|s| s.kind == StepKind::Traffic));
+    let uses_traffic = cfg
+        .plans
+        .values()
+        .any(|p| p.steps.iter().any(|s| s.kind == StepKind::Traffic));
     if uses_traffic && cfg.rollback.is_empty() {
         out.push(problem(
             path![],
@@ -759,26 +852,48 @@ pub fn validate(cfg: &mut Config) -> Vec<Problem> {
     // Triggers.
     for (i, t) in cfg.rollback_when.iter().enumerate() {
         let at = |k: &str| path!["rollback_when", i, k];
-        let set = [t.check.is_some(), t.query.is_some(), t.health.is_some()].iter().filter(|b| **b).count();
+        let set = [t.check.is_some(), t.query.is_some(), t.health.is_some()]
+            .iter()
+            .filter(|b| **b)
+            .count();
         if set != 1 {
-            out.push(problem(path!["rollback_when", i], "set exactly one of `check`, `query` or `health`"));
+            out.push(problem(
+                path!["rollback_when", i],
+                "set exactly one of `check`, `query` or `health`",
+            ));
         }
         if let Some(c) = &t.check
             && !check_names.contains(&c.as_str())
         {
-            out.push(unknown_name(at("check"), "check", c, check_names.iter().copied()));
+            out.push(unknown_name(
+                at("check"),
+                "check",
+                c,
+                check_names.iter().copied(),
+            ));
         }
         if let Some(h) = &t.health
             && !health_names.contains(&h.as_str())
         {
-            out.push(unknown_name(at("health"), "health target", h, health_names.iter().copied()));
+            out.push(unknown_name(
+                at("health"),
+                "health target",
+                h,
+                health_names.iter().copied(),
+            ));
         }
         if t.query.is_some() {
             if !has_prom {
-                out.push(problem(at("query"), "a `query` trigger needs [sources.prometheus]"));
+                out.push(problem(
+                    at("query"),
+                    "a `query` trigger needs [sources.prometheus]",
+                ));
             }
             if t.max.is_none() && t.min.is_none() {
-                out.push(problem(at("query"), "a `query` trigger needs `max` or `min`"));
+                out.push(problem(
+                    at("query"),
+                    "a `query` trigger needs `max` or `min`",
+                ));
             }
         }
     }
@@ -791,7 +906,13 @@ struct StepCtx<'a> {
     health: &'a [&'a str],
 }
 
-fn validate_step(s: &StepSpec, base: Vec<Seg>, ctx: &StepCtx<'_>, rollback: bool, out: &mut Vec<Problem>) {
+fn validate_step(
+    s: &StepSpec,
+    base: Vec<Seg>,
+    ctx: &StepCtx<'_>,
+    rollback: bool,
+    out: &mut Vec<Problem>,
+) {
     let at = |k: &str| {
         let mut p = base.clone();
         p.push(k.into());
@@ -799,44 +920,73 @@ fn validate_step(s: &StepSpec, base: Vec<Seg>, ctx: &StepCtx<'_>, rollback: bool
     };
     let not_for = |field: &str, present: bool, out: &mut Vec<Problem>| {
         if present {
-            out.push(problem(at(field), format!("`{field}` does not apply to a `{}` step", kind_name(s.kind))));
+            out.push(problem(
+                at(field),
+                format!("`{field}` does not apply to a `{}` step", kind_name(s.kind)),
+            ));
         }
     };
     match s.kind {
         StepKind::Action => match &s.action {
-            None => out.push(problem(at("kind"), "an `action` step needs `action` (the name of an [actions.NAME])")),
-            Some(a) if !ctx.actions.contains(&a.as_str()) => {
-                out.push(unknown_name(at("action"), "action", a, ctx.actions.iter().copied()))
-            }
+            None => out.push(problem(
+                at("kind"),
+                "an `action` step needs `action` (the name of an [actions.NAME])",
+            )),
+            Some(a) if !ctx.actions.contains(&a.as_str()) => out.push(unknown_name(
+                at("action"),
+                "action",
+                a,
+                ctx.actions.iter().copied(),
+            )),
             _ => {}
         },
         StepKind::Traffic => {
             let a = s.action.as_deref().unwrap_or("traffic");
             if !ctx.actions.contains(&a) {
                 let mut p = unknown_name(
-                    if s.action.is_some() { at("action") } else { at("kind") },
+                    if s.action.is_some() {
+                        at("action")
+                    } else {
+                        at("kind")
+                    },
                     "traffic action",
                     a,
                     ctx.actions.iter().copied(),
                 );
-                p.message.push_str(" (a traffic step runs [actions.traffic] unless `action` names another)");
+                p.message.push_str(
+                    " (a traffic step runs [actions.traffic] unless `action` names another)",
+                );
                 out.push(p);
             }
             match s.weight {
-                None => out.push(problem(at("kind"), "a `traffic` step needs `weight` (percent 0–100)")),
-                Some(w) if w > 100 => out.push(problem(at("weight"), format!("{w} is not a percentage (0–100)"))),
+                None => out.push(problem(
+                    at("kind"),
+                    "a `traffic` step needs `weight` (percent 0–100)",
+                )),
+                Some(w) if w > 100 => out.push(problem(
+                    at("weight"),
+                    format!("{w} is not a percentage (0–100)"),
+                )),
                 _ => {}
             }
         }
         StepKind::Health => {
             if s.targets.is_empty() {
-                out.push(problem(at("kind"), "a `health` step needs `targets` (names of [[sources.health]])"));
+                out.push(problem(
+                    at("kind"),
+                    "a `health` step needs `targets` (names of [[sources.health]])",
+                ));
             }
             for (j, t) in s.targets.iter().enumerate() {
                 if !ctx.health.contains(&t.as_str()) {
                     let mut p = at("targets");
                     p.push(j.into());
-                    out.push(unknown_name(p, "health target", t, ctx.health.iter().copied()));
+                    out.push(unknown_name(
+                        p,
+                        "health target",
+                        t,
+                        ctx.health.iter().copied(),
+                    ));
                 }
             }
             if s.passes == Some(0) {
@@ -845,15 +995,24 @@ fn validate_step(s: &StepSpec, base: Vec<Seg>, ctx: &StepCtx<'_>, rollback: bool
         }
         StepKind::Analysis => {
             if rollback {
-                out.push(problem(at("kind"), "rollback steps cannot be `analysis`: the rollback must not wait on metrics"));
+                out.push(problem(
+                    at("kind"),
+                    "rollback steps cannot be `analysis`: the rollback must not wait on metrics",
+                ));
             }
             match s.duration {
-                None => out.push(problem(at("kind"), "an `analysis` step needs `duration`, e.g. \"2m\"")),
+                None => out.push(problem(
+                    at("kind"),
+                    "an `analysis` step needs `duration`, e.g. \"2m\"",
+                )),
                 Some(d) if d.is_zero() => out.push(problem(at("duration"), "must be more than 0s")),
                 _ => {}
             }
             if ctx.checks.is_empty() {
-                out.push(problem(at("kind"), "an `analysis` step needs at least one [[checks]]"));
+                out.push(problem(
+                    at("kind"),
+                    "an `analysis` step needs at least one [[checks]]",
+                ));
             }
             for (j, c) in s.checks.iter().enumerate() {
                 if !ctx.checks.contains(&c.as_str()) {
@@ -865,21 +1024,44 @@ fn validate_step(s: &StepSpec, base: Vec<Seg>, ctx: &StepCtx<'_>, rollback: bool
         }
         StepKind::Approval => {
             if rollback {
-                out.push(problem(at("kind"), "rollback steps cannot wait for approval"));
+                out.push(problem(
+                    at("kind"),
+                    "rollback steps cannot wait for approval",
+                ));
             }
         }
         StepKind::Pause => {}
     }
-    not_for("weight", s.weight.is_some() && s.kind != StepKind::Traffic, out);
-    not_for("targets", !s.targets.is_empty() && s.kind != StepKind::Health, out);
-    not_for("passes", s.passes.is_some() && s.kind != StepKind::Health, out);
-    not_for("checks", !s.checks.is_empty() && s.kind != StepKind::Analysis, out);
+    not_for(
+        "weight",
+        s.weight.is_some() && s.kind != StepKind::Traffic,
+        out,
+    );
+    not_for(
+        "targets",
+        !s.targets.is_empty() && s.kind != StepKind::Health,
+        out,
+    );
+    not_for(
+        "passes",
+        s.passes.is_some() && s.kind != StepKind::Health,
+        out,
+    );
+    not_for(
+        "checks",
+        !s.checks.is_empty() && s.kind != StepKind::Analysis,
+        out,
+    );
     not_for(
         "duration",
         s.duration.is_some() && !matches!(s.kind, StepKind::Analysis | StepKind::Pause),
         out,
     );
-    not_for("message", s.message.is_some() && s.kind != StepKind::Approval, out);
+    not_for(
+        "message",
+        s.message.is_some() && s.kind != StepKind::Approval,
+        out,
+    );
     not_for(
         "action",
         s.action.is_some() && !matches!(s.kind, StepKind::Action | StepKind::Traffic),
@@ -902,7 +1084,10 @@ pub fn kind_name(k: StepKind) -> &'static str {
 fn check_url(u: &str, at: Vec<Seg>, out: &mut Vec<Problem>) {
     match reqwest::Url::parse(u) {
         Ok(url) if matches!(url.scheme(), "http" | "https") => {}
-        Ok(url) => out.push(problem(at, format!("URL scheme `{}` is not http or https", url.scheme()))),
+        Ok(url) => out.push(problem(
+            at,
+            format!("URL scheme `{}` is not http or https", url.scheme()),
+        )),
         Err(e) => out.push(problem(at, format!("not a URL ({e}): {u:?}"))),
     }
 }

@@ -51,7 +51,10 @@ fn errors(text: &str) -> Vec<ConfigError> {
 
 /// 1-based line of the first line containing `needle`.
 fn line_of(text: &str, needle: &str) -> usize {
-    text.lines().position(|l| l.contains(needle)).expect("needle in text") + 1
+    text.lines()
+        .position(|l| l.contains(needle))
+        .expect("needle in text")
+        + 1
 }
 
 fn one(text: &str) -> ConfigError {
@@ -66,7 +69,10 @@ fn a_good_config_loads_with_durations() {
     assert_eq!(c.service, "checkout");
     assert!(c.environment.protected);
     assert_eq!(c.checks[0].for_, std::time::Duration::from_secs(60));
-    assert_eq!(c.sources.prometheus.as_ref().unwrap().timeout, std::time::Duration::from_secs(3));
+    assert_eq!(
+        c.sources.prometheus.as_ref().unwrap().timeout,
+        std::time::Duration::from_secs(3)
+    );
     let (name, plan) = c.plan(None).unwrap();
     assert_eq!(name, "canary");
     assert_eq!(plan.steps.len(), 2);
@@ -78,7 +84,11 @@ fn malformed_toml_names_line_and_column() {
     let e = one(&text);
     assert_eq!(e.line, line_of(&text, "= = true"), "{e}");
     assert!(e.col >= 12, "{e}");
-    assert!(e.to_string().starts_with(&format!("rolldeck.toml:{}:", e.line)), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with(&format!("rolldeck.toml:{}:", e.line)),
+        "{e}"
+    );
     assert!(e.message.contains("TOML syntax error"), "{e}");
 }
 
@@ -96,7 +106,9 @@ fn unknown_step_kind_lists_valid_kinds() {
     let text = GOOD.replace("kind = \"analysis\"", "kind = \"canary-analysis\"");
     let e = one(&text);
     assert!(e.message.contains("unknown value `canary-analysis`"), "{e}");
-    for k in ["action", "traffic", "health", "analysis", "approval", "pause"] {
+    for k in [
+        "action", "traffic", "health", "analysis", "approval", "pause",
+    ] {
         assert!(e.message.contains(k), "{e}");
     }
     assert_eq!(e.help.as_deref(), Some("did you mean `analysis`?"));
@@ -108,7 +120,10 @@ fn wrong_type_and_bad_duration() {
     let text = GOOD.replace("protected = true", "protected = \"yes\"");
     let e = one(&text);
     assert_eq!(e.line, line_of(&text, "\"yes\""));
-    assert!(e.message.contains("expected a boolean") || e.message.contains("invalid type"), "{e}");
+    assert!(
+        e.message.contains("expected a boolean") || e.message.contains("invalid type"),
+        "{e}"
+    );
     let text = GOOD.replace("duration = \"5m\"", "duration = \"5 minutes please\"");
     let e = one(&text);
     assert_eq!(e.line, line_of(&text, "please"), "{e}");
@@ -116,7 +131,10 @@ fn wrong_type_and_bad_duration() {
 
 #[test]
 fn semantic_errors_are_located_and_suggest() {
-    let text = GOOD.replace("kind = \"traffic\"\nweight = 5", "kind = \"action\"\naction = \"trafic\"");
+    let text = GOOD.replace(
+        "kind = \"traffic\"\nweight = 5",
+        "kind = \"action\"\naction = \"trafic\"",
+    );
     let e = one(&text);
     assert!(e.message.contains("unknown action `trafic`"), "{e}");
     assert_eq!(e.help.as_deref(), Some("did you mean `traffic`?"));
@@ -148,11 +166,19 @@ fn secrets_resolve_and_are_collected() {
     std::fs::write(&f, "file-secret-123\n").unwrap();
     let text = GOOD.replace(
         "timeout = \"3s\"",
-        &format!("timeout = \"3s\"\nbearer_token = \"${{file:{}}}\"", f.display()),
+        &format!(
+            "timeout = \"3s\"\nbearer_token = \"${{file:{}}}\"",
+            f.display()
+        ),
     );
     let c = parse(&text, Path::new("x.toml")).unwrap();
     assert_eq!(
-        c.sources.prometheus.as_ref().unwrap().bearer_token.as_deref(),
+        c.sources
+            .prometheus
+            .as_ref()
+            .unwrap()
+            .bearer_token
+            .as_deref(),
         Some("file-secret-123")
     );
     assert_eq!(c.secrets, vec!["file-secret-123".to_string()]);
@@ -169,20 +195,34 @@ fn secrets_resolve_and_are_collected() {
 #[test]
 fn missing_file_names_the_path() {
     let err = load(Path::new("/nonexistent/rolldeck.toml")).unwrap_err();
-    assert!(err.to_string().contains("/nonexistent/rolldeck.toml"), "{err}");
+    assert!(
+        err.to_string().contains("/nonexistent/rolldeck.toml"),
+        "{err}"
+    );
 }
 
 #[test]
 fn resolve_secrets_syntax() {
     let mut s = Vec::new();
     assert_eq!(resolve_secrets("plain", &mut s).unwrap(), "plain");
-    assert!(resolve_secrets("${vault:x}", &mut s).unwrap_err().contains("unknown reference"));
-    assert!(resolve_secrets("${env:X", &mut s).unwrap_err().contains("unterminated"));
+    assert!(
+        resolve_secrets("${vault:x}", &mut s)
+            .unwrap_err()
+            .contains("unknown reference")
+    );
+    assert!(
+        resolve_secrets("${env:X", &mut s)
+            .unwrap_err()
+            .contains("unterminated")
+    );
     assert!(s.is_empty());
 }
 
 #[test]
 fn suggestions() {
-    assert_eq!(suggest("promethus", ["prometheus", "scrape", "health"]), Some("prometheus"));
+    assert_eq!(
+        suggest("promethus", ["prometheus", "scrape", "health"]),
+        Some("prometheus")
+    );
     assert_eq!(suggest("zzz", ["prometheus"]), None);
 }

@@ -175,7 +175,11 @@ health = "canary"
 consecutive_failures = 3
 "#,
         scenario = env.scenario,
-        state = state_dir.display().to_string().replace('\\', "\\\\").replace('"', "\\\""),
+        state = state_dir
+            .display()
+            .to_string()
+            .replace('\\', "\\\\")
+            .replace('"', "\\\""),
         analysis = ANALYSIS,
     )
 }
@@ -192,12 +196,16 @@ pub async fn run_demo(
         None
     } else {
         match (&prometheus, super::find_prometheus(prometheus.as_deref())) {
-            (Some(p), None) => anyhow::bail!("--prometheus {}: not an executable file", p.display()),
+            (Some(p), None) => {
+                anyhow::bail!("--prometheus {}: not an executable file", p.display())
+            }
             (_, found) => found,
         }
     };
     let env = DemoEnv::start(scenario, bin).await?;
-    let dir = tempfile::Builder::new().prefix("rolldeck-demo-").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("rolldeck-demo-")
+        .tempdir()?;
     let path = dir.path().join("rolldeck.toml");
     std::fs::write(&path, demo_config(&env, &dir.path().join("state")))?;
     let cfg = match crate::config::load(&path) {
@@ -224,7 +232,11 @@ pub async fn run_demo(
         yes: true,
         resume: false,
         state_dir: None,
-        output: if headless { OutputMode::Json } else { OutputMode::Text },
+        output: if headless {
+            OutputMode::Json
+        } else {
+            OutputMode::Text
+        },
     };
     let code = runtime::run(&cfg, &opts).await;
     env.stop().await;

@@ -181,7 +181,9 @@ fn elapsed(now: Timestamp, since: Timestamp) -> Duration {
 fn usable(r: &TrackResult, track: &str) -> Result<f64, String> {
     match r {
         Err(e) => Err(format!("{track}: {e}")),
-        Ok(r) if r.value.is_nan() => Err(format!("{track}: value is NaN (no requests in the window?)")),
+        Ok(r) if r.value.is_nan() => Err(format!(
+            "{track}: value is NaN (no requests in the window?)"
+        )),
         Ok(r) if !r.value.is_finite() => Err(format!("{track}: value is {}", r.value)),
         Ok(r) => Ok(r.value),
     }
@@ -196,7 +198,12 @@ fn usable(r: &TrackResult, track: &str) -> Result<f64, String> {
 /// has lasted `for` (measured from the first violating evaluation, as a
 /// Prometheus alert goes from pending to firing) → `fail`; a shorter one →
 /// `inconclusive` with `pending = true`; none → `pass`.
-pub fn judge(def: &CheckDef, m: &Measurement, prev: &CheckRun, now: Timestamp) -> (Verdict, CheckRun) {
+pub fn judge(
+    def: &CheckDef,
+    m: &Measurement,
+    prev: &CheckRun,
+    now: Timestamp,
+) -> (Verdict, CheckRun) {
     let canary_req = m.canary.as_ref().ok().and_then(|r| r.requests);
     let baseline_req = m.baseline.as_ref().ok().and_then(|r| r.requests);
     let mut v = Verdict {
@@ -232,10 +239,17 @@ pub fn judge(def: &CheckDef, m: &Measurement, prev: &CheckRun, now: Timestamp) -
     };
     if let Some(min) = def.min_requests {
         let check_track = |req: Option<f64>, track: &str| match req {
-            None => Err(format!("{track}: request count unknown, cannot check min_requests {}", fmt_num(min))),
+            None => Err(format!(
+                "{track}: request count unknown, cannot check min_requests {}",
+                fmt_num(min)
+            )),
             Some(r) if !r.is_finite() || r < min => Err(format!(
                 "too little traffic: {track} had {} requests in the window, need at least {}",
-                if r.is_finite() { fmt_num(r) } else { "no".into() },
+                if r.is_finite() {
+                    fmt_num(r)
+                } else {
+                    "no".into()
+                },
                 fmt_num(min)
             )),
             Some(_) => Ok(()),
@@ -255,7 +269,11 @@ pub fn judge(def: &CheckDef, m: &Measurement, prev: &CheckRun, now: Timestamp) -
             Err(e) => return inconclusive(v, run, e),
         }
     } else {
-        m.baseline.as_ref().ok().map(|r| r.value).filter(|b| b.is_finite())
+        m.baseline
+            .as_ref()
+            .ok()
+            .map(|r| r.value)
+            .filter(|b| b.is_finite())
     };
 
     let mut violations = Vec::new();
@@ -310,10 +328,16 @@ pub fn judge(def: &CheckDef, m: &Measurement, prev: &CheckRun, now: Timestamp) -
         v.reason = format!(
             "pass: canary {}{} within {}{}{}",
             fmt_num(canary),
-            baseline.map(|b| format!(", baseline {}", fmt_num(b))).unwrap_or_default(),
+            baseline
+                .map(|b| format!(", baseline {}", fmt_num(b)))
+                .unwrap_or_default(),
             def.condition_text(),
             counts,
-            if notes.is_empty() { String::new() } else { format!("; {}", notes.join("; ")) }
+            if notes.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", notes.join("; "))
+            }
         );
     } else {
         let since = *run.violated_since.get_or_insert(now);
@@ -329,7 +353,11 @@ pub fn judge(def: &CheckDef, m: &Measurement, prev: &CheckRun, now: Timestamp) -
                 if def.for_.is_zero() {
                     String::new()
                 } else {
-                    format!(" for {} (for {})", humantime::format_duration(lasted_s), humantime::format_duration(def.for_))
+                    format!(
+                        " for {} (for {})",
+                        humantime::format_duration(lasted_s),
+                        humantime::format_duration(def.for_)
+                    )
                 },
                 counts
             );
@@ -390,7 +418,12 @@ mod tests {
 
     #[test]
     fn nan_is_inconclusive_not_pass() {
-        let (v, run) = judge(&def(), &m(ok(f64::NAN, 500.0), ok(0.0, 500.0)), &CheckRun::default(), t(0));
+        let (v, run) = judge(
+            &def(),
+            &m(ok(f64::NAN, 500.0), ok(0.0, 500.0)),
+            &CheckRun::default(),
+            t(0),
+        );
         assert_eq!(v.verdict, VerdictKind::Inconclusive);
         assert!(v.reason.contains("NaN"), "{}", v.reason);
         assert_eq!(run.consecutive_inconclusive, 1);
@@ -399,8 +432,16 @@ mod tests {
 
     #[test]
     fn query_error_and_empty_vector_are_inconclusive_with_the_error() {
-        for err in ["empty vector: no series matched", "bad_data: parse error at char 5"] {
-            let (v, _) = judge(&def(), &m(Err(err.into()), ok(0.0, 500.0)), &CheckRun::default(), t(0));
+        for err in [
+            "empty vector: no series matched",
+            "bad_data: parse error at char 5",
+        ] {
+            let (v, _) = judge(
+                &def(),
+                &m(Err(err.into()), ok(0.0, 500.0)),
+                &CheckRun::default(),
+                t(0),
+            );
             assert_eq!(v.verdict, VerdictKind::Inconclusive);
             assert!(v.reason.contains(err), "{}", v.reason);
             assert_eq!(v.error.as_deref(), Some(format!("canary: {err}").as_str()));
@@ -409,25 +450,51 @@ mod tests {
 
     #[test]
     fn baseline_missing_is_inconclusive_for_relative_conditions_only() {
-        let (v, _) = judge(&def(), &m(ok(0.0, 500.0), Err("down".into())), &CheckRun::default(), t(0));
+        let (v, _) = judge(
+            &def(),
+            &m(ok(0.0, 500.0), Err("down".into())),
+            &CheckRun::default(),
+            t(0),
+        );
         assert_eq!(v.verdict, VerdictKind::Inconclusive);
         let mut absolute = def();
         absolute.max_increase = None;
         absolute.min_requests = None;
-        let (v, _) = judge(&absolute, &m(ok(0.0, 500.0), Err("down".into())), &CheckRun::default(), t(0));
+        let (v, _) = judge(
+            &absolute,
+            &m(ok(0.0, 500.0), Err("down".into())),
+            &CheckRun::default(),
+            t(0),
+        );
         assert_eq!(v.verdict, VerdictKind::Pass, "{}", v.reason);
     }
 
     #[test]
     fn low_traffic_is_inconclusive() {
-        let (v, _) = judge(&def(), &m(ok(0.0, 12.0), ok(0.0, 500.0)), &CheckRun::default(), t(0));
+        let (v, _) = judge(
+            &def(),
+            &m(ok(0.0, 12.0), ok(0.0, 500.0)),
+            &CheckRun::default(),
+            t(0),
+        );
         assert_eq!(v.verdict, VerdictKind::Inconclusive);
-        assert!(v.reason.contains("too little traffic: canary had 12 requests"), "{}", v.reason);
+        assert!(
+            v.reason
+                .contains("too little traffic: canary had 12 requests"),
+            "{}",
+            v.reason
+        );
         let mut no_count = def();
         no_count.max_increase = None;
         let (v, _) = judge(
             &no_count,
-            &m(Ok(Reading { value: 0.0, requests: None }), ok(0.0, 1.0)),
+            &m(
+                Ok(Reading {
+                    value: 0.0,
+                    requests: None,
+                }),
+                ok(0.0, 1.0),
+            ),
             &CheckRun::default(),
             t(0),
         );
@@ -441,7 +508,10 @@ mod tests {
         let (v1, r1) = judge(&d, &bad, &CheckRun::default(), t(0));
         assert_eq!(v1.verdict, VerdictKind::Inconclusive);
         assert!(v1.pending);
-        assert_eq!(r1.consecutive_inconclusive, 0, "pending does not count as inconclusive");
+        assert_eq!(
+            r1.consecutive_inconclusive, 0,
+            "pending does not count as inconclusive"
+        );
         let (v2, r2) = judge(&d, &bad, &r1, t(20));
         assert!(v2.pending);
         let (v3, _) = judge(&d, &bad, &r2, t(30));
@@ -480,10 +550,20 @@ mod tests {
             min_requests: None,
             inconclusive_limit: 3,
         };
-        let (v, _) = judge(&d, &m(ok(0.6, 1.0), ok(0.2, 1.0)), &CheckRun::default(), t(0));
+        let (v, _) = judge(
+            &d,
+            &m(ok(0.6, 1.0), ok(0.2, 1.0)),
+            &CheckRun::default(),
+            t(0),
+        );
         assert_eq!(v.verdict, VerdictKind::Fail);
         assert!(v.reason.contains("= 3 > max_ratio 1.5"), "{}", v.reason);
-        let (v, _) = judge(&d, &m(ok(0.25, 1.0), ok(0.2, 1.0)), &CheckRun::default(), t(0));
+        let (v, _) = judge(
+            &d,
+            &m(ok(0.25, 1.0), ok(0.2, 1.0)),
+            &CheckRun::default(),
+            t(0),
+        );
         assert_eq!(v.verdict, VerdictKind::Pass);
     }
 

@@ -433,7 +433,11 @@ impl Release {
             rollback_steps: plan.rollback.iter().map(|_| StepRun::new()).collect(),
             rollback_failed: false,
             weight: 0,
-            checks: plan.checks.keys().map(|k| (k.clone(), CheckRun::default())).collect(),
+            checks: plan
+                .checks
+                .keys()
+                .map(|k| (k.clone(), CheckRun::default()))
+                .collect(),
             health: BTreeMap::new(),
             due: BTreeMap::new(),
             inflight: Vec::new(),
@@ -460,8 +464,10 @@ impl Release {
 
     /// Whether it waits for a human (paused or approval) with nothing running.
     pub fn waits_for_human(&self) -> bool {
-        matches!(self.phase, Phase::Paused { .. } | Phase::WaitingApproval { .. })
-            && self.running_action.is_none()
+        matches!(
+            self.phase,
+            Phase::Paused { .. } | Phase::WaitingApproval { .. }
+        ) && self.running_action.is_none()
     }
 
     /// The current plan step, if any.
@@ -512,9 +518,13 @@ impl Release {
         match event {
             Event::Start { .. } => {}
             Event::Tick => {}
-            Event::ActionFinished { run, ok, detail } => self.on_action_finished(*run, *ok, detail, now, &mut fx),
+            Event::ActionFinished { run, ok, detail } => {
+                self.on_action_finished(*run, *ok, detail, now, &mut fx)
+            }
             Event::Measured(m) => self.on_measured(m, now, &mut fx),
-            Event::Probed { target, ok, detail } => self.on_probed(target, *ok, detail, now, &mut fx),
+            Event::Probed { target, ok, detail } => {
+                self.on_probed(target, *ok, detail, now, &mut fx)
+            }
             Event::Command(c) => self.on_command(c, now, &mut fx),
             Event::Resumed => self.on_resumed(now, &mut fx),
         }
@@ -550,7 +560,11 @@ impl Release {
                 .get(self.rollback_current)
                 .zip(self.rollback_steps.get(self.rollback_current)),
             Phase::Finished { .. } => None,
-            _ => self.plan.steps.get(self.current).zip(self.steps.get(self.current)),
+            _ => self
+                .plan
+                .steps
+                .get(self.current)
+                .zip(self.steps.get(self.current)),
         };
         if let Some((step, run)) = current
             && run.status == StepStatus::Running
@@ -571,13 +585,18 @@ impl Release {
     fn schedule(&mut self, now: Timestamp, fx: &mut Effects) {
         let (checks, targets) = self.active();
         for c in checks {
-            let Some(def) = self.plan.checks.get(&c) else { continue };
+            let Some(def) = self.plan.checks.get(&c) else {
+                continue;
+            };
             let key = format!("check:{c}");
             let interval = def.interval;
             if self.inflight.contains(&key) {
                 continue;
             }
-            let due = *self.due.entry(key.clone()).or_insert_with(|| add(now, interval));
+            let due = *self
+                .due
+                .entry(key.clone())
+                .or_insert_with(|| add(now, interval));
             if due <= now {
                 self.due.insert(key.clone(), add(now, interval));
                 self.inflight.push(key);
@@ -638,7 +657,12 @@ impl Release {
 
     // ----- steps ------------------------------------------------------
 
-    fn vars(&self, step_name: &str, weight: Option<u8>, reason: Option<&str>) -> BTreeMap<String, String> {
+    fn vars(
+        &self,
+        step_name: &str,
+        weight: Option<u8>,
+        reason: Option<&str>,
+    ) -> BTreeMap<String, String> {
         let mut v = BTreeMap::new();
         v.insert("service".into(), self.service.clone());
         v.insert("environment".into(), self.environment.clone());
@@ -655,19 +679,35 @@ impl Release {
     fn begin_step(&mut self, now: Timestamp, fx: &mut Effects) {
         let rollback = matches!(self.phase, Phase::RollingBack { .. });
         if !rollback {
-            while self.steps.get(self.current).is_some_and(|r| r.status == StepStatus::Skipped) {
+            while self
+                .steps
+                .get(self.current)
+                .is_some_and(|r| r.status == StepStatus::Skipped)
+            {
                 self.current += 1;
             }
         }
-        let index = if rollback { self.rollback_current } else { self.current };
-        let list = if rollback { &self.plan.rollback } else { &self.plan.steps };
+        let index = if rollback {
+            self.rollback_current
+        } else {
+            self.current
+        };
+        let list = if rollback {
+            &self.plan.rollback
+        } else {
+            &self.plan.steps
+        };
         let Some(step) = list.get(index).cloned() else {
             if rollback {
                 let reason = match &self.phase {
                     Phase::RollingBack { reason } => reason.clone(),
                     _ => String::new(),
                 };
-                let outcome = if self.rollback_failed { Outcome::Failed } else { Outcome::RolledBack };
+                let outcome = if self.rollback_failed {
+                    Outcome::Failed
+                } else {
+                    Outcome::RolledBack
+                };
                 let reason = if self.rollback_failed {
                     format!("{reason}; a rollback step failed")
                 } else {
@@ -728,7 +768,11 @@ impl Release {
                     reason,
                 });
             }
-            StepAction::Health { targets, passes, timeout } => {
+            StepAction::Health {
+                targets,
+                passes,
+                timeout,
+            } => {
                 for t in targets {
                     let h = self.health.entry(t.clone()).or_default();
                     h.consecutive_ok = 0;
@@ -746,7 +790,8 @@ impl Release {
                     if let Some(def) = self.plan.checks.get(c) {
                         // First evaluation one interval after the step starts,
                         // so the window holds data from the new weight.
-                        self.due.insert(format!("check:{c}"), add(now, def.interval));
+                        self.due
+                            .insert(format!("check:{c}"), add(now, def.interval));
                     }
                 }
                 let run = self.run_mut(sref);
@@ -794,7 +839,14 @@ impl Release {
         }
     }
 
-    fn end_step(&mut self, s: StepRef, status: StepStatus, detail: String, now: Timestamp, fx: &mut Effects) {
+    fn end_step(
+        &mut self,
+        s: StepRef,
+        status: StepStatus,
+        detail: String,
+        now: Timestamp,
+        fx: &mut Effects,
+    ) {
         let name = self.step_def(s).name.clone();
         let run = self.run_mut(s);
         run.status = status;
@@ -851,12 +903,18 @@ impl Release {
         if matches!(self.phase, Phase::Paused { .. }) {
             return;
         }
-        self.phase = Phase::Paused { reason: reason.clone() };
+        self.phase = Phase::Paused {
+            reason: reason.clone(),
+        };
         fx.push(Effect::Notify(Notice::Paused { reason }));
     }
 
     fn start_rollback(&mut self, reason: String, now: Timestamp, fx: &mut Effects) {
-        if matches!(self.phase, Phase::RollingBack { .. } | Phase::Finished { .. }) || self.rollback_pending.is_some() {
+        if matches!(
+            self.phase,
+            Phase::RollingBack { .. } | Phase::Finished { .. }
+        ) || self.rollback_pending.is_some()
+        {
             return;
         }
         // A plan step's action still running must end first: two traffic
@@ -874,15 +932,26 @@ impl Release {
     fn begin_rollback(&mut self, reason: String, now: Timestamp, fx: &mut Effects) {
         // Close the plan step in progress.
         if let Some(run) = self.steps.get(self.current)
-            && matches!(run.status, StepStatus::Running | StepStatus::WaitingApproval)
+            && matches!(
+                run.status,
+                StepStatus::Running | StepStatus::WaitingApproval
+            )
         {
             let s = StepRef {
                 rollback: false,
                 index: self.current,
             };
-            self.end_step(s, StepStatus::Failed, format!("stopped: rollback ({reason})"), now, fx);
+            self.end_step(
+                s,
+                StepStatus::Failed,
+                format!("stopped: rollback ({reason})"),
+                now,
+                fx,
+            );
         }
-        self.phase = Phase::RollingBack { reason: reason.clone() };
+        self.phase = Phase::RollingBack {
+            reason: reason.clone(),
+        };
         fx.push(Effect::Notify(Notice::RollbackStarted { reason }));
         self.rollback_current = 0;
         self.begin_step(now, fx);
@@ -907,14 +976,27 @@ impl Release {
 
     // ----- events -----------------------------------------------------
 
-    fn on_action_finished(&mut self, run: u64, ok: bool, detail: &str, now: Timestamp, fx: &mut Effects) {
-        let Some((expected, s)) = self.running_action else { return };
+    fn on_action_finished(
+        &mut self,
+        run: u64,
+        ok: bool,
+        detail: &str,
+        now: Timestamp,
+        fx: &mut Effects,
+    ) {
+        let Some((expected, s)) = self.running_action else {
+            return;
+        };
         if expected != run {
             return;
         }
         self.running_action = None;
         if let Some(reason) = self.rollback_pending.take() {
-            let status = if ok { StepStatus::Passed } else { StepStatus::Failed };
+            let status = if ok {
+                StepStatus::Passed
+            } else {
+                StepStatus::Failed
+            };
             self.end_step(s, status, format!("{detail} (then rollback)"), now, fx);
             self.begin_rollback(reason, now, fx);
             return;
@@ -939,7 +1021,9 @@ impl Release {
     fn on_measured(&mut self, m: &Measurement, now: Timestamp, fx: &mut Effects) {
         let key = format!("check:{}", m.check);
         self.inflight.retain(|k| k != &key);
-        let Some(def) = self.plan.checks.get(&m.check).cloned() else { return };
+        let Some(def) = self.plan.checks.get(&m.check).cloned() else {
+            return;
+        };
         let prev = self.checks.get(&m.check).cloned().unwrap_or_default();
         let (verdict, run) = judge(&def, m, &prev, now);
         self.checks.insert(m.check.clone(), run.clone());
@@ -956,13 +1040,21 @@ impl Release {
                 _ => None,
             })
         {
-            self.start_rollback(format!("rollback_when `{name}`: {}: {}", m.check, verdict.reason), now, fx);
+            self.start_rollback(
+                format!("rollback_when `{name}`: {}: {}", m.check, verdict.reason),
+                now,
+                fx,
+            );
             return;
         }
 
         // Analysis step bookkeeping.
-        let Some(step) = self.plan.steps.get(self.current).cloned() else { return };
-        let StepAction::Analysis { checks, .. } = &step.action else { return };
+        let Some(step) = self.plan.steps.get(self.current).cloned() else {
+            return;
+        };
+        let StepAction::Analysis { checks, .. } = &step.action else {
+            return;
+        };
         if !checks.contains(&m.check) || self.steps[self.current].status != StepStatus::Running {
             return;
         }
@@ -972,7 +1064,12 @@ impl Release {
         };
         match verdict.verdict {
             VerdictKind::Fail if matches!(self.phase, Phase::Running | Phase::Paused { .. }) => {
-                self.fail_step(s, format!("check `{}` {}", m.check, verdict.reason), now, fx);
+                self.fail_step(
+                    s,
+                    format!("check `{}` {}", m.check, verdict.reason),
+                    now,
+                    fx,
+                );
             }
             VerdictKind::Inconclusive
                 if !verdict.pending
@@ -983,7 +1080,10 @@ impl Release {
                 self.pause(
                     format!(
                         "check `{}` inconclusive {} times in a row (inconclusive_limit {}): {}",
-                        m.check, run.consecutive_inconclusive, def.inconclusive_limit, verdict.reason
+                        m.check,
+                        run.consecutive_inconclusive,
+                        def.inconclusive_limit,
+                        verdict.reason
                     ),
                     fx,
                 );
@@ -992,7 +1092,14 @@ impl Release {
         }
     }
 
-    fn on_probed(&mut self, target: &str, ok: bool, detail: &str, now: Timestamp, fx: &mut Effects) {
+    fn on_probed(
+        &mut self,
+        target: &str,
+        ok: bool,
+        detail: &str,
+        now: Timestamp,
+        fx: &mut Effects,
+    ) {
         let key = format!("health:{target}");
         self.inflight.retain(|k| k != &key);
         let h = self.health.entry(target.to_string()).or_default();
@@ -1043,10 +1150,21 @@ impl Release {
         if !(rollback || matches!(self.phase, Phase::Running)) {
             return;
         }
-        let index = if rollback { self.rollback_current } else { self.current };
+        let index = if rollback {
+            self.rollback_current
+        } else {
+            self.current
+        };
         let s = StepRef { rollback, index };
-        let list = if rollback { &self.plan.rollback } else { &self.plan.steps };
-        let Some(StepAction::Health { targets, passes, .. }) = list.get(index).map(|s| s.action.clone()) else {
+        let list = if rollback {
+            &self.plan.rollback
+        } else {
+            &self.plan.steps
+        };
+        let Some(StepAction::Health {
+            targets, passes, ..
+        }) = list.get(index).map(|s| s.action.clone())
+        else {
             return;
         };
         if self.run_mut(s).status != StepStatus::Running {
@@ -1059,9 +1177,11 @@ impl Release {
                 format!("{t} {}/{passes}", n.min(passes))
             })
             .collect();
-        let all = targets
-            .iter()
-            .all(|t| self.health.get(t).is_some_and(|h| h.consecutive_ok >= passes));
+        let all = targets.iter().all(|t| {
+            self.health
+                .get(t)
+                .is_some_and(|h| h.consecutive_ok >= passes)
+        });
         if all {
             self.pass_step(s, format!("healthy: {}", counts.join(", ")), now, fx);
         } else {
@@ -1075,10 +1195,20 @@ impl Release {
         if !(rollback || matches!(self.phase, Phase::Running)) {
             return;
         }
-        let index = if rollback { self.rollback_current } else { self.current };
+        let index = if rollback {
+            self.rollback_current
+        } else {
+            self.current
+        };
         let s = StepRef { rollback, index };
-        let list = if rollback { &self.plan.rollback } else { &self.plan.steps };
-        let Some(step) = list.get(index).cloned() else { return };
+        let list = if rollback {
+            &self.plan.rollback
+        } else {
+            &self.plan.steps
+        };
+        let Some(step) = list.get(index).cloned() else {
+            return;
+        };
         let run = self.run_mut(s);
         if run.status != StepStatus::Running {
             return;
@@ -1093,7 +1223,9 @@ impl Release {
                 let last: Vec<String> = targets
                     .iter()
                     .map(|t| match self.health.get(t).and_then(|h| h.last.clone()) {
-                        Some((ok, d)) => format!("{t}: {} ({d})", if ok { "ok" } else { "failing" }),
+                        Some((ok, d)) => {
+                            format!("{t}: {} ({d})", if ok { "ok" } else { "failing" })
+                        }
                         None => format!("{t}: no answer"),
                     })
                     .collect();
@@ -1129,7 +1261,8 @@ impl Release {
                         .join(", ");
                     self.pass_step(s, format!("analysis passed ({detail})"), now, fx);
                 } else {
-                    let reason = format!("analysis ended without enough data: {}", short.join("; "));
+                    let reason =
+                        format!("analysis ended without enough data: {}", short.join("; "));
                     self.run_mut(s).detail = reason.clone();
                     self.pause(reason, fx);
                 }
@@ -1140,7 +1273,11 @@ impl Release {
 
     fn on_command(&mut self, c: &Issued, now: Timestamp, fx: &mut Effects) {
         let by = &c.operator;
-        let why = c.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+        let why = c
+            .reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
         match c.command {
             Command::Approve => {
                 if let Phase::WaitingApproval { .. } = self.phase {
@@ -1186,7 +1323,13 @@ impl Release {
                         rollback: false,
                         index: self.current,
                     };
-                    self.end_step(s, StepStatus::Skipped, format!("promoted by {by}{why}"), now, fx);
+                    self.end_step(
+                        s,
+                        StepStatus::Skipped,
+                        format!("promoted by {by}{why}"),
+                        now,
+                        fx,
+                    );
                     self.advance(now, fx);
                 }
             }
@@ -1198,7 +1341,9 @@ impl Release {
                 {
                     self.phase = Phase::Running;
                     for i in self.current..self.steps.len() {
-                        if !self.plan.steps[i].runs_action() && self.steps[i].status != StepStatus::Passed {
+                        if !self.plan.steps[i].runs_action()
+                            && self.steps[i].status != StepStatus::Passed
+                        {
                             self.steps[i].status = StepStatus::Skipped;
                             self.steps[i].detail = format!("skipped: full promotion by {by}{why}");
                         }
@@ -1251,7 +1396,13 @@ impl Release {
         if let Some(reason) = self.rollback_pending.take() {
             // The cancelled action's answer was lost with the old process.
             if let Some((_, s)) = self.running_action.take() {
-                self.end_step(s, StepStatus::Interrupted, "interrupted by a restart".into(), now, fx);
+                self.end_step(
+                    s,
+                    StepStatus::Interrupted,
+                    "interrupted by a restart".into(),
+                    now,
+                    fx,
+                );
             }
             self.begin_rollback(reason, now, fx);
             return;
@@ -1291,9 +1442,17 @@ impl Release {
         }
         // Time-based steps restart their window: the old one saw a gap.
         let rollback = matches!(self.phase, Phase::RollingBack { .. });
-        let index = if rollback { self.rollback_current } else { self.current };
+        let index = if rollback {
+            self.rollback_current
+        } else {
+            self.current
+        };
         let s = StepRef { rollback, index };
-        let list = if rollback { &self.plan.rollback } else { &self.plan.steps };
+        let list = if rollback {
+            &self.plan.rollback
+        } else {
+            &self.plan.steps
+        };
         if list.get(index).is_some() && self.run_mut(s).status == StepStatus::Running {
             self.restart_in_place(s, now, fx);
         }

@@ -38,7 +38,12 @@ fn plan() -> Plan {
     Plan {
         name: "canary".into(),
         steps: vec![
-            step("migrate", StepAction::Action { action: "migrate".into() }),
+            step(
+                "migrate",
+                StepAction::Action {
+                    action: "migrate".into(),
+                },
+            ),
             step(
                 "traffic 5%",
                 StepAction::Traffic {
@@ -111,7 +116,9 @@ fn step_at(r: &mut Release, j: &mut Vec<Record>, ev: Event, at: i64) -> Effects 
 fn run_ids(fx: &Effects) -> Vec<(u64, String, BTreeMap<String, String>)> {
     fx.iter()
         .filter_map(|e| match e {
-            Effect::RunAction { run, action, vars, .. } => Some((*run, action.clone(), vars.clone())),
+            Effect::RunAction {
+                run, action, vars, ..
+            } => Some((*run, action.clone(), vars.clone())),
             _ => None,
         })
         .collect()
@@ -203,11 +210,17 @@ fn happy_path_promotes_after_enough_passes_and_approval() {
     let (mut r, mut j) = to_analysis();
     // Nothing due before the first interval.
     assert!(measures(&step_at(&mut r, &mut j, Event::Tick, 5)).is_empty());
-    assert_eq!(measures(&step_at(&mut r, &mut j, Event::Tick, 12)), vec!["error-rate"]);
+    assert_eq!(
+        measures(&step_at(&mut r, &mut j, Event::Tick, 12)),
+        vec!["error-rate"]
+    );
     // Not measured twice while in flight.
     assert!(measures(&step_at(&mut r, &mut j, Event::Tick, 23)).is_empty());
     step_at(&mut r, &mut j, good("error-rate"), 13);
-    assert_eq!(measures(&step_at(&mut r, &mut j, Event::Tick, 23)), vec!["error-rate"]);
+    assert_eq!(
+        measures(&step_at(&mut r, &mut j, Event::Tick, 23)),
+        vec!["error-rate"]
+    );
     step_at(&mut r, &mut j, good("error-rate"), 24);
     assert_eq!(r.steps[2].status, StepStatus::Running, "window not over");
     step_at(&mut r, &mut j, Event::Tick, 62);
@@ -243,7 +256,11 @@ fn failing_check_after_for_rolls_back_with_reason() {
     let (mut r, mut j) = to_analysis();
     step_at(&mut r, &mut j, Event::Tick, 12);
     step_at(&mut r, &mut j, bad("error-rate"), 12);
-    assert_eq!(r.steps[2].status, StepStatus::Running, "pending within `for`");
+    assert_eq!(
+        r.steps[2].status,
+        StepStatus::Running,
+        "pending within `for`"
+    );
     step_at(&mut r, &mut j, Event::Tick, 22);
     step_at(&mut r, &mut j, bad("error-rate"), 22);
     assert_eq!(r.steps[2].status, StepStatus::Running);
@@ -311,7 +328,11 @@ fn pending_violation_holds_the_step_open_past_its_window() {
     step_at(&mut r, &mut j, Event::Tick, 52);
     step_at(&mut r, &mut j, bad("error-rate"), 52);
     step_at(&mut r, &mut j, Event::Tick, 63);
-    assert_eq!(r.steps[2].status, StepStatus::Running, "violation pending: no pass");
+    assert_eq!(
+        r.steps[2].status,
+        StepStatus::Running,
+        "violation pending: no pass"
+    );
     step_at(&mut r, &mut j, bad("error-rate"), 63);
     step_at(&mut r, &mut j, Event::Tick, 73);
     step_at(&mut r, &mut j, bad("error-rate"), 73);
@@ -325,7 +346,10 @@ fn interrupted_non_idempotent_action_pauses_and_idempotent_reruns() {
     let mut resumed = replay(&j).pop().unwrap();
     assert_eq!(resumed, r);
     let fx = resumed.apply(&Event::Resumed, t(100));
-    assert!(run_ids(&fx).is_empty(), "a non-idempotent step is never re-run");
+    assert!(
+        run_ids(&fx).is_empty(),
+        "a non-idempotent step is never re-run"
+    );
     assert_eq!(resumed.steps[0].status, StepStatus::Interrupted);
     assert!(matches!(resumed.phase, Phase::Paused { .. }));
     // The operator retries on purpose.
@@ -403,7 +427,10 @@ fn rollback_waits_for_a_running_plan_action_to_be_cancelled() {
         3,
     );
     assert!(fx.contains(&Effect::CancelAction { run: migrate }));
-    assert!(run_ids(&fx).is_empty(), "no rollback action races the running one");
+    assert!(
+        run_ids(&fx).is_empty(),
+        "no rollback action races the running one"
+    );
     let fx = step_at(&mut r, &mut j, done(migrate, false), 4);
     let runs = run_ids(&fx);
     assert_eq!(runs[0].2["weight"], "0");
@@ -413,7 +440,12 @@ fn rollback_waits_for_a_running_plan_action_to_be_cancelled() {
 #[test]
 fn failing_rollback_step_still_runs_the_rest_and_reports_failed() {
     let mut p = plan();
-    p.rollback.push(step("notify", StepAction::Action { action: "notify".into() }));
+    p.rollback.push(step(
+        "notify",
+        StepAction::Action {
+            action: "notify".into(),
+        },
+    ));
     let (mut r, fx, mut j) = start(p);
     let fx2 = step_at(&mut r, &mut j, done(run_ids(&fx)[0].0, false), 1);
     let first = run_ids(&fx2)[0].0;
@@ -487,9 +519,12 @@ fn health_step_and_health_trigger() {
             timeout: Duration::from_secs(30),
         },
     )];
-    p.health_intervals.insert("canary".into(), Duration::from_secs(5));
+    p.health_intervals
+        .insert("canary".into(), Duration::from_secs(5));
     let (mut r, fx, mut j) = start(p.clone());
-    assert!(fx.contains(&Effect::Probe { target: "canary".into() }));
+    assert!(fx.contains(&Effect::Probe {
+        target: "canary".into()
+    }));
     let probe = |ok| Event::Probed {
         target: "canary".into(),
         ok,

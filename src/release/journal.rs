@@ -49,11 +49,14 @@ pub enum JournalError {
 pub struct Journal {
     path: PathBuf,
     file: File,
+    redactor: crate::redact::Redactor,
 }
 
 impl Journal {
     /// Opens (creating) the journal at `path`, creating parent directories.
-    pub fn open(path: &Path) -> Result<Self, JournalError> {
+    /// Every line written is passed through `redactor` first: secret values
+    /// never reach the journal.
+    pub fn open(path: &Path, redactor: crate::redact::Redactor) -> Result<Self, JournalError> {
         let io = |source| JournalError::Io {
             path: path.to_path_buf(),
             source,
@@ -61,10 +64,15 @@ impl Journal {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(path).map_err(io)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(io)?;
         Ok(Self {
             path: path.to_path_buf(),
             file,
+            redactor,
         })
     }
 
@@ -75,7 +83,9 @@ impl Journal {
 
     /// Appends one record, then flushes and fsyncs (`sync_data`).
     pub fn append(&mut self, rec: &Record) -> Result<(), JournalError> {
-        let mut line = serde_json::to_string(rec).expect("journal records serialize");
+        let mut line = self
+            .redactor
+            .redact(&serde_json::to_string(rec).expect("journal records serialize"));
         line.push('\n');
         let io = |source| JournalError::Io {
             path: self.path.clone(),

@@ -7,5 +7,7 @@ pub mod journal;
 pub mod plan;
 
 pub use analysis::{CheckDef, Measurement, Reading, TrackResult, Verdict, VerdictKind};
-pub use engine::{Command, Effect, Event, Issued, Notice, Outcome, Phase, Release, StepRef, StepStatus};
+pub use engine::{
+    Command, Effect, Event, Issued, Notice, Outcome, Phase, Release, StepRef, StepStatus,
+};
 pub use plan::{Plan, Step, StepAction, Trigger};

@@ -83,7 +83,10 @@ impl Step {
 
     /// Whether the step runs an action (a side effect in the world).
     pub fn runs_action(&self) -> bool {
-        matches!(self.action, StepAction::Action { .. } | StepAction::Traffic { .. })
+        matches!(
+            self.action,
+            StepAction::Action { .. } | StepAction::Traffic { .. }
+        )
     }
 }
 
@@ -133,13 +136,21 @@ mod duration_map {
     use std::collections::BTreeMap;
     use std::time::Duration;
 
-    pub fn serialize<S: Serializer>(m: &BTreeMap<String, Duration>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(
+        m: &BTreeMap<String, Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         let ms: BTreeMap<&String, u64> = m.iter().map(|(k, v)| (k, v.as_millis() as u64)).collect();
         ms.serialize(s)
     }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Duration>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<String, Duration>, D::Error> {
         let ms = BTreeMap::<String, u64>::deserialize(d)?;
-        Ok(ms.into_iter().map(|(k, v)| (k, Duration::from_millis(v))).collect())
+        Ok(ms
+            .into_iter()
+            .map(|(k, v)| (k, Duration::from_millis(v)))
+            .collect())
     }
 }
 
@@ -179,25 +190,42 @@ fn step(cfg: &Config, s: &StepSpec, all_checks: &[String]) -> Step {
             timeout: s.timeout.unwrap_or(Duration::from_secs(60)),
         },
         StepKind::Analysis => StepAction::Analysis {
-            checks: if s.checks.is_empty() { all_checks.to_vec() } else { s.checks.clone() },
+            checks: if s.checks.is_empty() {
+                all_checks.to_vec()
+            } else {
+                s.checks.clone()
+            },
             duration: s.duration.unwrap_or(Duration::from_secs(60)),
         },
         StepKind::Approval => StepAction::Approval {
-            message: s.message.clone().unwrap_or_else(|| "approve to continue".into()),
+            message: s
+                .message
+                .clone()
+                .unwrap_or_else(|| "approve to continue".into()),
         },
-        StepKind::Pause => StepAction::Pause { duration: s.duration },
+        StepKind::Pause => StepAction::Pause {
+            duration: s.duration,
+        },
     };
     let name = s.name.clone().unwrap_or_else(|| match &action {
         StepAction::Action { action } => action.clone(),
         StepAction::Traffic { weight, .. } => format!("traffic {weight}%"),
         StepAction::Health { targets, .. } => format!("health {}", targets.join(",")),
-        StepAction::Analysis { duration, .. } => format!("analysis {}", humantime::format_duration(*duration)),
+        StepAction::Analysis { duration, .. } => {
+            format!("analysis {}", humantime::format_duration(*duration))
+        }
         StepAction::Approval { .. } => "approval".into(),
-        StepAction::Pause { duration: Some(d) } => format!("pause {}", humantime::format_duration(*d)),
+        StepAction::Pause { duration: Some(d) } => {
+            format!("pause {}", humantime::format_duration(*d))
+        }
         StepAction::Pause { duration: None } => "pause".into(),
     });
     let idempotent = s.idempotent.unwrap_or(match &action {
-        StepAction::Action { action } => cfg.actions.get(action).and_then(|a| a.idempotent).unwrap_or(false),
+        StepAction::Action { action } => cfg
+            .actions
+            .get(action)
+            .and_then(|a| a.idempotent)
+            .unwrap_or(false),
         _ => true,
     });
     let _ = kind_name(s.kind);
@@ -214,9 +242,18 @@ impl Plan {
     pub fn from_config(cfg: &Config, name: Option<&str>) -> Result<Plan, String> {
         let (pname, spec) = cfg.plan(name)?;
         let all_checks: Vec<String> = cfg.checks.iter().map(|c| c.name.clone()).collect();
-        let mut checks: BTreeMap<String, CheckDef> = cfg.checks.iter().map(|c| (c.name.clone(), check_def(c))).collect();
+        let mut checks: BTreeMap<String, CheckDef> = cfg
+            .checks
+            .iter()
+            .map(|c| (c.name.clone(), check_def(c)))
+            .collect();
         let mut triggers = Vec::new();
-        for (i, t) in cfg.rollback_when.iter().enumerate().filter(|(_, t)| t.enabled) {
+        for (i, t) in cfg
+            .rollback_when
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.enabled)
+        {
             let display = t.name.clone().unwrap_or_else(|| {
                 if let Some(c) = &t.check {
                     format!("check {c} failing")
@@ -262,11 +299,24 @@ impl Plan {
         }
         Ok(Plan {
             name: pname.to_string(),
-            steps: spec.steps.iter().map(|s| step(cfg, s, &all_checks)).collect(),
-            rollback: cfg.rollback.iter().map(|s| step(cfg, s, &all_checks)).collect(),
+            steps: spec
+                .steps
+                .iter()
+                .map(|s| step(cfg, s, &all_checks))
+                .collect(),
+            rollback: cfg
+                .rollback
+                .iter()
+                .map(|s| step(cfg, s, &all_checks))
+                .collect(),
             checks,
             triggers,
-            health_intervals: cfg.sources.health.iter().map(|h| (h.name.clone(), h.interval)).collect(),
+            health_intervals: cfg
+                .sources
+                .health
+                .iter()
+                .map(|h| (h.name.clone(), h.interval))
+                .collect(),
         })
     }
 }

@@ -70,14 +70,21 @@ pub fn builtin_promql(c: &CheckSpec, track_label: &str) -> Option<(String, Strin
     match c.kind {
         CheckKind::Promql => None,
         CheckKind::ErrorRate => {
-            let errs = LabelMatcher::parse(c.error_matcher.as_deref()?).ok()?.to_promql();
+            let errs = LabelMatcher::parse(c.error_matcher.as_deref()?)
+                .ok()?
+                .to_promql();
             Some((
-                format!("(sum(rate({m}{{{sel},{errs}}}[{w}])) or vector(0)) / sum(rate({m}{{{sel}}}[{w}]))"),
+                format!(
+                    "(sum(rate({m}{{{sel},{errs}}}[{w}])) or vector(0)) / sum(rate({m}{{{sel}}}[{w}]))"
+                ),
                 format!("sum(increase({m}{{{sel}}}[{w}]))"),
             ))
         }
         CheckKind::LatencyQuantile => Some((
-            format!("histogram_quantile({}, sum by (le) (rate({m}_bucket{{{sel}}}[{w}])))", c.quantile?),
+            format!(
+                "histogram_quantile({}, sum by (le) (rate({m}_bucket{{{sel}}}[{w}])))",
+                c.quantile?
+            ),
             format!("sum(increase({m}_count{{{sel}}}[{w}]))"),
         )),
     }
@@ -185,7 +192,12 @@ impl Sources {
             .sources
             .scrape
             .iter()
-            .map(|s| (s.name.clone(), (s.clone(), Arc::new(Mutex::new(History::new(keep))))))
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    (s.clone(), Arc::new(Mutex::new(History::new(keep)))),
+                )
+            })
             .collect();
         Self {
             prom,
@@ -196,7 +208,12 @@ impl Sources {
                 .unwrap_or_default(),
             probes,
             queries,
-            health: cfg.sources.health.iter().map(|h| (h.name.clone(), h.clone())).collect(),
+            health: cfg
+                .sources
+                .health
+                .iter()
+                .map(|h| (h.name.clone(), h.clone()))
+                .collect(),
             scrape,
             canary_target: cfg.tracks.canary_target.clone(),
             baseline_target: cfg.tracks.baseline_target.clone(),
@@ -223,7 +240,9 @@ impl Sources {
                     loop {
                         tick.tick().await;
                         let now = Timestamp::now();
-                        let r = scrape_once(&http, &target).await.and_then(|t| scrape::parse_exposition(&t, now));
+                        let r = scrape_once(&http, &target)
+                            .await
+                            .and_then(|t| scrape::parse_exposition(&t, now));
                         let mut h = hist.lock().unwrap_or_else(|p| p.into_inner());
                         match r {
                             Ok(s) => h.push(s),
@@ -258,19 +277,34 @@ impl Sources {
                     Some((a, b)) => (Some(a.as_str()), Some(b.as_str())),
                     None => (None, None),
                 };
-                tokio::join!(self.prom_reading(canary, rc), self.prom_reading(baseline, rb))
+                tokio::join!(
+                    self.prom_reading(canary, rc),
+                    self.prom_reading(baseline, rb)
+                )
             }
-            Probe::DirectErrorRate { metric, errors, window } => (
-                self.direct(self.canary_target.as_deref(), |h| h.error_rate(metric, errors, *window)),
-                self.direct(self.baseline_target.as_deref(), |h| h.error_rate(metric, errors, *window)),
+            Probe::DirectErrorRate {
+                metric,
+                errors,
+                window,
+            } => (
+                self.direct(self.canary_target.as_deref(), |h| {
+                    h.error_rate(metric, errors, *window)
+                }),
+                self.direct(self.baseline_target.as_deref(), |h| {
+                    h.error_rate(metric, errors, *window)
+                }),
             ),
             Probe::DirectLatency {
                 metric,
                 quantile,
                 window,
             } => (
-                self.direct(self.canary_target.as_deref(), |h| h.latency_quantile(metric, *quantile, *window)),
-                self.direct(self.baseline_target.as_deref(), |h| h.latency_quantile(metric, *quantile, *window)),
+                self.direct(self.canary_target.as_deref(), |h| {
+                    h.latency_quantile(metric, *quantile, *window)
+                }),
+                self.direct(self.baseline_target.as_deref(), |h| {
+                    h.latency_quantile(metric, *quantile, *window)
+                }),
             ),
         };
         Measurement {
@@ -306,7 +340,11 @@ impl Sources {
         Ok(Reading { value, requests })
     }
 
-    fn direct(&self, target: Option<&str>, f: impl Fn(&History) -> Result<(f64, f64), String>) -> TrackResult {
+    fn direct(
+        &self,
+        target: Option<&str>,
+        f: impl Fn(&History) -> Result<(f64, f64), String>,
+    ) -> TrackResult {
         let Some(name) = target else {
             return Err("no scrape target configured for this track".into());
         };
@@ -318,7 +356,8 @@ impl Sources {
         let stale_after = 3 * t.interval.as_millis() as i64;
         if let Some((at, e)) = &h.last_error
             && h.latest().is_none_or(|s| s.at < *at)
-            && h.latest().is_none_or(|s| now - s.at.as_millisecond() > stale_after)
+            && h.latest()
+                .is_none_or(|s| now - s.at.as_millisecond() > stale_after)
         {
             return Err(format!("scrape of {name} failed: {e}"));
         }
@@ -383,9 +422,9 @@ impl Sources {
             let t = t.clone();
             async move {
                 let start = Instant::now();
-                let r = scrape_once(&http, &t)
-                    .await
-                    .and_then(|body| scrape::parse_exposition(&body, Timestamp::now()).map(|s| s.series.len()));
+                let r = scrape_once(&http, &t).await.and_then(|body| {
+                    scrape::parse_exposition(&body, Timestamp::now()).map(|s| s.series.len())
+                });
                 SourceStatus {
                     source: format!("scrape:{}", t.name),
                     ok: r.is_ok(),
@@ -424,7 +463,11 @@ impl Sources {
 fn describe(p: &Probe, check: &str) -> String {
     match p {
         Probe::Promql { canary, .. } => canary.clone(),
-        Probe::DirectErrorRate { metric, errors, window } => format!(
+        Probe::DirectErrorRate {
+            metric,
+            errors,
+            window,
+        } => format!(
             "direct scrape: Δ{metric}{{{}}} / Δ{metric} over {}",
             errors.to_promql(),
             humantime::format_duration(*window)
@@ -440,7 +483,10 @@ fn describe(p: &Probe, check: &str) -> String {
     }
 }
 
-async fn futures_join_all<F: std::future::Future<Output = T> + Send + 'static, T: Send + 'static>(
+async fn futures_join_all<
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+>(
     futs: impl Iterator<Item = F>,
 ) -> Vec<T> {
     let handles: Vec<_> = futs.map(tokio::spawn).collect();
@@ -466,7 +512,12 @@ async fn scrape_once(http: &reqwest::Client, t: &ScrapeTarget) -> Result<String,
     }
     tokio::time::timeout(t.timeout, resp.text())
         .await
-        .map_err(|_| format!("no complete answer within {}", humantime::format_duration(t.timeout)))?
+        .map_err(|_| {
+            format!(
+                "no complete answer within {}",
+                humantime::format_duration(t.timeout)
+            )
+        })?
         .map_err(|e| short_http_error(&e, t.timeout))
 }
 
@@ -491,20 +542,33 @@ pub async fn probe_health(http: &reqwest::Client, h: &HealthTarget) -> Result<St
     for (k, v) in &h.headers {
         req = req.header(k, v);
     }
-    let resp = req.send().await.map_err(|e| short_http_error(&e, h.timeout))?;
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| short_http_error(&e, h.timeout))?;
     let status = resp.status().as_u16();
     let body = tokio::time::timeout(h.timeout, resp.text())
         .await
-        .map_err(|_| format!("HTTP {status}, body not complete within {}", humantime::format_duration(h.timeout)))?
+        .map_err(|_| {
+            format!(
+                "HTTP {status}, body not complete within {}",
+                humantime::format_duration(h.timeout)
+            )
+        })?
         .unwrap_or_default();
     let ms = start.elapsed().as_millis();
     if status != h.expect_status {
-        return Err(format!("HTTP {status} (expected {}) in {ms} ms", h.expect_status));
+        return Err(format!(
+            "HTTP {status} (expected {}) in {ms} ms",
+            h.expect_status
+        ));
     }
     if let Some(want) = &h.body_contains
         && !body.contains(want.as_str())
     {
-        return Err(format!("HTTP {status} in {ms} ms but the body lacks {want:?}"));
+        return Err(format!(
+            "HTTP {status} in {ms} ms but the body lacks {want:?}"
+        ));
     }
     Ok(format!("HTTP {status} in {ms} ms"))
 }

@@ -22,7 +22,9 @@ pub struct Prometheus {
 
 impl std::fmt::Debug for Prometheus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Prometheus").field("url", &self.url).finish()
+        f.debug_struct("Prometheus")
+            .field("url", &self.url)
+            .finish()
     }
 }
 
@@ -56,7 +58,9 @@ fn parse_value(s: &str) -> Result<f64, String> {
         "NaN" => Ok(f64::NAN),
         "+Inf" | "Inf" => Ok(f64::INFINITY),
         "-Inf" => Ok(f64::NEG_INFINITY),
-        _ => s.parse::<f64>().map_err(|_| format!("sample value {s:?} is not a number")),
+        _ => s
+            .parse::<f64>()
+            .map_err(|_| format!("sample value {s:?} is not a number")),
     }
 }
 
@@ -85,11 +89,15 @@ pub fn http_client(cfg: &PrometheusSource) -> Result<reqwest::Client, String> {
         cfg.basic_auth.as_ref().map(|b| {
             use base64::Engine as _;
             let raw = format!("{}:{}", b.username, b.password);
-            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(raw)
+            )
         })
     };
     if let Some(a) = auth {
-        let mut v = HeaderValue::from_str(&a).map_err(|_| "credentials contain characters not allowed in a header".to_string())?;
+        let mut v = HeaderValue::from_str(&a)
+            .map_err(|_| "credentials contain characters not allowed in a header".to_string())?;
         v.set_sensitive(true);
         headers.insert(AUTHORIZATION, v);
     }
@@ -98,8 +106,10 @@ pub fn http_client(cfg: &PrometheusSource) -> Result<reqwest::Client, String> {
         .connect_timeout(cfg.timeout)
         .default_headers(headers);
     if let Some(ca) = &cfg.ca_file {
-        let pem = std::fs::read(ca).map_err(|e| format!("cannot read CA file {}: {e}", ca.display()))?;
-        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| format!("CA file {}: {e}", ca.display()))?;
+        let pem =
+            std::fs::read(ca).map_err(|e| format!("cannot read CA file {}: {e}", ca.display()))?;
+        let cert = reqwest::Certificate::from_pem(&pem)
+            .map_err(|e| format!("CA file {}: {e}", ca.display()))?;
         b = b.add_root_certificate(cert);
     }
     b.build().map_err(|e| error_chain(&e))
@@ -110,7 +120,8 @@ impl Prometheus {
     /// not valid in a header.
     pub fn new(cfg: &PrometheusSource) -> Result<Self, String> {
         let http = http_client(cfg)?;
-        let client = prometheus_http_query::Client::from(http, &cfg.url).map_err(|e| error_chain(&e))?;
+        let client =
+            prometheus_http_query::Client::from(http, &cfg.url).map_err(|e| error_chain(&e))?;
         Ok(Self {
             client,
             url: cfg.url.clone(),
@@ -137,7 +148,12 @@ impl Prometheus {
             self.client.query(promql).get_raw(),
         )
         .await
-        .map_err(|_| format!("Prometheus did not answer within {}", humantime::format_duration(self.timeout)))?
+        .map_err(|_| {
+            format!(
+                "Prometheus did not answer within {}",
+                humantime::format_duration(self.timeout)
+            )
+        })?
         .map_err(|e| format!("Prometheus unreachable: {}", error_chain(&e)))?;
         let status = resp.status();
         let ctype = resp
@@ -160,7 +176,11 @@ impl Prometheus {
                 return Err(format!(
                     "the answer is not from the Prometheus API (HTTP {}, content-type {:?}, body starts {:?})",
                     status.as_u16(),
-                    if ctype.is_empty() { "none" } else { ctype.as_str() },
+                    if ctype.is_empty() {
+                        "none"
+                    } else {
+                        ctype.as_str()
+                    },
                     start.trim()
                 ));
             }
@@ -169,7 +189,11 @@ impl Prometheus {
             return Err(match (env.error_type, env.error) {
                 (Some(t), Some(m)) => format!("Prometheus error ({t}): {m}"),
                 (_, Some(m)) => format!("Prometheus error: {m}"),
-                _ => format!("Prometheus answered status {:?} with HTTP {}", env.status, status.as_u16()),
+                _ => format!(
+                    "Prometheus answered status {:?} with HTTP {}",
+                    env.status,
+                    status.as_u16()
+                ),
             });
         }
         let Some(data) = env.data else {
@@ -177,8 +201,9 @@ impl Prometheus {
         };
         match data.result_type.as_str() {
             "vector" => {
-                let v: Vec<VectorSample> = serde_json::from_value(data.result)
-                    .map_err(|e| format!("the answer is not from the Prometheus API (bad vector: {e})"))?;
+                let v: Vec<VectorSample> = serde_json::from_value(data.result).map_err(|e| {
+                    format!("the answer is not from the Prometheus API (bad vector: {e})")
+                })?;
                 match v.len() {
                     0 => Err("no data: the query returned an empty vector".into()),
                     1 => parse_value(&v[0].value.1),
@@ -189,11 +214,14 @@ impl Prometheus {
                 }
             }
             "scalar" => {
-                let (_, s): (f64, String) = serde_json::from_value(data.result)
-                    .map_err(|e| format!("the answer is not from the Prometheus API (bad scalar: {e})"))?;
+                let (_, s): (f64, String) = serde_json::from_value(data.result).map_err(|e| {
+                    format!("the answer is not from the Prometheus API (bad scalar: {e})")
+                })?;
                 parse_value(&s)
             }
-            other => Err(format!("the query returned a {other}; an instant vector or scalar is needed")),
+            other => Err(format!(
+                "the query returned a {other}; an instant vector or scalar is needed"
+            )),
         }
     }
 

@@ -31,7 +31,9 @@ impl LabelMatcher {
     /// Parses one matcher. Errors say what the syntax is.
     pub fn parse(s: &str) -> Result<Self, String> {
         let s = s.trim();
-        let syntax = || format!("`{s}` is not a label matcher; expected e.g. code=~\"5..\" or status=\"500\"");
+        let syntax = || {
+            format!("`{s}` is not a label matcher; expected e.g. code=~\"5..\" or status=\"500\"")
+        };
         let pos = s.find(['=', '!']).ok_or_else(syntax)?;
         let label = s[..pos].trim();
         let rest = &s[pos..];
@@ -56,7 +58,10 @@ impl LabelMatcher {
             .ok_or_else(syntax)?
             .to_string();
         let re = match op {
-            Op::Re | Op::Nre => Some(Regex::new(&format!("^(?:{value})$")).map_err(|e| format!("bad regex in `{s}`: {e}"))?),
+            Op::Re | Op::Nre => Some(
+                Regex::new(&format!("^(?:{value})$"))
+                    .map_err(|e| format!("bad regex in `{s}`: {e}"))?,
+            ),
             _ => None,
         };
         Ok(Self {
@@ -115,15 +120,22 @@ pub struct Snapshot {
 /// Parses the Prometheus text exposition format with `prometheus-parse`.
 pub fn parse_exposition(text: &str, at: Timestamp) -> Result<Snapshot, String> {
     let lines = text.lines().map(|l| Ok(l.to_string()));
-    let scrape = prometheus_parse::Scrape::parse(lines).map_err(|e| format!("not Prometheus text format: {e}"))?;
+    let scrape = prometheus_parse::Scrape::parse(lines)
+        .map_err(|e| format!("not Prometheus text format: {e}"))?;
     let mut series = Vec::new();
     for s in scrape.samples {
-        let labels: BTreeMap<String, String> = s.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let labels: BTreeMap<String, String> = s
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let (value, buckets) = match s.value {
-            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => {
-                (v, Vec::new())
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => (v, Vec::new()),
+            prometheus_parse::Value::Histogram(h) => {
+                (0.0, h.iter().map(|b| (b.less_than, b.count)).collect())
             }
-            prometheus_parse::Value::Histogram(h) => (0.0, h.iter().map(|b| (b.less_than, b.count)).collect()),
             prometheus_parse::Value::Summary(_) => continue,
         };
         series.push(Series {
@@ -252,7 +264,12 @@ impl History {
     /// Error ratio (0–1) and request count over `window`: Δ(matching
     /// series) / Δ(all series) of counter `metric`; a counter that went
     /// down is taken as reset (its new value is the increase).
-    pub fn error_rate(&self, metric: &str, errors: &LabelMatcher, window: Duration) -> Result<(f64, f64), String> {
+    pub fn error_rate(
+        &self,
+        metric: &str,
+        errors: &LabelMatcher,
+        window: Duration,
+    ) -> Result<(f64, f64), String> {
         let (a, b) = self.pair(window)?;
         let total = |s: &Snapshot, only_errors: bool| -> BTreeMap<String, f64> {
             s.series
@@ -286,11 +303,20 @@ impl History {
     /// Quantile `q` (0–1) of histogram `metric` over `window` (bucket
     /// deltas summed over all series, then [`histogram_quantile`]), and the
     /// observation count.
-    pub fn latency_quantile(&self, metric: &str, q: f64, window: Duration) -> Result<(f64, f64), String> {
+    pub fn latency_quantile(
+        &self,
+        metric: &str,
+        q: f64,
+        window: Duration,
+    ) -> Result<(f64, f64), String> {
         let (a, b) = self.pair(window)?;
         let sum_buckets = |s: &Snapshot| -> BTreeMap<String, (f64, f64)> {
             let mut m: BTreeMap<String, (f64, f64)> = BTreeMap::new();
-            for x in s.series.iter().filter(|x| x.metric == metric && !x.buckets.is_empty()) {
+            for x in s
+                .series
+                .iter()
+                .filter(|x| x.metric == metric && !x.buckets.is_empty())
+            {
                 for (le, c) in &x.buckets {
                     m.entry(format!("{le}")).or_insert((*le, 0.0)).1 += c;
                 }
@@ -321,15 +347,26 @@ mod tests {
     #[test]
     fn quantile_matches_prometheus_interpolation() {
         // Prometheus docs example shape: 0.1:50, 0.5:90, 1:100, +Inf:100.
-        let b = [(0.1, 50.0), (0.5, 90.0), (1.0, 100.0), (f64::INFINITY, 100.0)];
+        let b = [
+            (0.1, 50.0),
+            (0.5, 90.0),
+            (1.0, 100.0),
+            (f64::INFINITY, 100.0),
+        ];
         assert!((histogram_quantile(0.5, &b) - 0.1).abs() < 1e-12);
         // rank 95 falls in (0.5,1]: 0.5 + 0.5 * (5/10) = 0.75
         assert!((histogram_quantile(0.95, &b) - 0.75).abs() < 1e-12);
         assert!((histogram_quantile(0.25, &b) - 0.05).abs() < 1e-12);
-        assert!(histogram_quantile(0.5, &[(0.1, 1.0)]).is_nan(), "no +Inf bucket");
+        assert!(
+            histogram_quantile(0.5, &[(0.1, 1.0)]).is_nan(),
+            "no +Inf bucket"
+        );
         assert!(histogram_quantile(0.5, &[(0.1, 0.0), (f64::INFINITY, 0.0)]).is_nan());
         // Rank in the +Inf bucket: the second-highest bound.
-        assert_eq!(histogram_quantile(0.99, &[(0.1, 1.0), (f64::INFINITY, 10.0)]), 0.1);
+        assert_eq!(
+            histogram_quantile(0.99, &[(0.1, 1.0), (f64::INFINITY, 10.0)]),
+            0.1
+        );
         assert_eq!(histogram_quantile(-1.0, &b), f64::NEG_INFINITY);
         assert_eq!(histogram_quantile(2.0, &b), f64::INFINITY);
     }
@@ -342,7 +379,11 @@ mod tests {
         assert!(!m.matches(&l("200")));
         assert!(!m.matches(&l("5000")), "anchored like PromQL");
         assert_eq!(m.to_promql(), r#"code=~"5..""#);
-        assert!(LabelMatcher::parse(r#"code!="200""#).unwrap().matches(&l("500")));
+        assert!(
+            LabelMatcher::parse(r#"code!="200""#)
+                .unwrap()
+                .matches(&l("500"))
+        );
         assert!(LabelMatcher::parse("code 500").is_err());
         assert!(LabelMatcher::parse(r#"code=~"(""#).is_err());
     }
@@ -354,7 +395,11 @@ mod tests {
             buckets
                 .iter()
                 .map(|(le, c)| {
-                    let le = if le.is_infinite() { "+Inf".to_string() } else { le.to_string() };
+                    let le = if le.is_infinite() {
+                        "+Inf".to_string()
+                    } else {
+                        le.to_string()
+                    };
                     format!("lat_bucket{{le=\"{le}\"}} {c}\n")
                 })
                 .collect::<String>()
@@ -366,18 +411,42 @@ mod tests {
     fn error_rate_and_quantile_from_deltas() {
         let mut h = History::new(Duration::from_secs(120));
         let inf = f64::INFINITY;
-        h.push(snap(100, 1000.0, 10.0, &[(0.1, 100.0), (1.0, 110.0), (inf, 110.0)]));
-        assert!(h.error_rate("http_requests_total", &LabelMatcher::parse(r#"code=~"5..""#).unwrap(), Duration::from_secs(60)).is_err());
-        h.push(snap(130, 1090.0, 20.0, &[(0.1, 100.0), (1.0, 210.0), (inf, 210.0)]));
+        h.push(snap(
+            100,
+            1000.0,
+            10.0,
+            &[(0.1, 100.0), (1.0, 110.0), (inf, 110.0)],
+        ));
+        assert!(
+            h.error_rate(
+                "http_requests_total",
+                &LabelMatcher::parse(r#"code=~"5..""#).unwrap(),
+                Duration::from_secs(60)
+            )
+            .is_err()
+        );
+        h.push(snap(
+            130,
+            1090.0,
+            20.0,
+            &[(0.1, 100.0), (1.0, 210.0), (inf, 210.0)],
+        ));
         let m = LabelMatcher::parse(r#"code=~"5..""#).unwrap();
-        let (rate, req) = h.error_rate("http_requests_total", &m, Duration::from_secs(60)).unwrap();
+        let (rate, req) = h
+            .error_rate("http_requests_total", &m, Duration::from_secs(60))
+            .unwrap();
         assert_eq!(req, 100.0);
         assert!((rate - 0.1).abs() < 1e-12);
         // All 100 new observations in (0.1, 1]: p50 = 0.1 + 0.9 * 0.5
-        let (p50, n) = h.latency_quantile("lat", 0.5, Duration::from_secs(60)).unwrap();
+        let (p50, n) = h
+            .latency_quantile("lat", 0.5, Duration::from_secs(60))
+            .unwrap();
         assert_eq!(n, 100.0);
         assert!((p50 - 0.55).abs() < 1e-9, "{p50}");
-        assert!(h.error_rate("nope_total", &m, Duration::from_secs(60)).is_err());
+        assert!(
+            h.error_rate("nope_total", &m, Duration::from_secs(60))
+                .is_err()
+        );
     }
 
     #[test]
@@ -386,7 +455,11 @@ mod tests {
         h.push(snap(100, 5.0, 0.0, &[(f64::INFINITY, 0.0)]));
         h.push(snap(110, 5.0, 0.0, &[(f64::INFINITY, 0.0)]));
         let (rate, req) = h
-            .error_rate("http_requests_total", &LabelMatcher::parse(r#"code=~"5..""#).unwrap(), Duration::from_secs(60))
+            .error_rate(
+                "http_requests_total",
+                &LabelMatcher::parse(r#"code=~"5..""#).unwrap(),
+                Duration::from_secs(60),
+            )
             .unwrap();
         assert!(rate.is_nan());
         assert_eq!(req, 0.0);
@@ -394,6 +467,8 @@ mod tests {
 
     #[test]
     fn html_is_not_an_exposition() {
-        assert!(parse_exposition("<html><body>login</body></html>", Timestamp::UNIX_EPOCH).is_err());
+        assert!(
+            parse_exposition("<html><body>login</body></html>", Timestamp::UNIX_EPOCH).is_err()
+        );
     }
 }

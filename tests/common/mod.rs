@@ -32,7 +32,9 @@ pub fn prometheus_or_skip(test: &str) -> Option<PathBuf> {
             panic!("{test}: prometheus is required (ROLLDECK_TEST_REQUIRE) but not found on PATH")
         }
         None => {
-            eprintln!("skipped {test}: prometheus not found on PATH (install the Debian package `prometheus`)");
+            eprintln!(
+                "skipped {test}: prometheus not found on PATH (install the Debian package `prometheus`)"
+            );
             None
         }
     }
@@ -74,7 +76,10 @@ impl Run {
 /// Runs the binary to completion with a deadline (then kills it and fails).
 pub fn run(args: &[&str], env: &[(&str, &str)], deadline: Duration) -> Run {
     let mut cmd = Command::new(bin());
-    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -135,7 +140,11 @@ impl Live {
     }
 
     /// Waits for a stdout line satisfying `pred`; fails after `deadline`.
-    pub fn wait_for(&mut self, deadline: Duration, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    pub fn wait_for(
+        &mut self,
+        deadline: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let start = Instant::now();
         while start.elapsed() < deadline {
             match self.lines.recv_timeout(Duration::from_millis(200)) {
@@ -152,7 +161,10 @@ impl Live {
             }
         }
         let _ = self.child.kill();
-        panic!("line not seen within {deadline:?}; seen:\n{}", self.seen.join("\n"));
+        panic!(
+            "line not seen within {deadline:?}; seen:\n{}",
+            self.seen.join("\n")
+        );
     }
 
     /// Waits for exit (reading the rest of stdout); fails after `deadline`.
@@ -171,7 +183,10 @@ impl Live {
             }
             if start.elapsed() > deadline {
                 let _ = self.child.kill();
-                panic!("no exit within {deadline:?}; seen:\n{}", self.seen.join("\n"));
+                panic!(
+                    "no exit within {deadline:?}; seen:\n{}",
+                    self.seen.join("\n")
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
