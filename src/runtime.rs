@@ -342,6 +342,12 @@ fn text_line(v: &serde_json::Value) -> String {
         "rollback_started" => format!("ROLLBACK: {}", g("reason")),
         "release_finished" => format!("release finished: {} — {}", g("outcome"), g("reason")),
         "action_output" => format!("  {} | {}", g("action"), g("line")),
+        "manual_action" => format!(
+            "manual action {}: {} ({})",
+            g("action"),
+            if v["ok"] == true { "ok" } else { "FAILED" },
+            g("detail")
+        ),
         other => format!("{other} {v}"),
     }
 }
@@ -352,17 +358,114 @@ fn new_release_id(service: &str) -> String {
     format!("{service}-{stamp}-{:04x}", std::process::id() & 0xffff)
 }
 
+/// What the driver reports while it runs a release.
+#[derive(Debug, Clone)]
+pub enum DriverEvent {
+    /// An engine notice (step, verdict, traffic, …).
+    Notice(Notice),
+    /// A line of action output.
+    Output(OutputLine),
+    /// The release state after a change.
+    State(Box<Release>),
+    /// This process stops driving: paused for a human (headless), or
+    /// interrupted. `outcome` is `paused` or `interrupted`.
+    Stopped {
+        /// `paused` or `interrupted`.
+        outcome: String,
+        /// Why.
+        reason: String,
+        /// Seconds since the release started.
+        duration_s: f64,
+    },
+}
+
+/// How [`drive`] behaves.
+#[derive(Debug, Clone, Default)]
+pub struct DriveMode {
+    /// Return (exit 4) as soon as the release waits for a human (headless);
+    /// otherwise wait for commands (the cockpit).
+    pub exit_when_waiting: bool,
+}
+
 /// Runs (or resumes) a release headless; returns the exit code.
 pub async fn run(cfg: &Config, opts: &RunOptions) -> anyhow::Result<i32> {
     let paths = StatePaths::resolve(cfg, opts.state_dir.as_deref()).map_err(anyhow::Error::msg)?;
-    let redactor = Redactor::new(cfg.secrets.clone());
-    let _lock = match DriverLock::acquire(&paths.lock) {
+    let lock = match DriverLock::acquire(&paths.lock) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("rolldeck: {e}");
             return Ok(exit::ERROR);
         }
     };
+    let redactor = Redactor::new(cfg.secrets.clone());
+    let mut reporter = Reporter {
+        mode: opts.output,
+        redactor,
+        release: String::new(),
+    };
+    let (_keep, commands) = mpsc::channel::<Issued>(1);
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let stop = async move {
+        tokio::select! {
+            _ = sigint.recv() => "SIGINT",
+            _ = sigterm.recv() => "SIGTERM",
+            _ = sighup.recv() => "SIGHUP",
+        }
+    };
+    drive(
+        cfg,
+        opts,
+        &paths,
+        lock,
+        commands,
+        DriveMode {
+            exit_when_waiting: true,
+        },
+        stop,
+        &mut |e| match e {
+            DriverEvent::Notice(n) => {
+                if let Notice::ReleaseStarted { release, .. } = &n {
+                    reporter.release = release.clone();
+                }
+                reporter.notice(&n)
+            }
+            DriverEvent::Output(l) => reporter.output(&l),
+            DriverEvent::State(r) => {
+                if reporter.release.is_empty() {
+                    reporter.release = r.id.clone();
+                }
+            }
+            DriverEvent::Stopped {
+                outcome,
+                reason,
+                duration_s,
+            } => reporter.finished(&outcome, &reason, duration_s),
+        },
+    )
+    .await
+}
+
+/// Drives the release of `cfg` (resuming the unfinished one in the journal,
+/// else starting `opts.plan`) until it finishes, waits for a human (with
+/// `mode.exit_when_waiting`), or `stop` resolves (a signal name; running
+/// actions are killed, exit 130). Operator commands arrive on `commands`;
+/// everything that happens goes to `sink`. Holding `lock` is the caller's
+/// proof of being the driver. Returns the exit code ([`exit`]).
+#[allow(clippy::too_many_arguments)]
+pub async fn drive(
+    cfg: &Config,
+    opts: &RunOptions,
+    paths: &StatePaths,
+    lock: DriverLock,
+    mut commands: mpsc::Receiver<Issued>,
+    mode: DriveMode,
+    stop: impl std::future::Future<Output = &'static str>,
+    sink: &mut dyn FnMut(DriverEvent),
+) -> anyhow::Result<i32> {
+    let _lock = lock;
+    let redactor = Redactor::new(cfg.secrets.clone());
     let records = journal::read(&paths.journal)?;
     let releases = journal::replay(&records);
     let mut journal = Journal::open(&paths.journal, redactor.clone())?;
@@ -393,16 +496,12 @@ pub async fn run(cfg: &Config, opts: &RunOptions) -> anyhow::Result<i32> {
             (r, ev, fx)
         }
     };
-    let reporter = Reporter {
-        mode: opts.output,
-        redactor: redactor.clone(),
-        release: release.id.clone(),
-    };
     journal.append(&Record {
         ts: now,
         release: release.id.clone(),
         event: first_event,
     })?;
+    sink(DriverEvent::State(Box::new(release.clone())));
 
     let (tx, mut rx) = mpsc::channel::<Event>(256);
     let (out_tx, mut out_rx) = mpsc::channel::<OutputLine>(1024);
@@ -414,6 +513,7 @@ pub async fn run(cfg: &Config, opts: &RunOptions) -> anyhow::Result<i32> {
         tx: &tx,
         out_tx: &out_tx,
         operator: &operator,
+        release: release.id.clone(),
     };
     let mut pending_fx = first_fx;
     if opts.resume && matches!(release.phase, Phase::Paused { .. }) {
@@ -430,38 +530,33 @@ pub async fn run(cfg: &Config, opts: &RunOptions) -> anyhow::Result<i32> {
         })?;
         pending_fx.extend(fx);
     }
-
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    tokio::pin!(stop);
+    let mut commands_open = true;
 
     let code = loop {
         for e in pending_fx.drain(..) {
-            ctx.perform(e, &reporter, &mut running);
+            ctx.perform(e, sink, &mut running);
         }
         if let Phase::Finished { outcome, .. } = release.phase {
-            // Drain output of actions that finished just before.
+            // Output of actions that finished just before.
             while let Ok(l) = out_rx.try_recv() {
-                reporter.output(&l);
+                sink(DriverEvent::Output(l));
             }
             break exit_code(outcome);
         }
-        if release.waits_for_human() {
-            if opts.yes && matches!(release.phase, Phase::WaitingApproval { .. }) {
-                let ev = Event::Command(Issued {
-                    command: Command::Approve,
-                    operator: operator.to_string(),
-                    reason: Some("--yes".into()),
-                });
-                let now = Timestamp::now();
-                pending_fx = release.apply(&ev, now);
-                journal.append(&Record {
-                    ts: now,
-                    release: release.id.clone(),
-                    event: ev,
-                })?;
-                continue;
-            }
+        let auto = if opts.yes
+            && matches!(release.phase, Phase::WaitingApproval { .. })
+            && release.waits_for_human()
+        {
+            Some(Event::Command(Issued {
+                command: Command::Approve,
+                operator: operator.to_string(),
+                reason: Some("--yes".into()),
+            }))
+        } else {
+            None
+        };
+        if auto.is_none() && release.waits_for_human() && mode.exit_when_waiting {
             let reason = match &release.phase {
                 Phase::Paused { reason } => reason.clone(),
                 Phase::WaitingApproval { message } => {
@@ -469,46 +564,67 @@ pub async fn run(cfg: &Config, opts: &RunOptions) -> anyhow::Result<i32> {
                 }
                 _ => String::new(),
             };
-            reporter.finished(
-                "paused",
-                &format!("{reason}; resume with `rolldeck run --resume` or roll back"),
-                secs(release.started_at, Timestamp::now()),
-            );
+            sink(DriverEvent::Stopped {
+                outcome: "paused".into(),
+                reason: format!("{reason}; resume with `rolldeck run --resume` or roll back"),
+                duration_s: secs(release.started_at, Timestamp::now()),
+            });
             break exit::PAUSED;
         }
-        let now = Timestamp::now();
-        let sleep_for = release
-            .next_wakeup()
-            .map(|t| {
-                Duration::from_millis(
-                    (t.as_millisecond() - now.as_millisecond()).clamp(0, 1000) as u64
-                )
-            })
-            .unwrap_or(Duration::from_secs(1));
-        let ev = tokio::select! {
-            Some(ev) = rx.recv() => ev,
-            Some(line) = out_rx.recv() => { reporter.output(&line); continue; }
-            _ = tokio::time::sleep(sleep_for) => Event::Tick,
-            _ = sigint.recv() => break interrupted(&reporter, &release, &mut running, "SIGINT"),
-            _ = sigterm.recv() => break interrupted(&reporter, &release, &mut running, "SIGTERM"),
-            _ = sighup.recv() => break interrupted(&reporter, &release, &mut running, "SIGHUP"),
+        let ev = if let Some(ev) = auto {
+            ev
+        } else {
+            let now = Timestamp::now();
+            let sleep_for = release
+                .next_wakeup()
+                .map(|t| {
+                    Duration::from_millis(
+                        (t.as_millisecond() - now.as_millisecond()).clamp(0, 1000) as u64,
+                    )
+                })
+                .unwrap_or(Duration::from_secs(1));
+            tokio::select! {
+                Some(ev) = rx.recv() => ev,
+                Some(line) = out_rx.recv() => { sink(DriverEvent::Output(line)); continue; }
+                c = commands.recv(), if commands_open => match c {
+                    Some(issued) => Event::Command(issued),
+                    None => { commands_open = false; continue; }
+                },
+                _ = tokio::time::sleep(sleep_for) => Event::Tick,
+                signal = &mut stop => {
+                    // Aborting the tasks drops the action futures, which kill their process groups.
+                    for (_, h) in running.drain() {
+                        h.abort();
+                    }
+                    sink(DriverEvent::Stopped {
+                        outcome: "interrupted".into(),
+                        reason: format!("{signal}: stopped; the journal is intact, `rolldeck run` resumes"),
+                        duration_s: secs(release.started_at, Timestamp::now()),
+                    });
+                    break exit::INTERRUPTED;
+                }
+            }
         };
         if let Event::ActionFinished { run, .. } = &ev {
             running.remove(run);
         }
         let now = Timestamp::now();
-        let before = matches!(ev, Event::Tick).then(|| release.clone());
+        let before = release.clone();
         let fx = release.apply(&ev, now);
-        let unchanged = before.is_some_and(|b| b == release);
-        if !unchanged {
+        let changed = before != release;
+        if changed || !matches!(ev, Event::Tick) {
             journal.append(&Record {
                 ts: now,
                 release: release.id.clone(),
                 event: ev,
             })?;
         }
+        if changed {
+            sink(DriverEvent::State(Box::new(release.clone())));
+        }
         pending_fx = fx;
     };
+    sink(DriverEvent::State(Box::new(release.clone())));
     for h in scrapers {
         h.abort();
     }
@@ -519,24 +635,6 @@ fn secs(a: Timestamp, b: Timestamp) -> f64 {
     (b.as_millisecond() - a.as_millisecond()) as f64 / 1000.0
 }
 
-fn interrupted(
-    reporter: &Reporter,
-    release: &Release,
-    running: &mut HashMap<u64, tokio::task::JoinHandle<()>>,
-    signal: &str,
-) -> i32 {
-    // Aborting the tasks drops the action futures, which kill their process groups.
-    for (_, h) in running.drain() {
-        h.abort();
-    }
-    reporter.finished(
-        "interrupted",
-        &format!("{signal}: stopped; the journal is intact, `rolldeck run` resumes"),
-        secs(release.started_at, Timestamp::now()),
-    );
-    exit::INTERRUPTED
-}
-
 struct EffectCtx<'a> {
     cfg: &'a Config,
     executor: &'a Executor,
@@ -544,19 +642,20 @@ struct EffectCtx<'a> {
     tx: &'a mpsc::Sender<Event>,
     out_tx: &'a mpsc::Sender<OutputLine>,
     operator: &'a Operator,
+    release: String,
 }
 
 impl EffectCtx<'_> {
     fn perform(
         &self,
         e: Effect,
-        reporter: &Reporter,
+        sink: &mut dyn FnMut(DriverEvent),
         running: &mut HashMap<u64, tokio::task::JoinHandle<()>>,
     ) {
         match e {
             Effect::Notify(n) => {
-                tracing::info!("{}", reporter.redactor.redact(&format!("{n:?}")));
-                reporter.notice(&n)
+                tracing::info!("{}", self.executor.redactor().redact(&format!("{n:?}")));
+                sink(DriverEvent::Notice(n))
             }
             Effect::Measure { check } => {
                 let s = self.sources.clone();
@@ -601,7 +700,7 @@ impl EffectCtx<'_> {
                     spec,
                     vars,
                     reason,
-                    release: Some(reporter.release.clone()),
+                    release: Some(self.release.clone()),
                     step: Some(step_name),
                 };
                 let ex = self.executor.clone();

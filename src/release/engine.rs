@@ -162,6 +162,13 @@ pub enum Command {
     Rollback,
     /// Stop without running the rollback steps.
     Abort,
+    /// Set the canary weight by hand (percent 0–100) with the plan's traffic
+    /// action; only while paused or waiting for approval, so no analysis
+    /// window mixes two weights.
+    SetWeight {
+        /// Percent 0–100.
+        weight: u8,
+    },
 }
 
 /// Who issued a command, and why.
@@ -302,6 +309,15 @@ pub enum Notice {
     },
     /// A verdict.
     Verdict(Verdict),
+    /// An operator's manual action finished (e.g. a weight set by hand).
+    ManualAction {
+        /// Action name.
+        action: String,
+        /// Success.
+        ok: bool,
+        /// Details.
+        detail: String,
+    },
     /// A health probe result that changed the target's state.
     Health {
         /// Target.
@@ -388,6 +404,9 @@ pub struct Release {
     pub running_action: Option<(u64, StepRef)>,
     /// Rollback waiting for a cancelled action to answer.
     pub rollback_pending: Option<String>,
+    /// A manual weight change in flight: (run id, weight).
+    #[serde(default)]
+    pub manual_weight: Option<(u64, u8)>,
     /// Next run id.
     pub next_run: u64,
     /// When it ended.
@@ -443,6 +462,7 @@ impl Release {
             inflight: Vec::new(),
             running_action: None,
             rollback_pending: None,
+            manual_weight: None,
             next_run: 1,
             finished_at: None,
         };
@@ -657,7 +677,8 @@ impl Release {
 
     // ----- steps ------------------------------------------------------
 
-    fn vars(
+    /// Placeholder values for an action run in this release.
+    pub fn action_vars(
         &self,
         step_name: &str,
         weight: Option<u8>,
@@ -750,7 +771,7 @@ impl Release {
                     step: sref,
                     step_name: step.name.clone(),
                     action: action.clone(),
-                    vars: self.vars(&step.name, None, reason.as_deref()),
+                    vars: self.action_vars(&step.name, None, reason.as_deref()),
                     reason,
                 });
             }
@@ -764,7 +785,7 @@ impl Release {
                     step: sref,
                     step_name: step.name.clone(),
                     action: action.clone(),
-                    vars: self.vars(&step.name, Some(*weight), reason.as_deref()),
+                    vars: self.action_vars(&step.name, Some(*weight), reason.as_deref()),
                     reason,
                 });
             }
@@ -984,6 +1005,21 @@ impl Release {
         now: Timestamp,
         fx: &mut Effects,
     ) {
+        if let Some((r, weight)) = self.manual_weight
+            && r == run
+        {
+            self.manual_weight = None;
+            if ok {
+                self.weight = weight;
+                fx.push(Effect::Notify(Notice::Traffic { weight }));
+            }
+            fx.push(Effect::Notify(Notice::ManualAction {
+                action: self.traffic_action(),
+                ok,
+                detail: detail.to_string(),
+            }));
+            return;
+        }
         let Some((expected, s)) = self.running_action else {
             return;
         };
@@ -1365,6 +1401,112 @@ impl Release {
                     self.finish(Outcome::Aborted, format!("aborted by {by}{why}"), now, fx);
                 }
             }
+            Command::SetWeight { weight } => {
+                if matches!(
+                    self.phase,
+                    Phase::Paused { .. } | Phase::WaitingApproval { .. }
+                ) && self.running_action.is_none()
+                    && self.manual_weight.is_none()
+                {
+                    let weight = weight.min(100);
+                    let run = self.next_run;
+                    self.next_run += 1;
+                    self.manual_weight = Some((run, weight));
+                    let name = format!("manual weight {weight}%");
+                    let reason = Some(format!("set by {by}{why}"));
+                    fx.push(Effect::RunAction {
+                        run,
+                        step: StepRef {
+                            rollback: false,
+                            index: self.current.min(self.steps.len().saturating_sub(1)),
+                        },
+                        vars: self.action_vars(&name, Some(weight), reason.as_deref()),
+                        step_name: name,
+                        action: self.traffic_action(),
+                        reason,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The traffic action of the plan: the first traffic step's, else `traffic`.
+    pub fn traffic_action(&self) -> String {
+        self.plan
+            .steps
+            .iter()
+            .chain(&self.plan.rollback)
+            .find_map(|s| match &s.action {
+                StepAction::Traffic { action, .. } => Some(action.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| "traffic".into())
+    }
+
+    /// What a command would run now, for a confirmation: (action name,
+    /// placeholder values) of each action, in order. Rollback: every
+    /// rollback step's action; promote / approve / retry: the action of the
+    /// step that would start; set weight: the traffic action. Empty when the
+    /// command runs nothing by itself.
+    pub fn planned_actions(
+        &self,
+        command: &Command,
+        operator: &str,
+        reason: Option<&str>,
+    ) -> Vec<(String, BTreeMap<String, String>)> {
+        let step_action = |s: &Step, why: Option<&str>| match &s.action {
+            StepAction::Action { action } => {
+                Some((action.clone(), self.action_vars(&s.name, None, why)))
+            }
+            StepAction::Traffic { action, weight } => Some((
+                action.clone(),
+                self.action_vars(&s.name, Some(*weight), why),
+            )),
+            _ => None,
+        };
+        let by = format!(
+            "{command:?} by {operator}{}",
+            reason.map(|r| format!(": {r}")).unwrap_or_default()
+        );
+        match command {
+            Command::Rollback => {
+                let why = format!(
+                    "rollback by {operator}{}",
+                    reason.map(|r| format!(": {r}")).unwrap_or_default()
+                );
+                self.plan
+                    .rollback
+                    .iter()
+                    .filter_map(|s| step_action(s, Some(&why)))
+                    .collect()
+            }
+            Command::SetWeight { weight } => {
+                let name = format!("manual weight {weight}%");
+                vec![(
+                    self.traffic_action(),
+                    self.action_vars(&name, Some(*weight), Some(&by)),
+                )]
+            }
+            Command::Retry => self
+                .current_step()
+                .and_then(|s| step_action(s, None))
+                .into_iter()
+                .collect(),
+            Command::Approve | Command::Promote => self
+                .plan
+                .steps
+                .get(self.current + 1)
+                .and_then(|s| step_action(s, None))
+                .into_iter()
+                .collect(),
+            Command::PromoteFull => self
+                .plan
+                .steps
+                .iter()
+                .skip(self.current + 1)
+                .filter_map(|s| step_action(s, None))
+                .collect(),
+            _ => Vec::new(),
         }
     }
 

@@ -573,3 +573,44 @@ fn stale_action_results_are_ignored() {
     step_at(&mut r, &mut j, done(999, true), 1);
     assert_eq!(r, before);
 }
+
+#[test]
+fn manual_weight_only_while_paused_and_confirmations_list_the_actions() {
+    let (mut r, mut j) = to_analysis();
+    let set = |w| {
+        Event::Command(Issued {
+            command: Command::SetWeight { weight: w },
+            operator: "alice".into(),
+            reason: None,
+        })
+    };
+    assert!(
+        run_ids(&step_at(&mut r, &mut j, set(25), 5)).is_empty(),
+        "not while analysing"
+    );
+    step_at(
+        &mut r,
+        &mut j,
+        Event::Command(Issued {
+            command: Command::Pause,
+            operator: "alice".into(),
+            reason: None,
+        }),
+        6,
+    );
+    let planned = r.planned_actions(&Command::SetWeight { weight: 25 }, "alice", None);
+    assert_eq!(planned.len(), 1);
+    assert_eq!(planned[0].0, "traffic");
+    assert_eq!(planned[0].1["weight"], "25");
+    let fx = step_at(&mut r, &mut j, set(25), 7);
+    let runs = run_ids(&fx);
+    assert_eq!(runs[0].2["weight"], "25");
+    step_at(&mut r, &mut j, done(runs[0].0, true), 8);
+    assert_eq!(r.weight, 25);
+    assert!(matches!(r.phase, Phase::Paused { .. }), "still paused");
+    let rb = r.planned_actions(&Command::Rollback, "alice", Some("p99 spike"));
+    assert_eq!(rb.len(), 1);
+    assert_eq!(rb[0].1["weight"], "0");
+    assert_eq!(rb[0].1["reason"], "rollback by alice: p99 spike");
+    assert_eq!(replay(&j).pop().unwrap(), r);
+}
