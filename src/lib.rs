@@ -16,3 +16,4 @@ pub mod redact;
 pub mod release;
 pub mod runtime;
 pub mod sources;
+pub mod tui;

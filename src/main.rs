@@ -19,13 +19,20 @@ struct Cli {
     /// State directory for the journal, driver lock and audit log (shared on a bastion).
     #[arg(long, global = true, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// Cockpit theme: dark, light, high-contrast, ansi16, mono, or a theme TOML file.
+    #[arg(long, global = true, value_name = "THEME")]
+    theme: Option<String>,
+    /// Open the cockpit as an observer even if nobody drives (never acts).
+    #[arg(long, global = true)]
+    read_only: bool,
+    /// Without a command: open the cockpit (same as `rolldeck run`).
     #[command(subcommand)]
-    command: Cmd,
+    command: Option<Cmd>,
 }
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Run (or resume) a release: canary steps, analysis, rollback.
+    /// Run (or resume) a release in the cockpit, or headless with --headless.
     Run {
         /// The plan to run (default: default_plan, `default`, or the only one).
         #[arg(long)]
@@ -82,13 +89,15 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ROLLDECK_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
-        )
-        .init();
+    // The cockpit routes tracing into its Logs pane; everything else to stderr.
+    let cockpit = match &cli.command {
+        None => true,
+        Some(Cmd::Run { headless, .. }) | Some(Cmd::Demo { headless, .. }) => !headless,
+        _ => false,
+    };
+    if !cockpit {
+        init_stderr_tracing();
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -104,6 +113,16 @@ fn main() -> ExitCode {
     ExitCode::from(code.clamp(0, 255) as u8)
 }
 
+fn init_stderr_tracing() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ROLLDECK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
+        .init();
+}
+
 fn load_config(explicit: Option<&Path>) -> Result<Config, i32> {
     let path = config::discover(explicit).map_err(|e| {
         eprintln!("rolldeck: {e}");
@@ -116,13 +135,25 @@ fn load_config(explicit: Option<&Path>) -> Result<Config, i32> {
 }
 
 async fn async_main(cli: Cli) -> i32 {
-    let result = match cli.command {
+    let tui = rolldeck::tui::run::TuiOptions {
+        read_only: cli.read_only,
+        theme: cli.theme.clone(),
+        banner: Vec::new(),
+    };
+    let command = cli.command.unwrap_or(Cmd::Run {
+        plan: None,
+        headless: false,
+        yes: false,
+        resume: false,
+        version: None,
+    });
+    let result = match command {
         Cmd::Demo {
             headless,
             scenario,
             prometheus,
             no_prometheus,
-        } => rolldeck::demo::run_demo(scenario, headless, prometheus, no_prometheus).await,
+        } => rolldeck::demo::run_demo(scenario, headless, prometheus, no_prometheus, tui).await,
         Cmd::Run {
             plan,
             headless,

@@ -461,8 +461,8 @@ pub async fn drive(
     lock: DriverLock,
     mut commands: mpsc::Receiver<Issued>,
     mode: DriveMode,
-    stop: impl std::future::Future<Output = &'static str>,
-    sink: &mut dyn FnMut(DriverEvent),
+    stop: impl std::future::Future<Output = &'static str> + Send,
+    sink: &mut (dyn FnMut(DriverEvent) + Send),
 ) -> anyhow::Result<i32> {
     let _lock = lock;
     let redactor = Redactor::new(cfg.secrets.clone());
@@ -649,12 +649,12 @@ impl EffectCtx<'_> {
     fn perform(
         &self,
         e: Effect,
-        sink: &mut dyn FnMut(DriverEvent),
+        sink: &mut (dyn FnMut(DriverEvent) + Send),
         running: &mut HashMap<u64, tokio::task::JoinHandle<()>>,
     ) {
         match e {
             Effect::Notify(n) => {
-                tracing::info!("{}", self.executor.redactor().redact(&format!("{n:?}")));
+                tracing::trace!("{}", self.executor.redactor().redact(&format!("{n:?}")));
                 sink(DriverEvent::Notice(n))
             }
             Effect::Measure { check } => {

@@ -56,6 +56,15 @@ pub struct Config {
     /// Conditions that start the rollback at once (`[[rollback_when]]`).
     #[serde(default)]
     pub rollback_when: Vec<TriggerSpec>,
+    /// The cockpit's theme: a built-in name (`dark`, `light`,
+    /// `high-contrast`, `ansi16`, `mono`) or a theme TOML file; `--theme`
+    /// overrides it and `NO_COLOR` forces `mono`.
+    #[serde(default)]
+    pub theme: Option<String>,
+    /// Key overrides for the cockpit: action name → keys, e.g.
+    /// `rollback = ["ctrl-b"]` (see `src/tui/keymap.toml` for the actions).
+    #[serde(default)]
+    pub keys: Option<toml::Table>,
     /// The file this config was read from (set by the loader).
     #[serde(skip)]
     pub source_path: Option<PathBuf>,

@@ -185,12 +185,13 @@ consecutive_failures = 3
 }
 
 /// `rolldeck demo`: starts the environment, runs the release headless (JSON
-/// lines) or as readable text, stops everything, returns the exit code.
+/// lines) or in the cockpit, stops everything, returns the exit code.
 pub async fn run_demo(
     scenario: Scenario,
     headless: bool,
     prometheus: Option<PathBuf>,
     no_prometheus: bool,
+    mut tui: crate::tui::run::TuiOptions,
 ) -> anyhow::Result<i32> {
     let bin = if no_prometheus {
         None
@@ -215,17 +216,15 @@ pub async fn run_demo(
             anyhow::bail!("the demo config is invalid (a bug): {e}");
         }
     };
-    if !headless {
-        println!(
-            "rolldeck demo ({scenario}): stable http://{}  canary http://{}  traffic control http://{}",
-            env.stable_addr, env.canary_addr, env.control_addr
-        );
-        match &env.prometheus {
-            Some(p) => println!("metrics: Prometheus at {} (checks run as PromQL)", p.url),
-            None => println!("metrics: direct scrape of /metrics (no prometheus binary found)"),
-        }
-        println!("config: {}", path.display());
-    }
+    let mut banner = vec![format!(
+        "rolldeck demo ({scenario}): stable http://{}  canary http://{}  traffic control http://{}",
+        env.stable_addr, env.canary_addr, env.control_addr
+    )];
+    banner.push(match &env.prometheus {
+        Some(p) => format!("metrics: Prometheus at {} (checks run as PromQL)", p.url),
+        None => "metrics: direct scrape of /metrics (no prometheus binary found)".to_string(),
+    });
+    banner.push(format!("config: {}", path.display()));
     let opts = RunOptions {
         plan: None,
         version: None,
@@ -238,7 +237,12 @@ pub async fn run_demo(
             OutputMode::Text
         },
     };
-    let code = runtime::run(&cfg, &opts).await;
+    let code = if headless {
+        runtime::run(&cfg, &opts).await
+    } else {
+        tui.banner = banner;
+        crate::tui::run::run_tui(cfg, opts, tui).await
+    };
     env.stop().await;
     code
 }

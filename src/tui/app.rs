@@ -1,0 +1,870 @@
+//! The cockpit's state and its update function (Elm style): messages in,
+//! state changes and outgoing commands out. No I/O here: the event loop in
+//! [`super::run`] performs the [`Out`] commands.
+
+use super::keymap::{Action, CommandLine, Context, Keymap, parse_command};
+use super::logs::{Level, LogBuffer, LogLine, LogSource};
+use super::theme::Theme;
+use crate::exec::{ActionSpec, OutputLine, render};
+use crate::redact::Redactor;
+use crate::release::engine::{Command, Issued, Notice, Phase, Release};
+use crate::release::{StepStatus, VerdictKind};
+use crate::runtime::{DriverEvent, Holder};
+use crate::sources::SourceStatus;
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use jiff::Timestamp;
+use std::collections::{BTreeMap, VecDeque};
+
+/// The five panes, in tab order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    /// Plan steps.
+    Pipeline,
+    /// Canary vs baseline per check.
+    Canary,
+    /// Database migrations.
+    Migrations,
+    /// Logs.
+    Logs,
+    /// Runbook and action history.
+    Runbook,
+}
+
+impl Pane {
+    /// All panes in order (digits 1–5).
+    pub const ALL: [Pane; 5] = [
+        Pane::Pipeline,
+        Pane::Canary,
+        Pane::Migrations,
+        Pane::Logs,
+        Pane::Runbook,
+    ];
+
+    /// Title.
+    pub fn title(self) -> &'static str {
+        match self {
+            Pane::Pipeline => "Pipeline",
+            Pane::Canary => "Canary",
+            Pane::Migrations => "Migrations",
+            Pane::Logs => "Logs",
+            Pane::Runbook => "Runbook / actions",
+        }
+    }
+
+    fn context(self) -> Context {
+        match self {
+            Pane::Pipeline => Context::Pipeline,
+            Pane::Canary => Context::Canary,
+            Pane::Migrations => Context::Migrations,
+            Pane::Logs => Context::Logs,
+            Pane::Runbook => Context::Runbook,
+        }
+    }
+
+    fn index(self) -> usize {
+        Pane::ALL.iter().position(|p| *p == self).unwrap_or(0)
+    }
+}
+
+/// Whether this process drives the release.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Role {
+    /// We hold the driver lock.
+    Driver,
+    /// Another process drives; we watch the journal.
+    Observer(Option<Holder>),
+    /// `--read-only`: we watch on purpose.
+    ReadOnly,
+}
+
+/// One source's dot in the header.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceDot {
+    /// `prometheus`, `health:canary`, …
+    pub name: String,
+    /// Last answer ok.
+    pub ok: bool,
+    /// Detail or reason.
+    pub detail: String,
+    /// When data last arrived successfully.
+    pub last_ok: Option<Timestamp>,
+    /// Poll interval in seconds (stale after 3 of them).
+    pub interval_s: f64,
+}
+
+/// An action in the history pane.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionRecord {
+    /// When it ended.
+    pub at: Timestamp,
+    /// Who (operator or `plan`).
+    pub who: String,
+    /// What.
+    pub what: String,
+    /// Result.
+    pub ok: bool,
+    /// Detail.
+    pub detail: String,
+}
+
+/// A confirmation before something changes the world.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Confirm {
+    /// The command to issue.
+    pub command: Command,
+    /// What it is, in words.
+    pub title: String,
+    /// The exact commands / requests that will run (redacted).
+    pub will_run: Vec<String>,
+    /// Protected environment: the name the operator must type.
+    pub type_to_confirm: Option<String>,
+    /// What the operator typed for it.
+    pub typed: String,
+    /// The optional reason (audit log).
+    pub reason: String,
+    /// Which field has the cursor: 0 = typed name, 1 = reason.
+    pub field: usize,
+}
+
+/// A popup over the panes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Popup {
+    /// `?`: the keymap's help.
+    Help,
+    /// `:` command line.
+    Command(String),
+    /// `/` log filter input.
+    Filter(String),
+    /// `w`: the weight to set.
+    Weight(String),
+    /// A confirmation.
+    Confirm(Box<Confirm>),
+    /// `q` while a release runs.
+    Quit,
+}
+
+/// What the event loop must do after an update.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Out {
+    /// Send this command to the driver.
+    Issue(Issued),
+    /// Leave the cockpit.
+    Quit,
+    /// Save the logs to this file.
+    SaveLogs(std::path::PathBuf),
+}
+
+/// A message to the app.
+#[derive(Debug, Clone)]
+pub enum Msg {
+    /// A key.
+    Key(KeyEvent),
+    /// The terminal was resized.
+    Resize,
+    /// One second passed.
+    Tick(Timestamp),
+    /// From the driver (or the observer's journal reader).
+    Driver(DriverEvent),
+    /// A round of source probes.
+    Sources(Vec<SourceStatus>, Timestamp),
+    /// A line for the logs.
+    Log(LogLine),
+}
+
+/// Per-check chart history: (canary, baseline) values, newest last.
+pub type Series = VecDeque<(Option<f64>, Option<f64>)>;
+
+/// The whole cockpit state.
+pub struct App {
+    /// Service.
+    pub service: String,
+    /// Environment name.
+    pub environment: String,
+    /// Protected environment.
+    pub protected: bool,
+    /// Driver / observer.
+    pub role: Role,
+    /// The release, when one exists.
+    pub release: Option<Release>,
+    /// Header dots.
+    pub sources: Vec<SourceDot>,
+    /// Chart data per check.
+    pub series: BTreeMap<String, Series>,
+    /// Action history, newest last.
+    pub actions: VecDeque<ActionRecord>,
+    /// Logs (shared with the tracing layer that feeds rolldeck's own events).
+    pub logs: std::sync::Arc<std::sync::Mutex<LogBuffer>>,
+    /// Focused pane.
+    pub focus: Pane,
+    /// Zoomed: the focused pane fills the body.
+    pub zoom: bool,
+    /// The popup, if any.
+    pub popup: Option<Popup>,
+    /// Selected row in the pipeline.
+    pub selected_step: usize,
+    /// Selected row in the canary pane.
+    pub selected_check: usize,
+    /// A one-line message for the footer (e.g. "refused: observer").
+    pub flash: Option<String>,
+    /// Now (from the last tick).
+    pub now: Timestamp,
+    /// Keys.
+    pub keymap: Keymap,
+    /// Colours.
+    pub theme: Theme,
+    /// Actions by name, for confirmations.
+    pub action_specs: BTreeMap<String, ActionSpec>,
+    /// Redacts secrets in what is shown.
+    pub redactor: Redactor,
+    /// Who we are (for commands).
+    pub operator: String,
+    /// Whether a migration source is configured (none exist yet).
+    pub migrations_configured: bool,
+    /// Something changed since the last draw.
+    pub dirty: bool,
+    /// The driver stopped (finished or interrupted); keys that act are refused.
+    pub driver_done: Option<String>,
+}
+
+const CHART_POINTS: usize = 120;
+const ACTION_HISTORY: usize = 200;
+
+impl App {
+    /// A new app.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        service: String,
+        environment: String,
+        protected: bool,
+        role: Role,
+        keymap: Keymap,
+        theme: Theme,
+        action_specs: BTreeMap<String, ActionSpec>,
+        redactor: Redactor,
+        operator: String,
+        now: Timestamp,
+    ) -> Self {
+        Self {
+            service,
+            environment,
+            protected,
+            role,
+            release: None,
+            sources: Vec::new(),
+            series: BTreeMap::new(),
+            actions: VecDeque::new(),
+            logs: std::sync::Arc::new(std::sync::Mutex::new(LogBuffer::new(10_000))),
+            focus: Pane::Pipeline,
+            zoom: false,
+            popup: None,
+            selected_step: 0,
+            selected_check: 0,
+            flash: None,
+            now,
+            keymap,
+            theme,
+            action_specs,
+            redactor,
+            operator,
+            migrations_configured: false,
+            dirty: true,
+            driver_done: None,
+        }
+    }
+
+    /// The log buffer, locked (a poisoned lock is recovered: logs are not
+    /// worth a crash).
+    pub fn logs_mut(&self) -> std::sync::MutexGuard<'_, LogBuffer> {
+        self.logs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether world-changing keys are allowed.
+    pub fn can_act(&self) -> bool {
+        self.role == Role::Driver
+            && self.driver_done.is_none()
+            && self.release.as_ref().is_some_and(|r| !r.is_finished())
+    }
+
+    /// Whether a release is in progress (quit asks first).
+    pub fn release_running(&self) -> bool {
+        self.role == Role::Driver
+            && self.release.as_ref().is_some_and(|r| !r.is_finished())
+            && self.driver_done.is_none()
+    }
+
+    /// The keymap context now.
+    pub fn context(&self) -> Context {
+        if self.popup.is_some() {
+            Context::Popup
+        } else {
+            self.focus.context()
+        }
+    }
+
+    /// Applies one message; returns what the loop must do.
+    pub fn update(&mut self, msg: Msg) -> Vec<Out> {
+        match msg {
+            Msg::Key(k) => {
+                self.dirty = true;
+                self.on_key(k)
+            }
+            Msg::Resize => {
+                self.dirty = true;
+                Vec::new()
+            }
+            Msg::Tick(now) => {
+                self.now = now;
+                // Clocks and data ages move: redraw once a second.
+                self.dirty = true;
+                Vec::new()
+            }
+            Msg::Driver(e) => {
+                self.on_driver(e);
+                self.dirty = true;
+                Vec::new()
+            }
+            Msg::Sources(list, at) => {
+                self.on_sources(list, at);
+                self.dirty = true;
+                Vec::new()
+            }
+            Msg::Log(l) => {
+                self.logs_mut().push(l);
+                self.dirty = true;
+                Vec::new()
+            }
+        }
+    }
+
+    fn log(&mut self, level: Level, source: LogSource, text: String) {
+        self.logs_mut().push(LogLine {
+            ts: self.now,
+            source,
+            level,
+            text: self.redactor.redact(&text),
+        });
+    }
+
+    fn on_sources(&mut self, list: Vec<SourceStatus>, at: Timestamp) {
+        for s in list {
+            let interval_s = 5.0;
+            match self.sources.iter_mut().find(|d| d.name == s.source) {
+                Some(d) => {
+                    d.ok = s.ok;
+                    d.detail = s.detail;
+                    if s.ok {
+                        d.last_ok = Some(at);
+                    }
+                }
+                None => self.sources.push(SourceDot {
+                    name: s.source,
+                    ok: s.ok,
+                    detail: s.detail,
+                    last_ok: s.ok.then_some(at),
+                    interval_s,
+                }),
+            }
+        }
+    }
+
+    fn on_driver(&mut self, e: DriverEvent) {
+        match e {
+            DriverEvent::State(r) => {
+                for (name, run) in &r.checks {
+                    if let Some(v) = &run.last {
+                        let series = self.series.entry(name.clone()).or_default();
+                        let prev_at = self
+                            .release
+                            .as_ref()
+                            .and_then(|p| p.checks.get(name))
+                            .and_then(|c| c.last.as_ref())
+                            .map(|l| l.at);
+                        if prev_at != Some(v.at) {
+                            series.push_back((v.canary, v.baseline));
+                            while series.len() > CHART_POINTS {
+                                series.pop_front();
+                            }
+                        }
+                    }
+                }
+                self.release = Some(*r);
+            }
+            DriverEvent::Notice(n) => self.on_notice(n),
+            DriverEvent::Output(l) => self.on_output(l),
+            DriverEvent::Stopped {
+                outcome, reason, ..
+            } => {
+                self.log(
+                    Level::Warn,
+                    LogSource::Rolldeck,
+                    format!("driver stopped: {outcome}: {reason}"),
+                );
+                self.driver_done = Some(format!("{outcome}: {reason}"));
+            }
+        }
+    }
+
+    fn on_output(&mut self, l: OutputLine) {
+        self.log(Level::Info, LogSource::Action(l.action.clone()), l.line);
+    }
+
+    fn on_notice(&mut self, n: Notice) {
+        let (level, text) = match &n {
+            Notice::ReleaseStarted { release, plan, .. } => (
+                Level::Info,
+                format!("release {release} started (plan {plan})"),
+            ),
+            Notice::StepStarted { name, rollback, .. } => (
+                Level::Info,
+                format!(
+                    "{}step {name} started",
+                    if *rollback { "rollback " } else { "" }
+                ),
+            ),
+            Notice::StepFinished {
+                name,
+                status,
+                detail,
+                rollback,
+                ..
+            } => {
+                let lvl = if *status == StepStatus::Failed {
+                    Level::Error
+                } else {
+                    Level::Info
+                };
+                (
+                    lvl,
+                    format!(
+                        "{}step {name} {status:?}: {detail}",
+                        if *rollback { "rollback " } else { "" }
+                    ),
+                )
+            }
+            Notice::Verdict(v) => {
+                let lvl = match v.verdict {
+                    VerdictKind::Fail => Level::Error,
+                    VerdictKind::Inconclusive => Level::Warn,
+                    VerdictKind::Pass => Level::Debug,
+                };
+                (lvl, format!("[{}] {}", v.check, v.reason))
+            }
+            Notice::Health { target, ok, detail } => (
+                if *ok { Level::Info } else { Level::Warn },
+                format!(
+                    "health {target}: {} ({detail})",
+                    if *ok { "ok" } else { "failing" }
+                ),
+            ),
+            Notice::Traffic { weight } => {
+                (Level::Info, format!("traffic weight now {weight}% canary"))
+            }
+            Notice::ApprovalRequired { message } => {
+                (Level::Warn, format!("approval required: {message}"))
+            }
+            Notice::Paused { reason } => (Level::Warn, format!("paused: {reason}")),
+            Notice::Resumed { by } => (Level::Info, format!("resumed by {by}")),
+            Notice::RollbackStarted { reason } => (Level::Error, format!("ROLLBACK: {reason}")),
+            Notice::ReleaseFinished {
+                outcome, reason, ..
+            } => (
+                Level::Warn,
+                format!("release finished: {} — {reason}", outcome.as_str()),
+            ),
+            Notice::ManualAction { action, ok, detail } => (
+                if *ok { Level::Info } else { Level::Error },
+                format!("manual action {action}: {detail}"),
+            ),
+        };
+        // Action history: every finished action step and manual action.
+        match &n {
+            Notice::StepFinished {
+                step,
+                name,
+                status,
+                detail,
+                rollback,
+            } => {
+                let is_action = self.release.as_ref().is_some_and(|r| {
+                    let list = if *rollback {
+                        &r.plan.rollback
+                    } else {
+                        &r.plan.steps
+                    };
+                    list.get(*step).is_some_and(|s| s.runs_action())
+                });
+                if is_action
+                    && matches!(
+                        status,
+                        StepStatus::Passed | StepStatus::Failed | StepStatus::Interrupted
+                    )
+                {
+                    self.push_action(ActionRecord {
+                        at: self.now,
+                        who: "plan".into(),
+                        what: format!("{}{name}", if *rollback { "rollback: " } else { "" }),
+                        ok: *status == StepStatus::Passed,
+                        detail: detail.clone(),
+                    });
+                }
+            }
+            Notice::ManualAction { action, ok, detail } => self.push_action(ActionRecord {
+                at: self.now,
+                who: self.operator.clone(),
+                what: action.clone(),
+                ok: *ok,
+                detail: detail.clone(),
+            }),
+            _ => {}
+        }
+        self.log(level, LogSource::Rolldeck, text);
+    }
+
+    fn push_action(&mut self, a: ActionRecord) {
+        self.actions.push_back(a);
+        while self.actions.len() > ACTION_HISTORY {
+            self.actions.pop_front();
+        }
+    }
+
+    // ----- keys ---------------------------------------------------------
+
+    fn on_key(&mut self, k: KeyEvent) -> Vec<Out> {
+        self.flash = None;
+        if k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL) {
+            return self.quit_request();
+        }
+        if let Some(p) = self.popup.clone() {
+            return self.on_popup_key(p, k);
+        }
+        let Some(action) = self.keymap.action(self.context(), &k) else {
+            return Vec::new();
+        };
+        self.on_action(action)
+    }
+
+    fn quit_request(&mut self) -> Vec<Out> {
+        if self.release_running() && self.popup != Some(Popup::Quit) {
+            self.popup = Some(Popup::Quit);
+            Vec::new()
+        } else {
+            vec![Out::Quit]
+        }
+    }
+
+    /// Text input for popups with a line editor.
+    fn edit(buf: &mut String, k: &KeyEvent) {
+        match k.code {
+            KeyCode::Char(c) if !k.modifiers.contains(KeyModifiers::CONTROL) => buf.push(c),
+            KeyCode::Backspace => {
+                buf.pop();
+            }
+            _ => {}
+        }
+    }
+
+    fn on_popup_key(&mut self, p: Popup, k: KeyEvent) -> Vec<Out> {
+        let esc = k.code == KeyCode::Esc;
+        let enter = k.code == KeyCode::Enter;
+        match p {
+            Popup::Help => {
+                if esc || k.code == KeyCode::Char('?') || k.code == KeyCode::Char('q') || enter {
+                    self.popup = None;
+                }
+                Vec::new()
+            }
+            Popup::Quit => {
+                self.popup = None;
+                if matches!(
+                    k.code,
+                    KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter
+                ) {
+                    vec![Out::Quit]
+                } else {
+                    Vec::new()
+                }
+            }
+            Popup::Command(mut line) => {
+                if esc {
+                    self.popup = None;
+                } else if enter {
+                    self.popup = None;
+                    return self.run_command_line(&line);
+                } else {
+                    Self::edit(&mut line, &k);
+                    self.popup = Some(Popup::Command(line));
+                }
+                Vec::new()
+            }
+            Popup::Filter(mut f) => {
+                if esc {
+                    self.popup = None;
+                } else if enter {
+                    self.popup = None;
+                    let f = f.trim().to_string();
+                    let r = self
+                        .logs_mut()
+                        .set_filter(if f.is_empty() { None } else { Some(&f) });
+                    if let Err(e) = r {
+                        self.flash = Some(format!("filter: {e}"));
+                    }
+                } else {
+                    Self::edit(&mut f, &k);
+                    self.popup = Some(Popup::Filter(f));
+                }
+                Vec::new()
+            }
+            Popup::Weight(mut w) => {
+                if esc {
+                    self.popup = None;
+                } else if enter {
+                    self.popup = None;
+                    match w.trim().parse::<u8>() {
+                        Ok(n) if n <= 100 => self.confirm(Command::SetWeight { weight: n }),
+                        _ => self.flash = Some(format!("weight {w:?} is not a percentage 0–100")),
+                    }
+                } else if matches!(k.code, KeyCode::Char(c) if c.is_ascii_digit())
+                    || k.code == KeyCode::Backspace
+                {
+                    Self::edit(&mut w, &k);
+                    self.popup = Some(Popup::Weight(w));
+                }
+                Vec::new()
+            }
+            Popup::Confirm(mut c) => {
+                if esc {
+                    self.popup = None;
+                    self.flash = Some("cancelled".into());
+                    return Vec::new();
+                }
+                match k.code {
+                    KeyCode::Tab | KeyCode::BackTab | KeyCode::Up | KeyCode::Down
+                        if c.type_to_confirm.is_some() =>
+                    {
+                        c.field = 1 - c.field;
+                    }
+                    KeyCode::Enter => {
+                        if let Some(name) = &c.type_to_confirm
+                            && c.typed.trim() != name
+                        {
+                            self.flash =
+                                Some(format!("type the environment name `{name}` to confirm"));
+                            self.popup = Some(Popup::Confirm(c));
+                            return Vec::new();
+                        }
+                        self.popup = None;
+                        let reason = c.reason.trim();
+                        return vec![Out::Issue(Issued {
+                            command: c.command.clone(),
+                            operator: self.operator.clone(),
+                            reason: (!reason.is_empty()).then(|| reason.to_string()),
+                        })];
+                    }
+                    _ => {
+                        if c.type_to_confirm.is_some() && c.field == 0 {
+                            Self::edit(&mut c.typed, &k);
+                        } else {
+                            Self::edit(&mut c.reason, &k);
+                        }
+                    }
+                }
+                self.popup = Some(Popup::Confirm(c));
+                Vec::new()
+            }
+        }
+    }
+
+    fn run_command_line(&mut self, line: &str) -> Vec<Out> {
+        match parse_command(line) {
+            Err(e) => {
+                self.flash = Some(e);
+                Vec::new()
+            }
+            Ok(CommandLine::Quit) => self.quit_request(),
+            Ok(CommandLine::Help) => {
+                self.popup = Some(Popup::Help);
+                Vec::new()
+            }
+            Ok(CommandLine::Rollback { reason }) => {
+                self.confirm(Command::Rollback);
+                if let (Some(Popup::Confirm(c)), Some(r)) = (self.popup.as_mut(), reason) {
+                    c.reason = r;
+                }
+                Vec::new()
+            }
+            Ok(CommandLine::Promote) => self.act(Command::Promote),
+            Ok(CommandLine::PromoteFull) => self.act(Command::PromoteFull),
+            Ok(CommandLine::Weight(w)) => self.act(Command::SetWeight { weight: w }),
+            Ok(CommandLine::Pause) => self.act(Command::Pause),
+            Ok(CommandLine::Resume) => self.act(Command::Resume),
+            Ok(CommandLine::Approve) => self.act(Command::Approve),
+            Ok(CommandLine::Retry) => self.act(Command::Retry),
+            Ok(CommandLine::Abort) => self.act(Command::Abort),
+        }
+    }
+
+    fn act(&mut self, c: Command) -> Vec<Out> {
+        self.confirm(c);
+        Vec::new()
+    }
+
+    /// Opens the confirmation for `command` (or refuses, saying why).
+    pub fn confirm(&mut self, command: Command) {
+        if !self.can_act() {
+            self.flash = Some(match (&self.role, &self.driver_done) {
+                (Role::Observer(Some(h)), _) => {
+                    format!("refused: observer — {h} drives this release")
+                }
+                (Role::Observer(None), _) => {
+                    "refused: observer — another rolldeck drives this release".into()
+                }
+                (Role::ReadOnly, _) => "refused: read-only mode".into(),
+                (_, Some(d)) => format!("refused: the driver has stopped ({d})"),
+                _ if self.release.as_ref().is_some_and(|r| r.is_finished()) => {
+                    "refused: the release has finished".into()
+                }
+                _ => "refused".into(),
+            });
+            return;
+        }
+        let Some(r) = &self.release else {
+            self.flash = Some("no release".into());
+            return;
+        };
+        let will_run: Vec<String> = r
+            .planned_actions(&command, &self.operator, None)
+            .into_iter()
+            .map(|(name, vars)| match self.action_specs.get(&name) {
+                Some(spec) => match render(spec, &vars) {
+                    Ok(rendered) => format!("{name}: {}", rendered.display(&self.redactor)),
+                    Err(e) => format!("{name}: cannot render: {e}"),
+                },
+                None => format!("{name}: no such action in the config"),
+            })
+            .collect();
+        let title = match &command {
+            Command::Approve => "Approve the waiting step".to_string(),
+            Command::Pause => "Pause the release".to_string(),
+            Command::Resume => "Resume the release".to_string(),
+            Command::Promote => "Promote: skip the current step".to_string(),
+            Command::PromoteFull => "Full promotion: skip every remaining gate".to_string(),
+            Command::Retry => "Retry the failed step".to_string(),
+            Command::Rollback => "ROLL BACK the release".to_string(),
+            Command::Abort => "Abort without rollback".to_string(),
+            Command::SetWeight { weight } => format!("Set the canary weight to {weight}%"),
+        };
+        self.popup = Some(Popup::Confirm(Box::new(Confirm {
+            command,
+            title,
+            will_run,
+            type_to_confirm: self.protected.then(|| self.environment.clone()),
+            typed: String::new(),
+            reason: String::new(),
+            field: 0,
+        })));
+    }
+
+    fn on_action(&mut self, a: Action) -> Vec<Out> {
+        let rows_step = self
+            .release
+            .as_ref()
+            .map_or(0, |r| r.plan.steps.len() + r.plan.rollback.len());
+        let rows_check = self.release.as_ref().map_or(0, |r| r.checks.len());
+        match a {
+            Action::Quit => return self.quit_request(),
+            Action::Help => self.popup = Some(Popup::Help),
+            Action::CommandMode => self.popup = Some(Popup::Command(String::new())),
+            Action::Filter => {
+                let current = self.logs_mut().filter().unwrap_or("").to_string();
+                self.popup = Some(Popup::Filter(current));
+            }
+            Action::Back => {
+                if self.zoom {
+                    self.zoom = false;
+                } else if self.logs_mut().filter().is_some() {
+                    let _ = self.logs_mut().set_filter(None);
+                }
+            }
+            Action::NextPane => self.focus = Pane::ALL[(self.focus.index() + 1) % 5],
+            Action::PrevPane => self.focus = Pane::ALL[(self.focus.index() + 4) % 5],
+            Action::FocusPane(n) => {
+                if (1..=5).contains(&n) {
+                    self.focus = Pane::ALL[n as usize - 1];
+                }
+            }
+            Action::Zoom => self.zoom = !self.zoom,
+            Action::Up
+            | Action::Down
+            | Action::PageUp
+            | Action::PageDown
+            | Action::Top
+            | Action::Bottom => {
+                let n = match a {
+                    Action::PageUp | Action::PageDown => 10,
+                    _ => 1,
+                };
+                match self.focus {
+                    Pane::Logs => match a {
+                        Action::Up | Action::PageUp => self.logs_mut().scroll_up(n),
+                        Action::Down | Action::PageDown => self.logs_mut().scroll_down(n),
+                        Action::Top => self.logs_mut().top(),
+                        _ => self.logs_mut().bottom(),
+                    },
+                    Pane::Pipeline => self.selected_step = mv(self.selected_step, a, n, rows_step),
+                    Pane::Canary => self.selected_check = mv(self.selected_check, a, n, rows_check),
+                    _ => {}
+                }
+            }
+            Action::Select => {
+                if self.focus == Pane::Canary || self.focus == Pane::Pipeline {
+                    self.zoom = !self.zoom;
+                }
+            }
+            Action::Approve => self.confirm(Command::Approve),
+            Action::PauseResume => {
+                let paused = self
+                    .release
+                    .as_ref()
+                    .is_some_and(|r| matches!(r.phase, Phase::Paused { .. }));
+                self.confirm(if paused {
+                    Command::Resume
+                } else {
+                    Command::Pause
+                });
+            }
+            Action::Promote => self.confirm(Command::Promote),
+            Action::PromoteFull => self.confirm(Command::PromoteFull),
+            Action::SetWeight => {
+                if self.can_act() {
+                    self.popup = Some(Popup::Weight(String::new()));
+                } else {
+                    self.confirm(Command::SetWeight { weight: 0 });
+                }
+            }
+            Action::Retry => self.confirm(Command::Retry),
+            Action::Rollback => self.confirm(Command::Rollback),
+            Action::Abort => self.confirm(Command::Abort),
+            Action::LogFollow => self.logs_mut().toggle_follow(),
+            Action::LogWrap => self.logs_mut().toggle_wrap(),
+            Action::LogTimestamps => self.logs_mut().toggle_timestamps(),
+            Action::LogSave => {
+                let name = format!("rolldeck-logs-{}.txt", self.now.strftime("%Y%m%d-%H%M%S"));
+                return vec![Out::SaveLogs(std::path::PathBuf::from(name))];
+            }
+            Action::Refresh => {}
+        }
+        Vec::new()
+    }
+}
+
+fn mv(cur: usize, a: Action, n: usize, rows: usize) -> usize {
+    if rows == 0 {
+        return 0;
+    }
+    match a {
+        Action::Up | Action::PageUp => cur.saturating_sub(n),
+        Action::Down | Action::PageDown => (cur + n).min(rows - 1),
+        Action::Top => 0,
+        _ => rows - 1,
+    }
+}

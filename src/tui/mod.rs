@@ -1,0 +1,8 @@
+//! The cockpit: a ratatui screen over the release engine.
+
+pub mod app;
+pub mod keymap;
+pub mod logs;
+pub mod run;
+pub mod theme;
+pub mod ui;

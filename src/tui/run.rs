@@ -1,0 +1,248 @@
+//! The cockpit's event loop: one tokio loop over crossterm's `EventStream`,
+//! the driver's events (or, as observer, the journal), source probes and a
+//! 1 s tick → [`App::update`] → draw only when something changed.
+//!
+//! The UI never waits on the network or a command: the driver, the source
+//! probes and the journal reader are their own tasks. The terminal is
+//! restored on exit, on panic (ratatui's hook), and on SIGINT, SIGTERM and
+//! SIGHUP.
+
+use super::app::{App, Msg, Out, Role};
+use super::keymap::Keymap;
+use super::theme::Theme;
+use crate::config::Config;
+use crate::exec::Operator;
+use crate::redact::Redactor;
+use crate::release::engine::Issued;
+use crate::release::journal;
+use crate::runtime::{self, DriveMode, DriverEvent, DriverLock, RunOptions, StatePaths};
+use crate::sources::Sources;
+use futures::StreamExt;
+use jiff::Timestamp;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Options of the cockpit.
+#[derive(Debug, Clone, Default)]
+pub struct TuiOptions {
+    /// Watch only (k9s `readOnly`): never drive, refuse actions.
+    pub read_only: bool,
+    /// Theme name or file (`--theme`), over the config's.
+    pub theme: Option<String>,
+    /// A line shown in the logs at start (the demo's URLs).
+    pub banner: Vec<String>,
+}
+
+/// How often the header's sources are probed.
+const SOURCE_POLL: Duration = Duration::from_secs(5);
+
+/// Opens the cockpit over the release of `cfg`: drives it when the driver
+/// lock is free (starting or resuming the release), else watches the journal
+/// as observer. Returns the exit code: the release's outcome code if it
+/// ended while driven here, else 0.
+pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::Result<i32> {
+    let theme = Theme::select(
+        opts.theme.as_deref().or(cfg.theme.as_deref()),
+        std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+    )
+    .map_err(|e| anyhow::anyhow!("theme: {e}"))?;
+    let mut keymap = Keymap::default_map();
+    if let Some(keys) = &cfg.keys {
+        keymap = keymap
+            .with_overrides(keys)
+            .map_err(|e| anyhow::anyhow!("[keys]: {e}"))?;
+    }
+    let paths = StatePaths::resolve(&cfg, run.state_dir.as_deref()).map_err(anyhow::Error::msg)?;
+    let redactor = Redactor::new(cfg.secrets.clone());
+    let operator = Operator::current();
+
+    let (lock, role) = if opts.read_only {
+        (None, Role::ReadOnly)
+    } else {
+        match DriverLock::acquire(&paths.lock) {
+            Ok(l) => (Some(l), Role::Driver),
+            Err(runtime::LockError::Held(h)) => (None, Role::Observer(Some(h))),
+            Err(runtime::LockError::HeldUnknown(_)) => (None, Role::Observer(None)),
+            Err(e) => return Err(e.into()),
+        }
+    };
+
+    let mut app = App::new(
+        cfg.service.clone(),
+        cfg.environment.name.clone(),
+        cfg.environment.protected,
+        role,
+        keymap,
+        theme,
+        cfg.actions.clone(),
+        redactor.clone(),
+        operator.to_string(),
+        Timestamp::now(),
+    );
+    let (msg_tx, mut msg_rx) = mpsc::channel::<Msg>(4096);
+    let logs = app.logs.clone();
+    let _ = super::logs::init_tracing(logs, None);
+    for b in &opts.banner {
+        tracing::info!("{b}");
+    }
+
+    let cfg = Arc::new(cfg);
+    // The driver, or the journal reader.
+    let (cmd_tx, cmd_rx) = mpsc::channel::<Issued>(16);
+    let (stop_tx, stop_rx) = oneshot::channel::<&'static str>();
+    let driver = match lock {
+        Some(lock) => {
+            let cfg = cfg.clone();
+            let tx = msg_tx.clone();
+            let paths = paths.clone();
+            Some(tokio::spawn(async move {
+                let stop = async move { stop_rx.await.unwrap_or("quit") };
+                let mut sink = move |e: DriverEvent| {
+                    let _ = tx.try_send(Msg::Driver(e));
+                };
+                runtime::drive(
+                    &cfg,
+                    &run,
+                    &paths,
+                    lock,
+                    cmd_rx,
+                    DriveMode {
+                        exit_when_waiting: false,
+                    },
+                    stop,
+                    &mut sink,
+                )
+                .await
+            }))
+        }
+        None => {
+            let tx = msg_tx.clone();
+            let path = paths.journal.clone();
+            tokio::spawn(async move { observe(path, tx).await });
+            None
+        }
+    };
+    // Header dots.
+    {
+        let sources = Sources::new(&cfg);
+        let tx = msg_tx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SOURCE_POLL);
+            loop {
+                tick.tick().await;
+                let list = sources.status_all().await;
+                if tx.send(Msg::Sources(list, Timestamp::now())).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+
+    let mut terminal = ratatui::init();
+    let result = event_loop(&mut terminal, &mut app, &mut msg_rx, &cmd_tx).await;
+    ratatui::restore();
+
+    let _ = stop_tx.send("quit");
+    let mut code = 0;
+    if let Some(d) = driver {
+        match tokio::time::timeout(Duration::from_secs(10), d).await {
+            Ok(Ok(Ok(c))) if c != runtime::exit::INTERRUPTED => code = c,
+            Ok(Ok(Err(e))) => eprintln!("rolldeck: driver: {e:#}"),
+            _ => {}
+        }
+    }
+    result?;
+    Ok(code)
+}
+
+async fn event_loop(
+    terminal: &mut ratatui::DefaultTerminal,
+    app: &mut App,
+    msg_rx: &mut mpsc::Receiver<Msg>,
+    cmd_tx: &mpsc::Sender<Issued>,
+) -> anyhow::Result<()> {
+    let mut keys = crossterm::event::EventStream::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    loop {
+        if app.dirty {
+            terminal.draw(|f| super::ui::draw(f, app))?;
+            app.dirty = false;
+        }
+        let msg = tokio::select! {
+            ev = keys.next() => match ev {
+                Some(Ok(crossterm::event::Event::Key(k))) if k.kind == crossterm::event::KeyEventKind::Press => Msg::Key(k),
+                Some(Ok(crossterm::event::Event::Resize(_, _))) => Msg::Resize,
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e.into()),
+                None => return Ok(()),
+            },
+            Some(m) = msg_rx.recv() => m,
+            _ = tick.tick() => Msg::Tick(Timestamp::now()),
+            _ = sigterm.recv() => return Ok(()),
+            _ = sighup.recv() => return Ok(()),
+            _ = sigint.recv() => return Ok(()),
+        };
+        let mut outs = app.update(msg);
+        // Drain what else is queued before drawing once.
+        while let Ok(m) = msg_rx.try_recv() {
+            outs.extend(app.update(m));
+        }
+        for o in outs {
+            match o {
+                Out::Quit => return Ok(()),
+                Out::Issue(i) => {
+                    if cmd_tx.try_send(i).is_err() {
+                        app.flash = Some("the driver is not accepting commands".into());
+                    }
+                }
+                Out::SaveLogs(path) => {
+                    let r = app.logs.lock().map(|l| l.save(&path));
+                    app.flash = Some(match r {
+                        Ok(Ok(n)) => format!("saved {n} lines to {}", path.display()),
+                        Ok(Err(e)) => format!("save failed: {e}"),
+                        Err(_) => "save failed: log buffer unavailable".into(),
+                    });
+                    app.dirty = true;
+                }
+            }
+        }
+    }
+}
+
+/// Observer: re-reads the journal when it grows and sends the latest
+/// release's state.
+async fn observe(path: std::path::PathBuf, tx: mpsc::Sender<Msg>) {
+    let mut last_len = u64::MAX;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        if len == last_len {
+            continue;
+        }
+        last_len = len;
+        let p = path.clone();
+        let latest = tokio::task::spawn_blocking(move || {
+            journal::read(&p)
+                .ok()
+                .map(|r| journal::replay(&r))
+                .and_then(|mut v| v.pop())
+        })
+        .await
+        .ok()
+        .flatten();
+        if let Some(r) = latest
+            && tx
+                .send(Msg::Driver(DriverEvent::State(Box::new(r))))
+                .await
+                .is_err()
+        {
+            break;
+        }
+    }
+}

@@ -1,0 +1,871 @@
+//! Drawing the cockpit. Pure: `draw(frame, &app)` reads the state and
+//! writes cells, nothing else.
+//!
+//! Layout: header (2 rows), body, footer (1 row). At 120x30 and more all
+//! five panes are visible; below that a tab bar and one pane at a time;
+//! below 40x10 a single line says the terminal is too small.
+
+use super::app::{App, Confirm, Pane, Popup, Role};
+use super::logs::{LogStyles, LogsView};
+use crate::release::analysis::fmt_num;
+use crate::release::engine::{Phase, StepRun, StepStatus};
+use crate::release::{Step, VerdictKind};
+use jiff::Timestamp;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Wrap};
+
+/// The smallest usable size.
+pub const MIN_W: u16 = 40;
+/// The smallest usable height.
+pub const MIN_H: u16 = 10;
+
+/// Whether all panes fit at once.
+pub fn wide(area: Rect) -> bool {
+    area.width >= 120 && area.height >= 30
+}
+
+/// Draws the whole screen.
+pub fn draw(f: &mut Frame, app: &App) {
+    let area = f.area();
+    if area.width < MIN_W || area.height < MIN_H {
+        let msg = format!("terminal too small ({}x{})", area.width, area.height);
+        // One line when it fits; wrapped (never cut) on the tiniest screens.
+        f.render_widget(
+            Paragraph::new(msg)
+                .style(app.theme.warn)
+                .wrap(Wrap { trim: true }),
+            area,
+        );
+        return;
+    }
+    let [header, body, footer] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Min(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_header(f, app, header);
+    if app.zoom {
+        draw_pane(f, app, app.focus, body);
+    } else if wide(area) {
+        let [top, bottom] =
+            Layout::vertical([Constraint::Percentage(58), Constraint::Percentage(42)]).areas(body);
+        let [pipeline, canary] =
+            Layout::horizontal([Constraint::Percentage(36), Constraint::Percentage(64)]).areas(top);
+        let [logs, side] =
+            Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)])
+                .areas(bottom);
+        let [migrations, runbook] =
+            Layout::vertical([Constraint::Length(6), Constraint::Min(3)]).areas(side);
+        draw_pane(f, app, Pane::Pipeline, pipeline);
+        draw_pane(f, app, Pane::Canary, canary);
+        draw_pane(f, app, Pane::Logs, logs);
+        draw_pane(f, app, Pane::Migrations, migrations);
+        draw_pane(f, app, Pane::Runbook, runbook);
+    } else {
+        let [tabs, pane] =
+            Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(body);
+        draw_tabs(f, app, tabs);
+        draw_pane(f, app, app.focus, pane);
+    }
+    draw_footer(f, app, footer);
+    if let Some(p) = &app.popup {
+        draw_popup(f, app, p, area);
+    }
+}
+
+fn age(now: Timestamp, t: Timestamp) -> f64 {
+    ((now.as_millisecond() - t.as_millisecond()) as f64 / 1000.0).max(0.0)
+}
+
+fn short_age(s: f64) -> String {
+    if s < 60.0 {
+        format!("{s:.0}s")
+    } else if s < 3600.0 {
+        format!("{:.0}m", s / 60.0)
+    } else {
+        format!("{:.0}h", s / 3600.0)
+    }
+}
+
+fn draw_header(f: &mut Frame, app: &App, area: Rect) {
+    let t = &app.theme;
+    let mut l1 = vec![
+        Span::styled(" rolldeck ", t.title),
+        Span::styled(format!(" {} ", app.service), t.header),
+    ];
+    let env_word = if app.protected {
+        let n = app.environment.to_lowercase();
+        if n == "production" || n == "prod" {
+            "PRODUCTION".to_string()
+        } else {
+            app.environment.to_uppercase()
+        }
+    } else {
+        app.environment.clone()
+    };
+    l1.push(Span::raw(" "));
+    l1.push(Span::styled(
+        format!(" {env_word} "),
+        if app.protected { t.danger_env } else { t.env },
+    ));
+    let room = area.width as usize;
+    if let Some(r) = &app.release {
+        // The release id is the first thing to go on a narrow screen.
+        if room >= 120 {
+            l1.push(Span::styled(format!("  {} ", r.id), t.muted));
+        } else {
+            l1.push(Span::raw(" "));
+        }
+        if let Some(v) = &r.version {
+            l1.push(Span::styled(format!("v{v} "), t.text));
+        }
+        let (word, style) = match &r.phase {
+            Phase::Running => ("RUNNING", t.ok),
+            Phase::Paused { .. } => ("PAUSED", t.warn),
+            Phase::WaitingApproval { .. } => ("WAITING APPROVAL", t.warn),
+            Phase::RollingBack { .. } => ("ROLLING BACK", t.crit),
+            Phase::Finished { outcome, .. } => match outcome {
+                crate::release::Outcome::Promoted => ("PROMOTED", t.ok),
+                crate::release::Outcome::RolledBack => ("ROLLED BACK", t.crit),
+                crate::release::Outcome::Aborted => ("ABORTED", t.crit),
+                crate::release::Outcome::Failed => ("ROLLBACK FAILED", t.crit),
+            },
+        };
+        l1.push(Span::styled(
+            format!(" {word} "),
+            style.add_modifier(Modifier::BOLD),
+        ));
+    } else {
+        l1.push(Span::styled("  no release", t.muted));
+    }
+    let role = match &app.role {
+        Role::Driver => Span::styled("  driver", t.muted),
+        Role::Observer(Some(h)) => Span::styled(format!("  OBSERVER — driven by {h}"), t.warn),
+        Role::Observer(None) => Span::styled("  OBSERVER", t.warn),
+        Role::ReadOnly => Span::styled("  READ-ONLY", t.warn),
+    };
+    l1.push(role);
+    let l1 = fit_spans(l1, room);
+
+    // Line 2: traffic weight bar and source dots.
+    let weight = app.release.as_ref().map_or(0, |r| r.weight);
+    let bar_w: usize = if area.width >= 120 { 30 } else { 16 };
+    let canary_cells = (weight as usize * bar_w).div_ceil(100).min(bar_w);
+    let mut l2 = vec![
+        Span::styled(" baseline ", t.baseline),
+        Span::styled(format!("{}%", 100 - weight), t.baseline),
+        Span::raw(" "),
+        Span::styled("█".repeat(bar_w - canary_cells), t.baseline),
+        Span::styled("█".repeat(canary_cells), t.canary),
+        Span::raw(" "),
+        Span::styled(format!("{weight}% canary"), t.canary),
+        Span::raw("  "),
+    ];
+    let mut used: usize = l2.iter().map(|s| s.content.chars().count()).sum();
+    for d in &app.sources {
+        let stale = d
+            .last_ok
+            .is_none_or(|at| age(app.now, at) > 3.0 * d.interval_s);
+        let (dot, style) = if !d.ok {
+            ("●", t.crit)
+        } else if stale {
+            ("●", t.muted)
+        } else {
+            ("●", t.ok)
+        };
+        let when = match d.last_ok {
+            Some(at) if d.ok => short_age(age(app.now, at)),
+            _ => "down".into(),
+        };
+        let label = format!("{} {when}  ", d.name);
+        let need = 1 + label.chars().count();
+        if used + need > room {
+            // Whole dots only: never a name cut in half.
+            l2.push(Span::styled("+", t.muted));
+            break;
+        }
+        used += need;
+        l2.push(Span::styled(dot, style));
+        l2.push(Span::styled(label, if d.ok { t.muted } else { t.crit }));
+    }
+    f.render_widget(Paragraph::new(vec![l1, Line::from(l2)]).style(t.text), area);
+}
+
+/// Keeps whole spans while they fit in `room` columns; a span that does not
+/// fit is cut at a word boundary with `…`, and the rest dropped.
+pub fn fit_spans(spans: Vec<Span<'_>>, room: usize) -> Line<'_> {
+    let mut out = Vec::new();
+    let mut used = 0;
+    for sp in spans {
+        let w = sp.content.chars().count();
+        if used + w <= room {
+            used += w;
+            out.push(sp);
+        } else {
+            let cut = fit(&sp.content, room - used);
+            if !cut.trim().is_empty() {
+                out.push(Span::styled(cut, sp.style));
+            }
+            break;
+        }
+    }
+    Line::from(out)
+}
+
+/// `text` cut to `width` columns at a word boundary, with `…` when cut.
+pub fn fit(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let limit: String = text.chars().take(width.saturating_sub(1)).collect();
+    let cut = match limit.rfind([' ', ',', ';', '(']) {
+        Some(i) if i > 0 => limit[..i].trim_end().to_string(),
+        _ => limit,
+    };
+    format!("{cut}…")
+}
+
+fn draw_tabs(f: &mut Frame, app: &App, area: Rect) {
+    let mut spans = Vec::new();
+    for (i, p) in Pane::ALL.iter().enumerate() {
+        let title = if area.width < 70 {
+            match p {
+                Pane::Runbook => "Runbook",
+                Pane::Migrations => "Migr.",
+                _ => p.title(),
+            }
+        } else if *p == Pane::Runbook {
+            "Runbook"
+        } else {
+            p.title()
+        };
+        let style = if *p == app.focus {
+            app.theme.tab_active
+        } else {
+            app.theme.tab
+        };
+        spans.push(Span::styled(format!(" {} {title} ", i + 1), style));
+        spans.push(Span::raw(" "));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn block<'a>(app: &App, pane: Pane, extra: String) -> Block<'a> {
+    let focused = app.focus == pane;
+    let n = pane.index_1();
+    Block::default()
+        .borders(Borders::ALL)
+        .border_style(if focused {
+            app.theme.border_focus
+        } else {
+            app.theme.border
+        })
+        .title(Span::styled(
+            format!(" {n} {}{extra} ", pane.title()),
+            app.theme.title,
+        ))
+}
+
+trait PaneIndex {
+    fn index_1(self) -> usize;
+}
+impl PaneIndex for Pane {
+    fn index_1(self) -> usize {
+        Pane::ALL.iter().position(|p| *p == self).unwrap_or(0) + 1
+    }
+}
+
+fn draw_pane(f: &mut Frame, app: &App, pane: Pane, area: Rect) {
+    match pane {
+        Pane::Pipeline => draw_pipeline(f, app, area),
+        Pane::Canary => draw_canary(f, app, area),
+        Pane::Migrations => {
+            let b = block(app, pane, String::new());
+            let text = Paragraph::new(vec![Line::styled(
+                "no migration source configured",
+                app.theme.muted,
+            )])
+            .wrap(Wrap { trim: true })
+            .block(b);
+            f.render_widget(text, area);
+        }
+        Pane::Logs => {
+            let t = &app.theme;
+            let mut logs = app.logs_mut();
+            // Lines the tracing layer queued while the buffer was busy.
+            logs.drain_pending();
+            let view = LogsView {
+                buffer: &logs,
+                focused: app.focus == Pane::Logs,
+                styles: LogStyles {
+                    text: t.text,
+                    muted: t.muted,
+                    warn: t.warn,
+                    crit: t.crit,
+                    border: t.border,
+                    border_focus: t.border_focus,
+                    title: t.title,
+                },
+            };
+            f.render_widget(view, area);
+        }
+        Pane::Runbook => draw_runbook(f, app, area),
+    }
+}
+
+/// Symbol and word of a step status; symbols carry the meaning without colour.
+pub fn status_mark(s: StepStatus) -> (&'static str, &'static str) {
+    match s {
+        StepStatus::Pending => ("·", "pending"),
+        StepStatus::Running => ("▶", "running"),
+        StepStatus::WaitingApproval => ("⏸", "waiting for approval"),
+        StepStatus::Passed => ("✓", "passed"),
+        StepStatus::Failed => ("✗", "failed"),
+        StepStatus::Skipped => ("»", "skipped"),
+        StepStatus::Interrupted => ("!", "interrupted"),
+    }
+}
+
+fn step_style(app: &App, s: StepStatus) -> Style {
+    let t = &app.theme;
+    match s {
+        StepStatus::Pending | StepStatus::Skipped => t.muted,
+        StepStatus::Running => t.text.add_modifier(Modifier::BOLD),
+        StepStatus::WaitingApproval | StepStatus::Interrupted => t.warn,
+        StepStatus::Passed => t.ok,
+        StepStatus::Failed => t.crit,
+    }
+}
+
+fn elapsed(app: &App, run: &StepRun) -> String {
+    match (run.started_at, run.finished_at) {
+        (Some(s), Some(e)) => short_age(age(e, s)),
+        (Some(s), None)
+            if matches!(
+                run.status,
+                StepStatus::Running | StepStatus::WaitingApproval
+            ) =>
+        {
+            short_age(age(app.now, s))
+        }
+        _ => String::new(),
+    }
+}
+
+fn step_rows<'a>(
+    app: &App,
+    steps: &'a [Step],
+    runs: &'a [StepRun],
+    offset: usize,
+    prefix: &str,
+    detail_w: usize,
+) -> Vec<Row<'a>> {
+    steps
+        .iter()
+        .zip(runs)
+        .enumerate()
+        .map(|(i, (s, run))| {
+            let (sym, word) = status_mark(run.status);
+            let st = step_style(app, run.status);
+            let mut row = Row::new(vec![
+                Cell::from(Span::styled(
+                    fit(&format!("{sym} {prefix}{}", s.name), 22),
+                    st,
+                )),
+                Cell::from(Span::styled(word, st)),
+                Cell::from(Span::styled(elapsed(app, run), app.theme.muted)),
+                Cell::from(Span::styled(fit(&run.detail, detail_w), app.theme.muted)),
+            ]);
+            if app.focus == Pane::Pipeline && app.selected_step == offset + i {
+                row = row.style(app.theme.selection);
+            }
+            row
+        })
+        .collect()
+}
+
+fn draw_pipeline(f: &mut Frame, app: &App, area: Rect) {
+    let Some(r) = &app.release else {
+        f.render_widget(
+            Paragraph::new(Line::styled("no release yet", app.theme.muted)).block(block(
+                app,
+                Pane::Pipeline,
+                String::new(),
+            )),
+            area,
+        );
+        return;
+    };
+    let extra = format!(
+        " — {} {:.0}%{}",
+        r.plan.name,
+        r.progress() * 100.0,
+        if r.is_finished() {
+            String::new()
+        } else {
+            format!(", ETA {}", short_age(r.eta_s(app.now)))
+        }
+    );
+    let detail_w = (area.width as usize).saturating_sub(2 + 22 + 12 + 5 + 3);
+    let mut rows = step_rows(app, &r.plan.steps, &r.steps, 0, "", detail_w);
+    let rollback_started = r
+        .rollback_steps
+        .iter()
+        .any(|s| s.status != StepStatus::Pending);
+    if rollback_started || matches!(r.phase, Phase::RollingBack { .. }) {
+        rows.push(Row::new(vec![Cell::from(Span::styled(
+            "rollback:",
+            app.theme.crit,
+        ))]));
+        rows.extend(step_rows(
+            app,
+            &r.plan.rollback,
+            &r.rollback_steps,
+            r.plan.steps.len(),
+            "↩ ",
+            detail_w,
+        ));
+    }
+    let why = match &r.phase {
+        Phase::Paused { reason } => Some((format!("paused: {reason}"), app.theme.warn)),
+        Phase::WaitingApproval { message } => Some((
+            format!("approval: {message} (a to approve)"),
+            app.theme.warn,
+        )),
+        Phase::RollingBack { reason } => Some((format!("rollback: {reason}"), app.theme.crit)),
+        Phase::Finished { outcome, reason } => Some((
+            format!("{}: {reason}", outcome.as_str()),
+            if *outcome == crate::release::Outcome::Promoted {
+                app.theme.ok
+            } else {
+                app.theme.crit
+            },
+        )),
+        Phase::Running => None,
+    };
+    let b = block(app, Pane::Pipeline, extra);
+    let inner = b.inner(area);
+    f.render_widget(b, area);
+    let why_h = if why.is_some() {
+        3.min(inner.height.saturating_sub(2))
+    } else {
+        0
+    };
+    let [table_area, why_area] =
+        Layout::vertical([Constraint::Min(1), Constraint::Length(why_h)]).areas(inner);
+    let widths = [
+        Constraint::Length(22),
+        Constraint::Length(12),
+        Constraint::Length(5),
+        Constraint::Min(10),
+    ];
+    f.render_widget(Table::new(rows, widths).column_spacing(1), table_area);
+    if let Some((text, style)) = why {
+        f.render_widget(
+            Paragraph::new(Line::styled(text, style)).wrap(Wrap { trim: true }),
+            why_area,
+        );
+    }
+}
+
+/// Verdict symbol, word and theme style; symbols carry the meaning without colour.
+pub fn verdict_mark(
+    app: &App,
+    v: Option<(VerdictKind, bool)>,
+) -> (&'static str, &'static str, Style) {
+    let t = &app.theme;
+    match v {
+        None => ("·", "no data yet", t.muted),
+        Some((_, true)) => ("…", "pending", t.warn),
+        Some((VerdictKind::Pass, _)) => ("✓", "pass", t.ok),
+        Some((VerdictKind::Fail, _)) => ("✗", "fail", t.crit),
+        Some((VerdictKind::Inconclusive, _)) => ("?", "inconclusive", t.warn),
+    }
+}
+
+const SPARK: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+
+/// A text sparkline of `values` scaled to `[lo, hi]`; gaps (no data) as space.
+pub fn sparkline(values: &[Option<f64>], lo: f64, hi: f64, width: usize) -> String {
+    let start = values.len().saturating_sub(width);
+    values[start..]
+        .iter()
+        .map(|v| match v {
+            Some(x) if x.is_finite() => {
+                let r = if hi > lo {
+                    ((x - lo) / (hi - lo)).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
+                SPARK[((r * 7.0).round() as usize).min(7)]
+            }
+            _ => ' ',
+        })
+        .collect()
+}
+
+fn draw_canary(f: &mut Frame, app: &App, area: Rect) {
+    let b = block(app, Pane::Canary, String::new());
+    let inner = b.inner(area);
+    f.render_widget(b, area);
+    let Some(r) = &app.release else {
+        f.render_widget(
+            Paragraph::new(Line::styled("no release yet", app.theme.muted)),
+            inner,
+        );
+        return;
+    };
+    let t = &app.theme;
+    let names: Vec<&String> = r.checks.keys().collect();
+    let spark_w: usize = if inner.width > 110 { 24 } else { 10 };
+    // Narrow: the condition moves to the detail below the table.
+    let narrow = inner.width < 100;
+    let name_w = names
+        .iter()
+        .map(|n| n.chars().count())
+        .max()
+        .unwrap_or(5)
+        .clamp(5, 24);
+    let cond_w = (inner.width as usize).saturating_sub(name_w + 9 + 9 + 15 + 12 + spark_w + 6);
+    let rows: Vec<Row> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let run = &r.checks[*name];
+            let def = r.plan.checks.get(*name);
+            let last = run.last.as_ref();
+            let (sym, word, style) = verdict_mark(app, last.map(|v| (v.verdict, v.pending)));
+            let val = |x: Option<f64>| x.map(fmt_num).unwrap_or_else(|| "–".into());
+            let countdown = match (last.and_then(|v| v.violated_since), def) {
+                (Some(since), Some(d)) if last.is_some_and(|v| v.pending) => {
+                    let left = d.for_.as_secs_f64() - age(app.now, since);
+                    format!("fails in {}", short_age(left.max(0.0)))
+                }
+                _ => String::new(),
+            };
+            let series = app.series.get(*name);
+            let (c, bl): (Vec<Option<f64>>, Vec<Option<f64>>) = series
+                .map(|s| s.iter().copied().unzip())
+                .unwrap_or_default();
+            let (lo, hi) = bounds(c.iter().chain(bl.iter()));
+            let mut cells = vec![
+                Cell::from(Span::styled(fit(name, name_w), t.text)),
+                Cell::from(Span::styled(val(last.and_then(|v| v.canary)), t.canary)),
+                Cell::from(Span::styled(val(last.and_then(|v| v.baseline)), t.baseline)),
+            ];
+            if !narrow {
+                let cond = def.map(|d| d.condition_text()).unwrap_or_default();
+                cells.push(Cell::from(Span::styled(fit(&cond, cond_w), t.muted)));
+            }
+            cells.push(Cell::from(Span::styled(format!("{sym} {word}"), style)));
+            cells.push(Cell::from(Span::styled(countdown, t.warn)));
+            cells.push(Cell::from(Span::styled(
+                sparkline(&c, lo, hi, spark_w),
+                t.canary,
+            )));
+            let mut row = Row::new(cells);
+            if app.focus == Pane::Canary && app.selected_check == i {
+                row = row.style(t.selection);
+            }
+            row
+        })
+        .collect();
+    let mut head = vec!["check", "canary", "baseline"];
+    if !narrow {
+        head.push("condition");
+    }
+    head.extend([
+        "verdict",
+        "for",
+        if spark_w >= 12 {
+            "canary trend"
+        } else {
+            "trend"
+        },
+    ]);
+    let header = Row::new(head).style(t.muted.add_modifier(Modifier::UNDERLINED));
+    let detail_h = inner.height.saturating_sub(names.len() as u16 + 2).min(9);
+    let [table_area, detail_area] =
+        Layout::vertical([Constraint::Min(2), Constraint::Length(detail_h)]).areas(inner);
+    let mut widths = vec![
+        Constraint::Length(name_w as u16),
+        Constraint::Length(9),
+        Constraint::Length(9),
+    ];
+    if !narrow {
+        widths.push(Constraint::Min(cond_w as u16));
+    }
+    widths.extend([
+        Constraint::Length(15),
+        Constraint::Length(12),
+        Constraint::Length(spark_w as u16),
+    ]);
+    f.render_widget(
+        Table::new(rows, widths).header(header).column_spacing(1),
+        table_area,
+    );
+    if detail_h == 0 {
+        return;
+    }
+    // The selected check's full reason and both tracks' trend.
+    let Some(name) = names.get(app.selected_check.min(names.len().saturating_sub(1))) else {
+        return;
+    };
+    let run = &r.checks[*name];
+    let mut lines = Vec::new();
+    match &run.last {
+        Some(v) => {
+            let (_, _, style) = verdict_mark(app, Some((v.verdict, v.pending)));
+            lines.push(Line::from(vec![
+                Span::styled(format!("{name}: "), t.title),
+                Span::styled(v.reason.clone(), style),
+            ]));
+            lines.push(Line::styled(format!("query: {}", v.query), t.muted));
+            let req = |x: Option<f64>| x.map(fmt_num).unwrap_or_else(|| "?".into());
+            lines.push(Line::styled(
+                format!(
+                    "condition: {}   requests in window: canary {} / baseline {}   passes this step: {}   inconclusive in a row: {}",
+                    v.condition,
+                    req(v.requests.0),
+                    req(v.requests.1),
+                    run.passes,
+                    run.consecutive_inconclusive
+                ),
+                t.muted,
+            ));
+            if let Some(e) = &v.error {
+                lines.push(Line::styled(format!("error: {e}"), t.warn));
+            }
+        }
+        None => lines.push(Line::styled(format!("{name}: not evaluated yet"), t.muted)),
+    }
+    if let Some(s) = app.series.get(*name) {
+        let (c, bl): (Vec<Option<f64>>, Vec<Option<f64>>) = s.iter().copied().unzip();
+        let (lo, hi) = bounds(c.iter().chain(bl.iter()));
+        let w = detail_area.width.saturating_sub(12) as usize;
+        lines.push(Line::from(vec![
+            Span::styled("canary   ", t.canary),
+            Span::styled(sparkline(&c, lo, hi, w), t.canary),
+        ]));
+        lines.push(Line::from(vec![
+            Span::styled("baseline ", t.baseline),
+            Span::styled(sparkline(&bl, lo, hi, w), t.baseline),
+        ]));
+        lines.push(Line::styled(
+            format!("scale {} – {}", fmt_num(lo), fmt_num(hi)),
+            t.muted,
+        ));
+    }
+    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), detail_area);
+}
+
+fn bounds<'a>(values: impl Iterator<Item = &'a Option<f64>>) -> (f64, f64) {
+    let mut lo = f64::INFINITY;
+    let mut hi = f64::NEG_INFINITY;
+    for x in values.flatten() {
+        if x.is_finite() {
+            lo = lo.min(*x);
+            hi = hi.max(*x);
+        }
+    }
+    if lo > hi {
+        (0.0, 0.0)
+    } else {
+        (lo.min(0.0), hi)
+    }
+}
+
+fn draw_runbook(f: &mut Frame, app: &App, area: Rect) {
+    let t = &app.theme;
+    let b = block(app, Pane::Runbook, String::new());
+    let inner = b.inner(area);
+    f.render_widget(b, area);
+    let [head, table] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(inner);
+    f.render_widget(
+        Paragraph::new(Line::styled("no runbook open · action history:", t.muted)),
+        head,
+    );
+    if app.actions.is_empty() {
+        f.render_widget(
+            Paragraph::new(Line::styled("no actions yet", t.muted)),
+            table,
+        );
+        return;
+    }
+    let rows: Vec<Row> = app
+        .actions
+        .iter()
+        .rev()
+        .map(|a| {
+            let (mark, style) = if a.ok { ("✓", t.ok) } else { ("✗", t.crit) };
+            Row::new(vec![
+                Cell::from(Span::styled(a.at.strftime("%H:%M:%S").to_string(), t.muted)),
+                Cell::from(Span::styled(format!("{mark} {}", a.what), style)),
+                Cell::from(Span::styled(a.who.clone(), t.muted)),
+                Cell::from(Span::styled(a.detail.clone(), t.muted)),
+            ])
+        })
+        .collect();
+    let widths = [
+        Constraint::Length(8),
+        Constraint::Length(20),
+        Constraint::Length(14),
+        Constraint::Min(8),
+    ];
+    f.render_widget(Table::new(rows, widths).column_spacing(1), table);
+}
+
+fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
+    let t = &app.theme;
+    let mut spans = Vec::new();
+    if let Some(msg) = &app.flash {
+        spans.push(Span::styled(
+            format!(" {msg} "),
+            t.warn.add_modifier(Modifier::BOLD),
+        ));
+        spans.push(Span::raw(" "));
+    }
+    let acting = app.can_act();
+    for (keys, label) in app.keymap.footer(app.context()) {
+        if !acting && is_world_label(&label) {
+            continue;
+        }
+        spans.push(Span::styled(format!(" {keys} "), t.footer_key));
+        spans.push(Span::styled(format!("{label} "), t.footer_text));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// Footer labels of world-changing keys, hidden when this process cannot act.
+fn is_world_label(label: &str) -> bool {
+    let l = label.to_lowercase();
+    [
+        "approve", "pause", "promote", "weight", "retry", "roll", "abort",
+    ]
+    .iter()
+    .any(|w| l.contains(w))
+}
+
+fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+fn draw_popup(f: &mut Frame, app: &App, p: &Popup, area: Rect) {
+    let t = &app.theme;
+    let (title, lines, w, h): (String, Vec<Line>, u16, u16) = match p {
+        Popup::Help => {
+            let mut lines = Vec::new();
+            for (ctx, binds) in app.keymap.help() {
+                lines.push(Line::styled(ctx, t.title));
+                for (keys, desc) in binds {
+                    lines.push(Line::from(vec![
+                        Span::styled(format!("  {keys:<12}"), t.footer_key),
+                        Span::raw(desc),
+                    ]));
+                }
+            }
+            let h = (lines.len() as u16 + 2).min(area.height.saturating_sub(2));
+            ("help — Esc closes".into(), lines, 72, h)
+        }
+        Popup::Command(s) => (":command".into(), vec![Line::from(format!(":{s}▏"))], 60, 3),
+        Popup::Filter(s) => (
+            "filter logs (text, !invert, ~regex)".into(),
+            vec![Line::from(format!("/{s}▏"))],
+            60,
+            3,
+        ),
+        Popup::Weight(s) => (
+            "canary weight, percent 0–100".into(),
+            vec![Line::from(format!("{s}▏ %"))],
+            44,
+            3,
+        ),
+        Popup::Quit => (
+            "quit?".into(),
+            vec![
+                Line::from("A release is running under this cockpit."),
+                Line::from("Quitting stops driving it; the journal keeps it"),
+                Line::from("and `rolldeck run` resumes it.  Quit? y/N"),
+            ],
+            56,
+            5,
+        ),
+        Popup::Confirm(c) => confirm_lines(app, c),
+    };
+    let rect = centered(area, w.min(area.width.saturating_sub(2)), h);
+    f.render_widget(Clear, rect);
+    let style = if matches!(p, Popup::Confirm(c) if matches!(c.command, crate::release::Command::Rollback | crate::release::Command::Abort))
+    {
+        t.crit
+    } else {
+        t.border_focus
+    };
+    let b = Block::default()
+        .borders(Borders::ALL)
+        .border_style(style)
+        .title(Span::styled(format!(" {title} "), t.title))
+        .style(t.popup);
+    f.render_widget(
+        Paragraph::new(Text::from(lines))
+            .wrap(Wrap { trim: false })
+            .block(b),
+        rect,
+    );
+}
+
+fn confirm_lines<'a>(app: &App, c: &Confirm) -> (String, Vec<Line<'a>>, u16, u16) {
+    let t = &app.theme;
+    let mut lines = vec![Line::styled(
+        c.title.clone(),
+        t.text.add_modifier(Modifier::BOLD),
+    )];
+    if c.will_run.is_empty() {
+        lines.push(Line::styled("runs no command by itself", t.muted));
+    } else {
+        lines.push(Line::styled("will run:", t.muted));
+        for w in &c.will_run {
+            lines.push(Line::styled(format!("  $ {w}"), t.text));
+        }
+    }
+    lines.push(Line::raw(""));
+    if let Some(name) = &c.type_to_confirm {
+        let cur = if c.field == 0 { "▏" } else { "" };
+        lines.push(Line::from(vec![
+            Span::styled(format!("type `{name}` to confirm: "), t.danger_env),
+            Span::raw(format!("{}{cur}", c.typed)),
+        ]));
+    }
+    let cur = if c.type_to_confirm.is_none() || c.field == 1 {
+        "▏"
+    } else {
+        ""
+    };
+    lines.push(Line::from(vec![
+        Span::styled("reason (audit log, optional): ", t.muted),
+        Span::raw(format!("{}{cur}", c.reason)),
+    ]));
+    lines.push(Line::styled(
+        if c.type_to_confirm.is_some() {
+            "Enter confirm · Tab next field · Esc cancel"
+        } else {
+            "Enter confirm · Esc cancel"
+        },
+        t.muted,
+    ));
+    let h = lines.len() as u16 + 2 + c.will_run.iter().filter(|w| w.len() > 70).count() as u16;
+    ("confirm".into(), lines, 84, h)
+}

@@ -1,0 +1,470 @@
+//! The cockpit drawn from fixture state into ratatui's `TestBackend`:
+//! insta snapshots of the whole screen and of every pane at 160x48 and
+//! 80x24, colours that carry meaning asserted on cells, keys that act.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use jiff::Timestamp;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use rolldeck::config::OnFailure;
+use rolldeck::exec::ActionSpec;
+use rolldeck::redact::Redactor;
+use rolldeck::release::analysis::{CheckDef, Measurement, Reading};
+use rolldeck::release::engine::{Command, Event, Issued, Release};
+use rolldeck::release::plan::{Plan, Step, StepAction};
+use rolldeck::runtime::{DriverEvent, Holder};
+use rolldeck::sources::SourceStatus;
+use rolldeck::tui::app::{App, Msg, Out, Pane, Popup, Role};
+use rolldeck::tui::keymap::Keymap;
+use rolldeck::tui::logs::{Level, LogLine, LogSource};
+use rolldeck::tui::theme::Theme;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+fn t(s: i64) -> Timestamp {
+    Timestamp::from_second(1_900_000_000 + s).unwrap()
+}
+
+fn check(name: &str, max: f64) -> CheckDef {
+    CheckDef {
+        name: name.into(),
+        max: Some(max),
+        min: None,
+        max_increase: None,
+        max_ratio: None,
+        interval: Duration::from_secs(10),
+        for_: Duration::from_secs(30),
+        min_samples: 1,
+        min_requests: Some(10.0),
+        inconclusive_limit: 5,
+    }
+}
+
+fn step(name: &str, action: StepAction) -> Step {
+    Step {
+        name: name.into(),
+        action,
+        on_failure: OnFailure::Rollback,
+        idempotent: true,
+    }
+}
+
+fn traffic(w: u8) -> Step {
+    step(
+        &format!("traffic {w}%"),
+        StepAction::Traffic {
+            action: "traffic".into(),
+            weight: w,
+        },
+    )
+}
+
+fn analysis() -> Step {
+    step(
+        "analysis 2m",
+        StepAction::Analysis {
+            checks: vec![],
+            duration: Duration::from_secs(120),
+        },
+    )
+}
+
+fn m(check: &str, c: Result<f64, &str>, b: f64) -> Event {
+    Event::Measured(Measurement {
+        check: check.into(),
+        query: format!("sum(rate({check}{{track=\"canary\"}}[1m]))"),
+        canary: c
+            .map(|v| Reading {
+                value: v,
+                requests: Some(240.0),
+            })
+            .map_err(str::to_string),
+        baseline: Ok(Reading {
+            value: b,
+            requests: Some(4800.0),
+        }),
+    })
+}
+
+/// A release at 25 %, analysing: one check passing, one pending a
+/// violation, one inconclusive.
+fn release() -> Release {
+    let mut analysis_checks = analysis();
+    if let StepAction::Analysis { checks, .. } = &mut analysis_checks.action {
+        *checks = vec![
+            "error-rate".into(),
+            "latency-p95".into(),
+            "saturation".into(),
+        ];
+    }
+    let plan = Plan {
+        name: "canary".into(),
+        steps: vec![
+            traffic(5),
+            analysis_checks.clone(),
+            traffic(25),
+            analysis_checks,
+            traffic(100),
+        ],
+        rollback: vec![traffic(0)],
+        checks: [
+            ("error-rate".to_string(), check("error-rate", 0.05)),
+            ("latency-p95".to_string(), check("latency-p95", 0.3)),
+            ("saturation".to_string(), check("saturation", 0.8)),
+        ]
+        .into(),
+        triggers: vec![],
+        health_intervals: BTreeMap::new(),
+    };
+    let start = Event::Start {
+        id: "checkout-20300317-0800".into(),
+        service: "checkout".into(),
+        environment: "production".into(),
+        version: Some("2.4.1".into()),
+        plan: Box::new(plan),
+    };
+    let (mut r, _) = Release::start(&start, t(0)).unwrap();
+    let done = |run| Event::ActionFinished {
+        run,
+        ok: true,
+        detail: "exit 0".into(),
+    };
+    r.apply(&done(1), t(1));
+    r.apply(
+        &Event::Command(Issued {
+            command: Command::Promote,
+            operator: "alice".into(),
+            reason: None,
+        }),
+        t(2),
+    );
+    r.apply(&done(2), t(3));
+    for (i, at) in [13, 23, 33].into_iter().enumerate() {
+        r.apply(&Event::Tick, t(at));
+        r.apply(&m("error-rate", Ok(0.004 + i as f64 * 0.001), 0.003), t(at));
+        r.apply(&m("latency-p95", Ok(0.2 + i as f64 * 0.08), 0.21), t(at));
+        r.apply(
+            &m(
+                "saturation",
+                Err("no data: the query returned an empty vector"),
+                0.4,
+            ),
+            t(at),
+        );
+    }
+    r
+}
+
+fn app_with(role: Role, protected: bool) -> App {
+    let mut actions = BTreeMap::new();
+    actions.insert(
+        "traffic".to_string(),
+        ActionSpec {
+            argv: Some(vec![
+                "kubectl".into(),
+                "set-weight".into(),
+                "checkout".into(),
+                "{weight}".into(),
+            ]),
+            ..Default::default()
+        },
+    );
+    let mut app = App::new(
+        "checkout".into(),
+        "production".into(),
+        protected,
+        role,
+        Keymap::default_map(),
+        Theme::builtin("dark").unwrap(),
+        actions,
+        Redactor::default(),
+        "alice@bastion".into(),
+        t(40),
+    );
+    let r = release();
+    // Feed the history of states so the charts have points.
+    app.update(Msg::Driver(DriverEvent::State(Box::new(r))));
+    app.update(Msg::Sources(
+        vec![
+            SourceStatus {
+                source: "prometheus".into(),
+                ok: true,
+                detail: "ok".into(),
+                latency_ms: Some(12.0),
+            },
+            SourceStatus {
+                source: "health:canary".into(),
+                ok: false,
+                detail: "HTTP 503 (expected 200)".into(),
+                latency_ms: Some(3.0),
+            },
+        ],
+        t(38),
+    ));
+    for (i, text) in [
+        "release started",
+        "traffic weight now 25% canary",
+        "[latency-p95] pending: canary 0.36 > max 0.3",
+    ]
+    .iter()
+    .enumerate()
+    {
+        app.update(Msg::Log(LogLine {
+            ts: t(30 + i as i64),
+            source: LogSource::Rolldeck,
+            level: if i == 2 { Level::Warn } else { Level::Info },
+            text: text.to_string(),
+        }));
+    }
+    app.logs_mut().toggle_timestamps();
+    app
+}
+
+fn render(app: &App, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+    term.draw(|f| rolldeck::tui::ui::draw(f, app)).unwrap();
+    term
+}
+
+fn screen_text(term: &Terminal<TestBackend>) -> String {
+    let buf = term.backend().buffer();
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            out.push_str(buf[(x, y)].symbol());
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn key(c: char) -> Msg {
+    Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
+}
+
+fn code(c: KeyCode) -> Msg {
+    Msg::Key(KeyEvent::new(c, KeyModifiers::NONE))
+}
+
+#[test]
+fn whole_screen_160x48_shows_all_five_panes() {
+    let app = app_with(Role::Driver, true);
+    let term = render(&app, 160, 48);
+    let text = screen_text(&term);
+    for title in [
+        "1 Pipeline",
+        "2 Canary",
+        "3 Migrations",
+        "4 Logs",
+        "5 Runbook / actions",
+    ] {
+        assert!(text.contains(title), "{title} missing:\n{text}");
+    }
+    assert!(text.contains("PRODUCTION"));
+    assert!(text.contains("no migration source configured"));
+    insta::assert_snapshot!("screen_160x48", text);
+}
+
+#[test]
+fn tab_view_at_80x24_one_pane_per_tab() {
+    let mut app = app_with(Role::Driver, true);
+    for (i, pane) in Pane::ALL.iter().enumerate() {
+        app.update(key(char::from(b'1' + i as u8)));
+        assert_eq!(app.focus, *pane);
+        let text = screen_text(&render(&app, 80, 24));
+        assert!(
+            text.contains("1 Pipeline") && text.contains("5 Runbook"),
+            "tab bar:\n{text}"
+        );
+        insta::assert_snapshot!(format!("pane_{}_80x24", i + 1), text);
+    }
+}
+
+#[test]
+fn zoomed_panes_at_160x48() {
+    let mut app = app_with(Role::Driver, false);
+    app.update(key('z'));
+    for (i, _) in Pane::ALL.iter().enumerate() {
+        app.update(key(char::from(b'1' + i as u8)));
+        insta::assert_snapshot!(
+            format!("pane_{}_zoom_160x48", i + 1),
+            screen_text(&render(&app, 160, 48))
+        );
+    }
+}
+
+#[test]
+fn verdict_colours_and_symbols_carry_meaning() {
+    let app = app_with(Role::Driver, false);
+    let term = render(&app, 160, 48);
+    let buf = term.backend().buffer();
+    let find = |needle: &str| {
+        for y in 0..buf.area.height {
+            let row: String = (0..buf.area.width)
+                .map(|x| buf[(x, y)].symbol().to_string())
+                .collect();
+            if let Some(pos) = row.find(needle) {
+                let x = row[..pos].chars().count() as u16;
+                return (x, y);
+            }
+        }
+        panic!("{needle} not on screen:\n{}", screen_text(&term));
+    };
+    let theme = Theme::builtin("dark").unwrap();
+    let (x, y) = find("✓ pass");
+    assert_eq!(buf[(x, y)].fg, theme.ok.fg.unwrap());
+    let (x, y) = find("… pending");
+    assert_eq!(buf[(x, y)].fg, theme.warn.fg.unwrap());
+    let (x, y) = find("? inconclusive");
+    assert_eq!(buf[(x, y)].fg, theme.warn.fg.unwrap());
+    // The failing health source's dot is in the crit colour.
+    let (x, y) = find("health:canary down");
+    assert_eq!(buf[(x - 1, y)].fg, theme.crit.fg.unwrap());
+}
+
+#[test]
+fn a_failed_verdict_cell_has_the_crit_colour() {
+    let mut app = app_with(Role::Driver, false);
+    let mut r = app.release.clone().unwrap();
+    r.apply(&Event::Tick, t(63));
+    r.apply(&m("latency-p95", Ok(0.5), 0.21), t(63));
+    app.update(Msg::Driver(DriverEvent::State(Box::new(r))));
+    let term = render(&app, 160, 48);
+    let text = screen_text(&term);
+    assert!(text.contains("ROLLING BACK"), "{text}");
+    let buf = term.backend().buffer();
+    let theme = Theme::builtin("dark").unwrap();
+    let mut found = false;
+    for y in 0..buf.area.height {
+        let row: String = (0..buf.area.width)
+            .map(|x| buf[(x, y)].symbol().to_string())
+            .collect();
+        if let Some(pos) = row.find("✗ fail") {
+            let x = row[..pos].chars().count() as u16;
+            assert_eq!(buf[(x, y)].fg, theme.crit.fg.unwrap());
+            found = true;
+        }
+    }
+    assert!(found, "{text}");
+}
+
+#[test]
+fn any_size_draws_without_panic_and_tiny_says_too_small() {
+    let app = app_with(Role::Driver, true);
+    for w in [1u16, 10, 20, 39, 40, 41, 60, 79, 80, 100, 119, 120, 200] {
+        for h in [1u16, 5, 9, 10, 12, 24, 29, 30, 48] {
+            let _ = render(&app, w, h);
+        }
+    }
+    let text = screen_text(&render(&app, 20, 5));
+    assert!(text.starts_with("terminal too small"), "{text}");
+    assert!(text.contains("(20x5)"), "{text}");
+    let text = screen_text(&render(&app, 39, 9));
+    assert!(text.starts_with("terminal too small (39x9)"), "{text}");
+}
+
+#[test]
+fn rollback_key_confirms_with_the_exact_command_and_env_name() {
+    let mut app = app_with(Role::Driver, true);
+    app.update(key('R'));
+    let Some(Popup::Confirm(c)) = &app.popup else {
+        panic!("no confirmation: {:?}", app.popup)
+    };
+    assert_eq!(c.command, Command::Rollback);
+    assert_eq!(
+        c.will_run,
+        vec!["traffic: kubectl set-weight checkout 0".to_string()]
+    );
+    let text = screen_text(&render(&app, 160, 48));
+    assert!(
+        text.contains("$ traffic: kubectl set-weight checkout 0"),
+        "{text}"
+    );
+    assert!(text.contains("type `production` to confirm"), "{text}");
+    // Enter without the name is refused.
+    assert!(app.update(code(KeyCode::Enter)).is_empty());
+    for ch in "production".chars() {
+        app.update(key(ch));
+    }
+    app.update(code(KeyCode::Tab));
+    for ch in "p99 spike".chars() {
+        app.update(key(ch));
+    }
+    let out = app.update(code(KeyCode::Enter));
+    assert_eq!(
+        out,
+        vec![Out::Issue(Issued {
+            command: Command::Rollback,
+            operator: "alice@bastion".into(),
+            reason: Some("p99 spike".into()),
+        })]
+    );
+    assert!(app.popup.is_none());
+}
+
+#[test]
+fn observer_refuses_actions_and_says_who_drives() {
+    let holder = Holder {
+        user: "bob".into(),
+        host: "bastion".into(),
+        pid: 4242,
+        since: t(0),
+    };
+    let mut app = app_with(Role::Observer(Some(holder)), false);
+    let out = app.update(key('R'));
+    assert!(out.is_empty());
+    assert!(app.popup.is_none());
+    let flash = app.flash.clone().unwrap();
+    assert!(flash.contains("refused: observer"), "{flash}");
+    assert!(flash.contains("bob@bastion (pid 4242)"), "{flash}");
+    let text = screen_text(&render(&app, 160, 48));
+    assert!(text.contains("OBSERVER — driven by bob@bastion"), "{text}");
+}
+
+#[test]
+fn command_mode_weight_and_quit_asks_while_running() {
+    let mut app = app_with(Role::Driver, false);
+    app.update(key(':'));
+    for ch in "weight 150".chars() {
+        app.update(key(ch));
+    }
+    app.update(code(KeyCode::Enter));
+    let flash = app.flash.clone().unwrap_or_default();
+    assert!(flash.contains("100") && flash.contains("150"), "{flash}");
+    assert!(app.popup.is_none(), "no confirmation for a bad weight");
+    app.update(key('q'));
+    assert_eq!(app.popup, Some(Popup::Quit));
+    assert_eq!(app.update(key('y')), vec![Out::Quit]);
+}
+
+#[test]
+fn help_is_generated_from_the_keymap() {
+    let mut app = app_with(Role::Driver, false);
+    app.update(key('?'));
+    assert_eq!(app.popup, Some(Popup::Help));
+    let text = screen_text(&render(&app, 160, 48));
+    for (_, binds) in Keymap::default_map().help() {
+        for (_, desc) in binds.iter().take(3) {
+            assert!(text.contains(desc.as_str()), "help lacks {desc}:\n{text}");
+        }
+    }
+}
+
+#[test]
+fn mono_theme_reads_without_colour() {
+    let mut app = app_with(Role::Driver, false);
+    app.theme = Theme::builtin("mono").unwrap();
+    let term = render(&app, 160, 48);
+    let buf = term.backend().buffer();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            assert_eq!(
+                buf[(x, y)].fg,
+                ratatui::style::Color::Reset,
+                "colour at {x},{y}"
+            );
+        }
+    }
+    let text = screen_text(&term);
+    assert!(text.contains("✓ pass") && text.contains("? inconclusive"));
+}

@@ -1,0 +1,280 @@
+//! End to end: the built binary's cockpit in a real terminal (tmux), keys in,
+//! screen out.
+
+mod common;
+
+use common::*;
+use rolldeck::demo::{DemoEnv, Scenario};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A tmux session on a private socket, killed on drop.
+struct Tmux {
+    socket: String,
+    name: String,
+}
+
+fn tmux_or_skip(test: &str) -> bool {
+    let ok = Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        if required("tmux") {
+            panic!("{test}: tmux is required (ROLLDECK_TEST_REQUIRE) but not installed");
+        }
+        eprintln!("skipped {test}: tmux not installed");
+    }
+    ok
+}
+
+impl Tmux {
+    fn start(name: &str, w: u16, h: u16, shell_cmd: &str) -> Tmux {
+        let socket = format!("rolldeck-test-{}-{name}", std::process::id());
+        let t = Tmux {
+            socket,
+            name: name.to_string(),
+        };
+        let st = t
+            .cmd()
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                name,
+                "-x",
+                &w.to_string(),
+                "-y",
+                &h.to_string(),
+                shell_cmd,
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success(), "tmux new-session failed");
+        t
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new("tmux");
+        c.args(["-L", &self.socket]).env("TERM", "xterm-256color");
+        c
+    }
+
+    fn screen(&self) -> String {
+        let o = self
+            .cmd()
+            .args(["capture-pane", "-p", "-t", &self.name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut c = self.cmd();
+        c.args(["send-keys", "-t", &self.name]);
+        c.args(keys);
+        assert!(c.status().unwrap().success());
+    }
+
+    fn resize(&self, w: u16, h: u16) {
+        let st = self
+            .cmd()
+            .args([
+                "resize-window",
+                "-t",
+                &self.name,
+                "-x",
+                &w.to_string(),
+                "-y",
+                &h.to_string(),
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    fn wait_for(&self, what: &str, deadline: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if pred(&s) {
+                return s;
+            }
+            if start.elapsed() > deadline {
+                panic!("screen never showed {what} within {deadline:?}; last screen:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd().arg("kill-server").status();
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A demo environment run by the test, and its config in a temp dir.
+fn env(scenario: Scenario) -> (tokio::runtime::Runtime, DemoEnv, tempfile::TempDir, PathBuf) {
+    let rt = rt();
+    let env = rt
+        .block_on(DemoEnv::start(scenario, None))
+        .expect("demo env");
+    let dir = tempfile::tempdir().unwrap();
+    let text = rolldeck::demo::scenario_config::demo_config(&env, &dir.path().join("state"));
+    let cfg = write_config(dir.path(), &text);
+    (rt, env, dir, cfg)
+}
+
+fn audit(dir: &Path) -> Vec<rolldeck::exec::AuditRecord> {
+    let state = dir.join("state");
+    let sub = std::fs::read_dir(&state)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    rolldeck::exec::AuditLog::read_all(&sub.join("audit.jsonl")).unwrap()
+}
+
+#[test]
+fn bad_canary_shows_the_failing_check_and_the_rollback() {
+    if !tmux_or_skip("bad_canary_shows_the_failing_check_and_the_rollback") {
+        return;
+    }
+    let _g = heavy();
+    let bin = bin();
+    let t = Tmux::start(
+        "bad",
+        160,
+        48,
+        &format!(
+            "{} demo --scenario bad --no-prometheus; sleep 60",
+            bin.display()
+        ),
+    );
+    let s = t.wait_for("ROLLED BACK", Duration::from_secs(120), |s| {
+        s.contains("ROLLED BACK")
+    });
+    assert!(s.contains("error-rate"), "{s}");
+    assert!(s.contains("✗ fail"), "{s}");
+    assert!(
+        s.contains("rollback:"),
+        "pipeline shows the rollback steps:\n{s}"
+    );
+    assert!(s.contains("↩ traffic 0%"), "{s}");
+    assert!(s.contains("> max 0.05"), "the reason with values:\n{s}");
+    // Resizes never crash it.
+    t.resize(80, 24);
+    let s = t.wait_for("tab bar", Duration::from_secs(10), |s| {
+        s.contains("1 Pipeline") && s.contains("5 Runbook")
+    });
+    for line in s.lines() {
+        assert!(
+            line.chars().count() <= 80,
+            "line wider than the screen: {line}"
+        );
+    }
+    t.resize(20, 5);
+    t.wait_for("too small", Duration::from_secs(10), |s| {
+        s.contains("terminal too small") && s.contains("(20x5)")
+    });
+    t.resize(160, 48);
+    t.wait_for("full screen again", Duration::from_secs(10), |s| {
+        s.contains("2 Canary") && s.contains("4 Logs")
+    });
+}
+
+#[test]
+fn rollback_key_runs_the_rollback_with_operator_and_q_restores_the_terminal() {
+    if !tmux_or_skip("rollback_key_runs_the_rollback") {
+        return;
+    }
+    let _g = heavy();
+    let (rt, env, dir, cfg) = env(Scenario::Good);
+    let stty = dir.path().join("stty.txt");
+    let t = Tmux::start(
+        "good",
+        160,
+        48,
+        &format!(
+            "{} run --config {}; stty -a > {}; sleep 60",
+            bin().display(),
+            cfg.display(),
+            stty.display()
+        ),
+    );
+    t.wait_for("analysis running", Duration::from_secs(60), |s| {
+        s.contains("▶ analysis")
+    });
+
+    // A second cockpit on the same release opens as observer.
+    let o = Tmux::start(
+        "observer",
+        160,
+        48,
+        &format!(
+            "{} run --config {}; sleep 60",
+            bin().display(),
+            cfg.display()
+        ),
+    );
+    let s = o.wait_for("observer", Duration::from_secs(20), |s| {
+        s.contains("OBSERVER — driven by")
+    });
+    assert!(s.contains("pid"), "{s}");
+    o.keys(&["R"]);
+    o.wait_for("refusal", Duration::from_secs(10), |s| {
+        s.contains("refused: observer")
+    });
+    o.keys(&["q"]);
+    drop(o);
+
+    t.keys(&["R"]);
+    let s = t.wait_for("confirmation", Duration::from_secs(10), |s| {
+        s.contains("ROLL BACK the release")
+    });
+    assert!(
+        s.contains("$ traffic: POST http://"),
+        "the exact request:\n{s}"
+    );
+    assert!(s.contains("weight=0"), "{s}");
+    t.keys(&["b", "a", "d", " ", "d", "e", "p", "l", "o", "y"]);
+    t.keys(&["Enter"]);
+    t.wait_for("rolled back", Duration::from_secs(30), |s| {
+        s.contains("ROLLED BACK")
+    });
+    let records = audit(dir.path());
+    let rb: Vec<_> = records
+        .iter()
+        .filter(|r| r.rendered.contains("weight=0"))
+        .collect();
+    assert!(!rb.is_empty(), "{records:#?}");
+    assert!(!rb[0].operator.user.is_empty());
+    assert!(
+        rb[0].reason.as_deref().unwrap_or("").contains("bad deploy"),
+        "{:?}",
+        rb[0].reason
+    );
+    // q leaves (the release has finished, so no question) and the terminal is restored.
+    t.keys(&["q"]);
+    let start = Instant::now();
+    while !stty.exists() && start.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let modes = std::fs::read_to_string(&stty).expect("rolldeck exited and stty ran");
+    assert!(
+        modes.contains(" icanon") && modes.contains(" echo"),
+        "terminal left in raw mode: {modes}"
+    );
+    rt.block_on(env.stop());
+}
