@@ -177,7 +177,11 @@ async fn async_main(cli: Cli) -> i32 {
                     OutputMode::Text
                 },
             };
-            runtime::run(&cfg, &opts).await
+            if headless {
+                runtime::run(&cfg, &opts).await
+            } else {
+                rolldeck::tui::run::run_tui(cfg, opts, tui).await
+            }
         }
         Cmd::Check => match load_config(cli.config.as_deref()) {
             Ok(cfg) => Ok(check(&cfg).await),

@@ -243,10 +243,8 @@ fn rollback_key_runs_the_rollback_with_operator_and_q_restores_the_terminal() {
     let s = t.wait_for("confirmation", Duration::from_secs(10), |s| {
         s.contains("ROLL BACK the release")
     });
-    assert!(
-        s.contains("$ traffic: POST http://"),
-        "the exact request:\n{s}"
-    );
+    assert!(s.contains("$ traffic: POST "), "the exact request:\n{s}");
+    assert!(s.contains("$ rollback: POST http://127.0.0.1:"), "{s}");
     assert!(s.contains("weight=0"), "{s}");
     t.keys(&["b", "a", "d", " ", "d", "e", "p", "l", "o", "y"]);
     t.keys(&["Enter"]);

@@ -442,18 +442,23 @@ impl FromStr for KeyCombo {
                         return Err(err("function keys go from f1 to f24".to_string()));
                     }
                     KeyCode::F(n)
+                } else if let Some((modifier, _)) = rest.split_once('-')
+                    && !modifier.is_empty()
+                {
+                    let hint = nearest(modifier, ["ctrl", "alt", "shift"])
+                        .map(|s| format!("; did you mean `{s}-`?"))
+                        .unwrap_or_default();
+                    return Err(err(format!(
+                        "unknown modifier `{modifier}-` (use ctrl-, alt- or shift-){hint}"
+                    )));
                 } else {
                     let hint = nearest(rest, NAMED_KEYS.iter().map(|(n, _)| *n))
                         .map(|s| format!("; did you mean `{s}`?"))
                         .unwrap_or_default();
                     return Err(err(format!(
-                        "unknown key name `{rest}` (a single character, or one of: {}, f1..f24; \
-                         modifiers ctrl-, alt-, shift-){hint}",
-                        NAMED_KEYS
-                            .iter()
-                            .map(|(n, _)| *n)
-                            .collect::<Vec<_>>()
-                            .join(" ")
+                        "unknown key name `{rest}` (use a single character or one of: esc tab \
+                         enter space backspace delete insert up down left right pgup pgdn home \
+                         end f1..f24){hint}"
                     )));
                 }
             }
@@ -582,7 +587,10 @@ pub enum KeymapError {
         found: &'static str,
     },
     /// One key bound to two actions in the same context.
-    #[error("key `{key}` is bound to both `{first}` and `{second}` in the {context} context")]
+    #[error(
+        "key `{key}` is bound to both `{first}` and `{second}` in the {context} context; \
+         give one of them other keys"
+    )]
     Conflict {
         /// The key.
         key: KeyCombo,
@@ -1111,6 +1119,8 @@ mod tests {
         );
         assert!("f99".parse::<KeyCombo>().is_err());
         assert!("ctrl-".parse::<KeyCombo>().is_err());
+        let e = "ctlr-x".parse::<KeyCombo>().unwrap_err();
+        assert!(e.reason.contains("did you mean `ctrl-`"), "{e}");
     }
 
     #[test]

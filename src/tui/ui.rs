@@ -733,24 +733,15 @@ fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
         spans.push(Span::raw(" "));
     }
     let acting = app.can_act();
-    for (keys, label) in app.keymap.footer(app.context()) {
-        if !acting && is_world_label(&label) {
+    for (keys, b) in app.keymap.footer_bindings(app.context()) {
+        // Keys that would be refused are not offered.
+        if !acting && b.changes_world {
             continue;
         }
         spans.push(Span::styled(format!(" {keys} "), t.footer_key));
-        spans.push(Span::styled(format!("{label} "), t.footer_text));
+        spans.push(Span::styled(format!("{} ", b.label), t.footer_text));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
-}
-
-/// Footer labels of world-changing keys, hidden when this process cannot act.
-fn is_world_label(label: &str) -> bool {
-    let l = label.to_lowercase();
-    [
-        "approve", "pause", "promote", "weight", "retry", "roll", "abort",
-    ]
-    .iter()
-    .any(|w| l.contains(w))
 }
 
 fn centered(area: Rect, w: u16, h: u16) -> Rect {
