@@ -35,7 +35,8 @@ wait_for() { # text timeout
 # 1. The demo mid-analysis at 160x48.
 tm new-session -d -s demo -x 160 -y 48 "TERM=xterm-256color $bin demo --scenario good; sleep 120"
 wait_for "▶ analysis" 60
-sleep 7
+wait_for "✓ pass" 30
+sleep 3
 shot demo-analysis-160x48 160 48
 # 2. The 80x24 tab view (canary tab).
 tm resize-window -t demo -x 80 -y 24

@@ -97,11 +97,13 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
             let tx = msg_tx.clone();
             let paths = paths.clone();
             Some(tokio::spawn(async move {
+                use futures::FutureExt;
                 let stop = async move { stop_rx.await.unwrap_or("quit") };
+                let panic_tx = tx.clone();
                 let mut sink = move |e: DriverEvent| {
                     let _ = tx.try_send(Msg::Driver(e));
                 };
-                runtime::drive(
+                let driving = runtime::drive(
                     &cfg,
                     &run,
                     &paths,
@@ -112,8 +114,27 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
                     },
                     stop,
                     &mut sink,
-                )
-                .await
+                );
+                // A crashed driver is shown, never hidden: the journal keeps
+                // the release and `rolldeck run` resumes it.
+                let stopped = |reason: String| {
+                    let _ = panic_tx.try_send(Msg::Driver(DriverEvent::Stopped {
+                        outcome: "crashed".into(),
+                        reason,
+                        duration_s: 0.0,
+                    }));
+                };
+                match std::panic::AssertUnwindSafe(driving).catch_unwind().await {
+                    Ok(Ok(code)) => Ok(code),
+                    Ok(Err(e)) => {
+                        stopped(format!("driver error: {e:#}"));
+                        Err(e)
+                    }
+                    Err(p) => {
+                        stopped(format!("driver panicked: {}", panic_text(&*p)));
+                        Ok(runtime::exit::ERROR)
+                    }
+                }
             }))
         }
         None => {
@@ -131,7 +152,18 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
             let mut tick = tokio::time::interval(SOURCE_POLL);
             loop {
                 tick.tick().await;
-                let list = sources.status_all().await;
+                // Each round in its own task: a panicking poller is shown as
+                // down and the next round starts afresh.
+                let s = sources.clone();
+                let list = match tokio::spawn(async move { s.status_all().await }).await {
+                    Ok(list) => list,
+                    Err(e) => vec![crate::sources::SourceStatus {
+                        source: "sources".into(),
+                        ok: false,
+                        detail: format!("source poller failed ({e}); restarted"),
+                        latency_ms: None,
+                    }],
+                };
                 if tx.send(Msg::Sources(list, Timestamp::now())).await.is_err() {
                     break;
                 }
@@ -140,6 +172,15 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
     }
 
     let mut terminal = ratatui::init();
+    // ratatui's hook restores the terminal on a panic. Only a panic of the
+    // UI itself (the main thread) ends the cockpit; a background task's
+    // panic is caught where it runs and shown as down.
+    let restore_and_report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().name() == Some("main") {
+            restore_and_report(info);
+        }
+    }));
     let result = event_loop(&mut terminal, &mut app, &mut msg_rx, &cmd_tx).await;
     ratatui::restore();
 
@@ -212,6 +253,13 @@ async fn event_loop(
             }
         }
     }
+}
+
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// Observer: re-reads the journal when it grows and sends the latest

@@ -54,7 +54,7 @@ pub fn draw(f: &mut Frame, app: &App) {
         let [top, bottom] =
             Layout::vertical([Constraint::Percentage(58), Constraint::Percentage(42)]).areas(body);
         let [pipeline, canary] =
-            Layout::horizontal([Constraint::Percentage(36), Constraint::Percentage(64)]).areas(top);
+            Layout::horizontal([Constraint::Percentage(42), Constraint::Percentage(58)]).areas(top);
         let [logs, side] =
             Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)])
                 .areas(bottom);
@@ -374,19 +374,18 @@ fn step_rows<'a>(
         .map(|(i, (s, run))| {
             let (sym, word) = status_mark(run.status);
             let st = step_style(app, run.status);
-            let mut row = Row::new(vec![
+            // The selection marks the name only: value colours stay readable.
+            let selected = app.focus == Pane::Pipeline && app.selected_step == offset + i;
+            let name_style = if selected { app.theme.selection } else { st };
+            Row::new(vec![
                 Cell::from(Span::styled(
                     fit(&format!("{sym} {prefix}{}", s.name), 22),
-                    st,
+                    name_style,
                 )),
                 Cell::from(Span::styled(word, st)),
                 Cell::from(Span::styled(elapsed(app, run), app.theme.muted)),
                 Cell::from(Span::styled(fit(&run.detail, detail_w), app.theme.muted)),
-            ]);
-            if app.focus == Pane::Pipeline && app.selected_step == offset + i {
-                row = row.style(app.theme.selection);
-            }
-            row
+            ])
         })
         .collect()
 }
@@ -555,8 +554,12 @@ fn draw_canary(f: &mut Frame, app: &App, area: Rect) {
                 .map(|s| s.iter().copied().unzip())
                 .unwrap_or_default();
             let (lo, hi) = bounds(c.iter().chain(bl.iter()));
+            let selected = app.focus == Pane::Canary && app.selected_check == i;
             let mut cells = vec![
-                Cell::from(Span::styled(fit(name, name_w), t.text)),
+                Cell::from(Span::styled(
+                    fit(name, name_w),
+                    if selected { t.selection } else { t.text },
+                )),
                 Cell::from(Span::styled(val(last.and_then(|v| v.canary)), t.canary)),
                 Cell::from(Span::styled(val(last.and_then(|v| v.baseline)), t.baseline)),
             ];
@@ -570,11 +573,7 @@ fn draw_canary(f: &mut Frame, app: &App, area: Rect) {
                 sparkline(&c, lo, hi, spark_w),
                 t.canary,
             )));
-            let mut row = Row::new(cells);
-            if app.focus == Pane::Canary && app.selected_check == i {
-                row = row.style(t.selection);
-            }
-            row
+            Row::new(cells)
         })
         .collect();
     let mut head = vec!["check", "canary", "baseline"];
