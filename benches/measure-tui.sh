@@ -5,11 +5,15 @@
 #  3. RSS after 100k log lines
 #  4. key-to-screen latency while 10k log lines per second arrive
 #  5. time to first frame with every source unreachable
-# Usage: benches/measure-tui.sh [SECONDS]   (default 60; for 1 and 2)
+# Usage: benches/measure-tui.sh [SECONDS] [ONLY]  (default 60 s for 1 and 2;
+#        ONLY=idle runs just 1 and 2). WARMUP (default 70 s) lets the
+#        running step's elapsed time reach minutes: the steady state.
 # Needs: cargo, tmux, python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
+only=${2:-all}
+warmup=${WARMUP:-70}
 cargo build --release --quiet
 bin=$PWD/target/release/rolldeck
 work=$(mktemp -d)
@@ -52,7 +56,7 @@ config idle '[[plans.p.steps]]
 kind = "approval"
 message = "measure"'
 tm new-session -d -s idle -x 160 -y 48 "$bin run --config $work/idle.toml"
-sleep 5
+sleep "$warmup"
 pid=$(rd_pid idle)
 tck=$(getconf CLK_TCK)
 read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
@@ -64,6 +68,7 @@ bytes=$(stat -c %s "$work/bytes")
 echo "1. bytes to the terminal while only the clock changes: $((bytes * 60 / secs)) bytes/min"
 echo "2. idle CPU of the cockpit: $(python3 -c "print(f'{(($u2+$s2)-($u1+$s1))/$tck/$secs*100:.3f}')") % of a core"
 tm kill-session -t idle
+[ "$only" = idle ] && exit 0
 
 # 3: RSS after 100k log lines.
 config flood '[[plans.p.steps]]

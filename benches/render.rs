@@ -8,7 +8,7 @@ use ratatui::backend::TestBackend;
 use rolldeck::config::OnFailure;
 use rolldeck::redact::Redactor;
 use rolldeck::release::analysis::{CheckDef, Measurement, Reading};
-use rolldeck::release::engine::{Event, Notice, Release};
+use rolldeck::release::engine::{Event, Release};
 use rolldeck::release::plan::{Plan, Step, StepAction};
 use rolldeck::runtime::DriverEvent;
 use rolldeck::tui::app::{App, Msg, Role};
@@ -135,13 +135,28 @@ fn app() -> App {
             text: format!("line {i}: kubectl output with some words in it"),
         }));
     }
-    for i in 0..200 {
-        app.update(Msg::Driver(DriverEvent::Notice(Notice::ManualAction {
+    let records = (0..200)
+        .map(|i| rolldeck::exec::AuditRecord {
+            ts: t(i).to_string(),
+            operator: rolldeck::exec::Operator {
+                user: "alice".into(),
+                host: "bastion".into(),
+                ssh_client: Some("10.0.0.5".into()),
+                tty: Some("/dev/pts/3".into()),
+            },
             action: format!("action-{i}"),
+            release: Some("bench".into()),
+            step: Some(format!("step {i}")),
+            rendered: "kubectl set-weight checkout 5".into(),
+            exit_code: Some(0),
+            http_status: None,
             ok: i % 9 != 0,
+            duration_s: 0.5,
             detail: "exit 0".into(),
-        })));
-    }
+            reason: None,
+        })
+        .collect();
+    app.update(Msg::Audit(records));
     app
 }
 

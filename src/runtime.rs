@@ -403,7 +403,7 @@ pub async fn run(cfg: &Config, opts: &RunOptions) -> anyhow::Result<i32> {
         redactor,
         release: String::new(),
     };
-    let (_keep, commands) = mpsc::channel::<Issued>(1);
+    let (_keep, mut commands) = mpsc::channel::<Issued>(1);
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
@@ -419,7 +419,7 @@ pub async fn run(cfg: &Config, opts: &RunOptions) -> anyhow::Result<i32> {
         opts,
         &paths,
         lock,
-        commands,
+        &mut commands,
         DriveMode {
             exit_when_waiting: true,
         },
@@ -459,7 +459,7 @@ pub async fn drive(
     opts: &RunOptions,
     paths: &StatePaths,
     lock: DriverLock,
-    mut commands: mpsc::Receiver<Issued>,
+    commands: &mut mpsc::Receiver<Issued>,
     mode: DriveMode,
     stop: impl std::future::Future<Output = &'static str> + Send,
     sink: &mut (dyn FnMut(DriverEvent) + Send),

@@ -217,6 +217,31 @@ fn app_with(role: Role, protected: bool) -> App {
         }));
     }
     app.logs_mut().toggle_timestamps();
+    let op = rolldeck::exec::Operator {
+        user: "alice".into(),
+        host: "bastion".into(),
+        ssh_client: Some("10.0.0.5".into()),
+        tty: Some("/dev/pts/3".into()),
+    };
+    let rec =
+        |at: i64, action: &str, step: &str, ok: bool, detail: &str| rolldeck::exec::AuditRecord {
+            ts: t(at).to_string(),
+            operator: op.clone(),
+            action: action.into(),
+            release: Some("checkout-20300317-0800".into()),
+            step: Some(step.into()),
+            rendered: "kubectl set-weight checkout 5".into(),
+            exit_code: Some(if ok { 0 } else { 1 }),
+            http_status: None,
+            ok,
+            duration_s: 0.4,
+            detail: detail.into(),
+            reason: None,
+        };
+    app.update(Msg::Audit(vec![
+        rec(1, "traffic", "traffic 5%", true, "exit 0"),
+        rec(3, "traffic", "traffic 25%", false, "exit 1"),
+    ]));
     app
 }
 

@@ -153,13 +153,16 @@ fn bad_canary_shows_the_failing_check_and_the_rollback() {
     }
     let _g = heavy();
     let bin = bin();
+    let dir = tempfile::tempdir().unwrap();
+    let stty = dir.path().join("stty.txt");
     let t = Tmux::start(
         "bad",
         160,
         48,
         &format!(
-            "{} demo --scenario bad --no-prometheus; sleep 60",
-            bin.display()
+            "{} demo --scenario bad --no-prometheus; stty -a > {}; sleep 60",
+            bin.display(),
+            stty.display()
         ),
     );
     let s = t.wait_for("ROLLED BACK", Duration::from_secs(120), |s| {
@@ -192,6 +195,29 @@ fn bad_canary_shows_the_failing_check_and_the_rollback() {
     t.wait_for("full screen again", Duration::from_secs(10), |s| {
         s.contains("2 Canary") && s.contains("4 Logs")
     });
+    // SIGTERM: the terminal is restored and the demo's servers stop.
+    let pane_pid = String::from_utf8(
+        t.cmd()
+            .args(["display-message", "-p", "-t", "bad", "#{pane_pid}"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let st = Command::new("pkill")
+        .args(["-TERM", "-P", pane_pid.trim(), "rolldeck"])
+        .status()
+        .unwrap();
+    assert!(st.success(), "rolldeck not found under the pane");
+    let start = Instant::now();
+    while !stty.exists() && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let modes = std::fs::read_to_string(&stty).expect("rolldeck exited on SIGTERM");
+    assert!(
+        modes.contains(" icanon") && modes.contains(" echo"),
+        "terminal left in raw mode: {modes}"
+    );
 }
 
 #[test]

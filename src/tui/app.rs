@@ -169,6 +169,8 @@ pub enum Msg {
     Sources(Vec<SourceStatus>, Timestamp),
     /// A line for the logs.
     Log(LogLine),
+    /// The audit log's records (all of them, oldest first).
+    Audit(Vec<crate::exec::AuditRecord>),
 }
 
 /// Per-check chart history: (canary, baseline) values, newest last.
@@ -333,6 +335,11 @@ impl App {
                 self.dirty = true;
                 Vec::new()
             }
+            Msg::Audit(records) => {
+                self.on_audit(records);
+                self.dirty = true;
+                Vec::new()
+            }
         }
     }
 
@@ -347,7 +354,26 @@ impl App {
 
     fn on_sources(&mut self, list: Vec<SourceStatus>, at: Timestamp) {
         for s in list {
-            let interval_s = 5.0;
+            // The header has room for a dot; the reason a source went down
+            // (or came back) goes to the logs.
+            let was = self
+                .sources
+                .iter()
+                .find(|d| d.name == s.source)
+                .map(|d| d.ok);
+            match (was, s.ok) {
+                (Some(true) | None, false) => self.log(
+                    Level::Warn,
+                    LogSource::Rolldeck,
+                    format!("source {} down: {}", s.source, s.detail),
+                ),
+                (Some(false), true) => self.log(
+                    Level::Info,
+                    LogSource::Rolldeck,
+                    format!("source {} back: {}", s.source, s.detail),
+                ),
+                _ => {}
+            }
             match self.sources.iter_mut().find(|d| d.name == s.source) {
                 Some(d) => {
                     d.ok = s.ok;
@@ -361,7 +387,7 @@ impl App {
                     ok: s.ok,
                     detail: s.detail,
                     last_ok: s.ok.then_some(at),
-                    interval_s,
+                    interval_s: 5.0,
                 }),
             }
         }
@@ -476,55 +502,26 @@ impl App {
                 format!("manual action {action}: {detail}"),
             ),
         };
-        // Action history: every finished action step and manual action.
-        match &n {
-            Notice::StepFinished {
-                step,
-                name,
-                status,
-                detail,
-                rollback,
-            } => {
-                let is_action = self.release.as_ref().is_some_and(|r| {
-                    let list = if *rollback {
-                        &r.plan.rollback
-                    } else {
-                        &r.plan.steps
-                    };
-                    list.get(*step).is_some_and(|s| s.runs_action())
-                });
-                if is_action
-                    && matches!(
-                        status,
-                        StepStatus::Passed | StepStatus::Failed | StepStatus::Interrupted
-                    )
-                {
-                    self.push_action(ActionRecord {
-                        at: self.now,
-                        who: "plan".into(),
-                        what: format!("{}{name}", if *rollback { "rollback: " } else { "" }),
-                        ok: *status == StepStatus::Passed,
-                        detail: detail.clone(),
-                    });
-                }
-            }
-            Notice::ManualAction { action, ok, detail } => self.push_action(ActionRecord {
-                at: self.now,
-                who: self.operator.clone(),
-                what: action.clone(),
-                ok: *ok,
-                detail: detail.clone(),
-            }),
-            _ => {}
-        }
         self.log(level, LogSource::Rolldeck, text);
     }
 
-    fn push_action(&mut self, a: ActionRecord) {
-        self.actions.push_back(a);
-        while self.actions.len() > ACTION_HISTORY {
-            self.actions.pop_front();
-        }
+    /// The action history is the audit log: what ran, by whom, when, with
+    /// what result — the same for driver and observers.
+    fn on_audit(&mut self, records: Vec<crate::exec::AuditRecord>) {
+        let start = records.len().saturating_sub(ACTION_HISTORY);
+        self.actions = records[start..]
+            .iter()
+            .map(|r| ActionRecord {
+                at: r.ts.parse().unwrap_or(self.now),
+                who: r.operator.user.clone(),
+                what: r.step.clone().unwrap_or_else(|| r.action.clone()),
+                ok: r.ok,
+                detail: match &r.reason {
+                    Some(why) if !why.is_empty() => format!("{}: {} — {why}", r.action, r.detail),
+                    _ => format!("{}: {}", r.action, r.detail),
+                },
+            })
+            .collect();
     }
 
     // ----- keys ---------------------------------------------------------

@@ -21,7 +21,7 @@ use futures::StreamExt;
 use jiff::Timestamp;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 /// Options of the cockpit.
 #[derive(Debug, Clone, Default)]
@@ -90,7 +90,7 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
     let cfg = Arc::new(cfg);
     // The driver, or the journal reader.
     let (cmd_tx, cmd_rx) = mpsc::channel::<Issued>(16);
-    let (stop_tx, stop_rx) = oneshot::channel::<&'static str>();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let driver = match lock {
         Some(lock) => {
             let cfg = cfg.clone();
@@ -98,41 +98,72 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
             let paths = paths.clone();
             Some(tokio::spawn(async move {
                 use futures::FutureExt;
-                let stop = async move { stop_rx.await.unwrap_or("quit") };
-                let panic_tx = tx.clone();
-                let mut sink = move |e: DriverEvent| {
-                    let _ = tx.try_send(Msg::Driver(e));
-                };
-                let driving = runtime::drive(
-                    &cfg,
-                    &run,
-                    &paths,
-                    lock,
-                    cmd_rx,
-                    DriveMode {
-                        exit_when_waiting: false,
-                    },
-                    stop,
-                    &mut sink,
-                );
-                // A crashed driver is shown, never hidden: the journal keeps
-                // the release and `rolldeck run` resumes it.
-                let stopped = |reason: String| {
-                    let _ = panic_tx.try_send(Msg::Driver(DriverEvent::Stopped {
-                        outcome: "crashed".into(),
-                        reason,
-                        duration_s: 0.0,
-                    }));
-                };
-                match std::panic::AssertUnwindSafe(driving).catch_unwind().await {
-                    Ok(Ok(code)) => Ok(code),
-                    Ok(Err(e)) => {
-                        stopped(format!("driver error: {e:#}"));
-                        Err(e)
-                    }
-                    Err(p) => {
-                        stopped(format!("driver panicked: {}", panic_text(&*p)));
-                        Ok(runtime::exit::ERROR)
+                let mut cmd_rx = cmd_rx;
+                let mut lock = Some(lock);
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    let Some(held) = lock.take() else {
+                        break Ok(runtime::exit::ERROR);
+                    };
+                    let mut quit = stop_rx.clone();
+                    let stop = async move {
+                        let _ = quit.wait_for(|q| *q).await;
+                        "quit"
+                    };
+                    let sink_tx = tx.clone();
+                    let mut sink = move |e: DriverEvent| {
+                        let _ = sink_tx.try_send(Msg::Driver(e));
+                    };
+                    let driving = runtime::drive(
+                        &cfg,
+                        &run,
+                        &paths,
+                        held,
+                        &mut cmd_rx,
+                        DriveMode {
+                            exit_when_waiting: false,
+                        },
+                        stop,
+                        &mut sink,
+                    );
+                    // A crashed driver is shown, never hidden, and restarted
+                    // from the journal (a few times at most).
+                    let stopped = |reason: String| {
+                        let _ = tx.try_send(Msg::Driver(DriverEvent::Stopped {
+                            outcome: "crashed".into(),
+                            reason,
+                            duration_s: 0.0,
+                        }));
+                    };
+                    match std::panic::AssertUnwindSafe(driving).catch_unwind().await {
+                        Ok(Ok(code)) => break Ok(code),
+                        Ok(Err(e)) => {
+                            stopped(format!("driver error: {e:#}"));
+                            break Err(e);
+                        }
+                        Err(p) => {
+                            let why = panic_text(&*p);
+                            if attempt >= 3 || *stop_rx.borrow() {
+                                stopped(format!("driver panicked {attempt} times, last: {why}"));
+                                break Ok(runtime::exit::ERROR);
+                            }
+                            let _ = tx.try_send(Msg::Log(super::logs::LogLine::new(
+                                super::logs::LogSource::Rolldeck,
+                                super::logs::Level::Error,
+                                format!("driver panicked ({why}); restarting from the journal"),
+                            )));
+                            // The unwinding dropped our lock; take it again.
+                            match DriverLock::acquire(&paths.lock) {
+                                Ok(l) => lock = Some(l),
+                                Err(e) => {
+                                    stopped(format!(
+                                        "driver panicked ({why}); cannot restart: {e}"
+                                    ));
+                                    break Ok(runtime::exit::ERROR);
+                                }
+                            }
+                        }
                     }
                 }
             }))
@@ -144,6 +175,33 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
             None
         }
     };
+    // The action history: the audit log, re-read when it grows.
+    {
+        let tx = msg_tx.clone();
+        let path = paths.audit.clone();
+        tokio::spawn(async move {
+            let mut last_len = u64::MAX;
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                if len == last_len {
+                    continue;
+                }
+                last_len = len;
+                let p = path.clone();
+                let records =
+                    tokio::task::spawn_blocking(move || crate::exec::AuditLog::read_all(&p))
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                        .unwrap_or_default();
+                if tx.send(Msg::Audit(records)).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
     // Header dots.
     {
         let sources = Sources::new(&cfg);
@@ -184,7 +242,7 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
     let result = event_loop(&mut terminal, &mut app, &mut msg_rx, &cmd_tx).await;
     ratatui::restore();
 
-    let _ = stop_tx.send("quit");
+    let _ = stop_tx.send(true);
     let mut code = 0;
     if let Some(d) = driver {
         match tokio::time::timeout(Duration::from_secs(10), d).await {

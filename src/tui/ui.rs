@@ -698,6 +698,9 @@ fn draw_runbook(f: &mut Frame, app: &App, area: Rect) {
         );
         return;
     }
+    let what_w = 22usize;
+    let who_w = 12usize;
+    let detail_w = (table.width as usize).saturating_sub(8 + what_w + who_w + 3);
     let rows: Vec<Row> = app
         .actions
         .iter()
@@ -706,16 +709,16 @@ fn draw_runbook(f: &mut Frame, app: &App, area: Rect) {
             let (mark, style) = if a.ok { ("✓", t.ok) } else { ("✗", t.crit) };
             Row::new(vec![
                 Cell::from(Span::styled(a.at.strftime("%H:%M:%S").to_string(), t.muted)),
-                Cell::from(Span::styled(format!("{mark} {}", a.what), style)),
-                Cell::from(Span::styled(a.who.clone(), t.muted)),
-                Cell::from(Span::styled(a.detail.clone(), t.muted)),
+                Cell::from(Span::styled(fit(&format!("{mark} {}", a.what), what_w), style)),
+                Cell::from(Span::styled(fit(&a.who, who_w), t.muted)),
+                Cell::from(Span::styled(fit(&a.detail, detail_w), t.muted)),
             ])
         })
         .collect();
     let widths = [
         Constraint::Length(8),
-        Constraint::Length(20),
-        Constraint::Length(14),
+        Constraint::Length(what_w as u16),
+        Constraint::Length(who_w as u16),
         Constraint::Min(8),
     ];
     f.render_widget(Table::new(rows, widths).column_spacing(1), table);
