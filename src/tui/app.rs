@@ -224,6 +224,8 @@ pub struct App {
     pub migrations_configured: bool,
     /// Something changed since the last draw.
     pub dirty: bool,
+    /// The clock-dependent text last drawn ([`super::ui::clock_signature`]).
+    pub clock: String,
     /// The driver stopped (finished or interrupted); keys that act are refused.
     pub driver_done: Option<String>,
 }
@@ -270,6 +272,7 @@ impl App {
             operator,
             migrations_configured: false,
             dirty: true,
+            clock: String::new(),
             driver_done: None,
         }
     }
@@ -316,8 +319,12 @@ impl App {
             }
             Msg::Tick(now) => {
                 self.now = now;
-                // Clocks and data ages move: redraw once a second.
-                self.dirty = true;
+                // Redraw only if something shown depends on the clock and changed.
+                let sig = super::ui::clock_signature(self);
+                if sig != self.clock {
+                    self.clock = sig;
+                    self.dirty = true;
+                }
                 Vec::new()
             }
             Msg::Driver(e) => {

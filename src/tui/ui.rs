@@ -325,7 +325,7 @@ pub fn status_mark(s: StepStatus) -> (&'static str, &'static str) {
     match s {
         StepStatus::Pending => ("·", "pending"),
         StepStatus::Running => ("▶", "running"),
-        StepStatus::WaitingApproval => ("⏸", "waiting for approval"),
+        StepStatus::WaitingApproval => ("⏸", "waiting"),
         StepStatus::Passed => ("✓", "passed"),
         StepStatus::Failed => ("✗", "failed"),
         StepStatus::Skipped => ("»", "skipped"),
@@ -542,13 +542,7 @@ fn draw_canary(f: &mut Frame, app: &App, area: Rect) {
             let last = run.last.as_ref();
             let (sym, word, style) = verdict_mark(app, last.map(|v| (v.verdict, v.pending)));
             let val = |x: Option<f64>| x.map(fmt_num).unwrap_or_else(|| "–".into());
-            let countdown = match (last.and_then(|v| v.violated_since), def) {
-                (Some(since), Some(d)) if last.is_some_and(|v| v.pending) => {
-                    let left = d.for_.as_secs_f64() - age(app.now, since);
-                    format!("fails in {}", short_age(left.max(0.0)))
-                }
-                _ => String::new(),
-            };
+            let countdown = countdown(app, name);
             let series = app.series.get(*name);
             let (c, bl): (Vec<Option<f64>>, Vec<Option<f64>>) = series
                 .map(|s| s.iter().copied().unzip())
@@ -665,6 +659,54 @@ fn draw_canary(f: &mut Frame, app: &App, area: Rect) {
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), detail_area);
 }
 
+/// The `for` countdown of a pending check: `fails in 23s`, else empty.
+fn countdown(app: &App, check: &str) -> String {
+    let Some(r) = &app.release else {
+        return String::new();
+    };
+    let last = r.checks.get(check).and_then(|c| c.last.as_ref());
+    match (last, r.plan.checks.get(check)) {
+        (Some(v), Some(d)) if v.pending => match v.violated_since {
+            Some(since) => {
+                let left = d.for_.as_secs_f64() - age(app.now, since);
+                format!("fails in {}", short_age(left.max(0.0)))
+            }
+            None => String::new(),
+        },
+        _ => String::new(),
+    }
+}
+
+/// Everything on screen that depends on the clock, as text: running
+/// steps' elapsed time, the ETA, source ages and staleness, `for`
+/// countdowns. A tick redraws only when this changes, so an idle cockpit
+/// writes next to nothing to the terminal.
+pub fn clock_signature(app: &App) -> String {
+    let mut sig = String::new();
+    if let Some(r) = &app.release {
+        for run in r.steps.iter().chain(&r.rollback_steps) {
+            sig.push_str(&elapsed(app, run));
+            sig.push('|');
+        }
+        if !r.is_finished() {
+            sig.push_str(&short_age(r.eta_s(app.now)));
+        }
+        for name in r.checks.keys() {
+            sig.push_str(&countdown(app, name));
+            sig.push('|');
+        }
+    }
+    for d in &app.sources {
+        if let Some(at) = d.last_ok {
+            let a = age(app.now, at);
+            sig.push_str(&short_age(a));
+            sig.push(if a > 3.0 * d.interval_s { 's' } else { 'f' });
+        }
+        sig.push('|');
+    }
+    sig
+}
+
 fn bounds<'a>(values: impl Iterator<Item = &'a Option<f64>>) -> (f64, f64) {
     let mut lo = f64::INFINITY;
     let mut hi = f64::NEG_INFINITY;
@@ -709,7 +751,10 @@ fn draw_runbook(f: &mut Frame, app: &App, area: Rect) {
             let (mark, style) = if a.ok { ("✓", t.ok) } else { ("✗", t.crit) };
             Row::new(vec![
                 Cell::from(Span::styled(a.at.strftime("%H:%M:%S").to_string(), t.muted)),
-                Cell::from(Span::styled(fit(&format!("{mark} {}", a.what), what_w), style)),
+                Cell::from(Span::styled(
+                    fit(&format!("{mark} {}", a.what), what_w),
+                    style,
+                )),
                 Cell::from(Span::styled(fit(&a.who, who_w), t.muted)),
                 Cell::from(Span::styled(fit(&a.detail, detail_w), t.muted)),
             ])
