@@ -169,39 +169,20 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
             }))
         }
         None => {
-            let tx = msg_tx.clone();
-            let path = paths.journal.clone();
-            tokio::spawn(async move { observe(path, tx).await });
+            // Observer: the journal's latest release, re-read when it grows.
+            tokio::spawn(follow_file(paths.journal.clone(), msg_tx.clone(), |p| {
+                journal::read(p)
+                    .ok()
+                    .and_then(|r| journal::replay(&r).pop())
+                    .map(|r| Msg::Driver(DriverEvent::State(Box::new(r))))
+            }));
             None
         }
     };
     // The action history: the audit log, re-read when it grows.
-    {
-        let tx = msg_tx.clone();
-        let path = paths.audit.clone();
-        tokio::spawn(async move {
-            let mut last_len = u64::MAX;
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-                if len == last_len {
-                    continue;
-                }
-                last_len = len;
-                let p = path.clone();
-                let records =
-                    tokio::task::spawn_blocking(move || crate::exec::AuditLog::read_all(&p))
-                        .await
-                        .ok()
-                        .and_then(Result::ok)
-                        .unwrap_or_default();
-                if tx.send(Msg::Audit(records)).await.is_err() {
-                    break;
-                }
-            }
-        });
-    }
+    tokio::spawn(follow_file(paths.audit.clone(), msg_tx.clone(), |p| {
+        crate::exec::AuditLog::read_all(p).ok().map(Msg::Audit)
+    }));
     // Header dots.
     {
         let sources = Sources::new(&cfg);
@@ -320,9 +301,13 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-/// Observer: re-reads the journal when it grows and sends the latest
-/// release's state.
-async fn observe(path: std::path::PathBuf, tx: mpsc::Sender<Msg>) {
+/// Re-reads `path` whenever its size changes (checked every second, off the
+/// UI's thread) and sends what `read` makes of it; stops when the UI is gone.
+async fn follow_file(
+    path: std::path::PathBuf,
+    tx: mpsc::Sender<Msg>,
+    read: fn(&std::path::Path) -> Option<Msg>,
+) {
     let mut last_len = u64::MAX;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -333,20 +318,12 @@ async fn observe(path: std::path::PathBuf, tx: mpsc::Sender<Msg>) {
         }
         last_len = len;
         let p = path.clone();
-        let latest = tokio::task::spawn_blocking(move || {
-            journal::read(&p)
-                .ok()
-                .map(|r| journal::replay(&r))
-                .and_then(|mut v| v.pop())
-        })
-        .await
-        .ok()
-        .flatten();
-        if let Some(r) = latest
-            && tx
-                .send(Msg::Driver(DriverEvent::State(Box::new(r))))
-                .await
-                .is_err()
+        let msg = tokio::task::spawn_blocking(move || read(&p))
+            .await
+            .ok()
+            .flatten();
+        if let Some(m) = msg
+            && tx.send(m).await.is_err()
         {
             break;
         }
