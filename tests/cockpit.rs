@@ -493,3 +493,49 @@ fn mono_theme_reads_without_colour() {
     let text = screen_text(&term);
     assert!(text.contains("✓ pass") && text.contains("? inconclusive"));
 }
+
+#[test]
+fn keys_that_do_not_apply_now_say_why_instead_of_confirming() {
+    let mut app = app_with(Role::Driver, false);
+    app.update(key('w'));
+    assert!(app.popup.is_none());
+    assert!(
+        app.flash.as_deref().unwrap_or("").contains("pause first"),
+        "{:?}",
+        app.flash
+    );
+    app.update(key('a'));
+    assert!(app.popup.is_none());
+    assert_eq!(app.flash.as_deref(), Some("nothing waits for approval"));
+    // Pause is offered, and once paused the weight dialog opens.
+    app.update(key('p'));
+    let Some(Popup::Confirm(c)) = &app.popup else {
+        panic!("{:?}", app.popup)
+    };
+    assert_eq!(c.command, Command::Pause);
+    let mut r = app.release.clone().unwrap();
+    r.apply(
+        &Event::Command(Issued {
+            command: Command::Pause,
+            operator: "alice".into(),
+            reason: None,
+        }),
+        t(41),
+    );
+    app.popup = None;
+    app.update(Msg::Driver(DriverEvent::State(Box::new(r))));
+    app.update(key('w'));
+    assert_eq!(app.popup, Some(Popup::Weight(String::new())));
+    for ch in "50".chars() {
+        app.update(key(ch));
+    }
+    app.update(code(KeyCode::Enter));
+    let Some(Popup::Confirm(c)) = &app.popup else {
+        panic!("{:?}", app.popup)
+    };
+    assert_eq!(c.command, Command::SetWeight { weight: 50 });
+    assert_eq!(
+        c.will_run,
+        vec!["traffic: kubectl set-weight checkout 50".to_string()]
+    );
+}
