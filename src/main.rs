@@ -90,11 +90,12 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The cockpit routes tracing into its Logs pane; everything else to stderr.
-    let cockpit = match &cli.command {
-        None => true,
-        Some(Cmd::Run { headless, .. }) | Some(Cmd::Demo { headless, .. }) => !headless,
-        _ => false,
-    };
+    let cockpit = std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && match &cli.command {
+            None => true,
+            Some(Cmd::Run { headless, .. }) | Some(Cmd::Demo { headless, .. }) => !headless,
+            _ => false,
+        };
     if !cockpit {
         init_stderr_tracing();
     }
@@ -177,7 +178,8 @@ async fn async_main(cli: Cli) -> i32 {
                     OutputMode::Text
                 },
             };
-            if headless {
+            // Without a terminal (piped, cron) the events print as readable text.
+            if headless || !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
                 runtime::run(&cfg, &opts).await
             } else {
                 rolldeck::tui::run::run_tui(cfg, opts, tui).await

@@ -237,7 +237,13 @@ pub async fn run_demo(
             OutputMode::Text
         },
     };
+    // Without a terminal (piped) the demo prints readable text instead.
     let code = if headless {
+        runtime::run(&cfg, &opts).await
+    } else if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        for line in &banner {
+            println!("{line}");
+        }
         runtime::run(&cfg, &opts).await
     } else {
         tui.banner = banner;
