@@ -539,3 +539,16 @@ fn keys_that_do_not_apply_now_say_why_instead_of_confirming() {
         vec!["traffic: kubectl set-weight checkout 50".to_string()]
     );
 }
+
+#[test]
+fn the_canary_pane_explains_the_most_severe_check_until_the_operator_moves() {
+    let mut app = app_with(Role::Driver, false);
+    // error-rate (pass), latency-p95 (pending), saturation (inconclusive): pending first.
+    assert_eq!(app.shown_check(), 1);
+    let text = screen_text(&render(&app, 160, 48));
+    assert!(text.contains("latency-p95: pending"), "{text}");
+    app.update(key('2'));
+    app.update(code(KeyCode::Down));
+    assert_eq!(app.shown_check(), 2, "moved from the shown row");
+    assert!(app.check_pinned);
+}

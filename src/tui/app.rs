@@ -206,6 +206,9 @@ pub struct App {
     pub selected_step: usize,
     /// Selected row in the canary pane.
     pub selected_check: usize,
+    /// The operator moved the canary selection; until then the pane shows
+    /// the most severe check ([`App::shown_check`]).
+    pub check_pinned: bool,
     /// A one-line message for the footer (e.g. "refused: observer").
     pub flash: Option<String>,
     /// Now (from the last tick).
@@ -263,6 +266,7 @@ impl App {
             popup: None,
             selected_step: 0,
             selected_check: 0,
+            check_pinned: false,
             flash: None,
             now,
             keymap,
@@ -281,6 +285,28 @@ impl App {
     /// worth a crash).
     pub fn logs_mut(&self) -> std::sync::MutexGuard<'_, LogBuffer> {
         self.logs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The canary row whose reason is shown: the operator's choice, else the
+    /// most severe check (fail, then pending, then inconclusive, then none
+    /// yet), so a failing check explains itself without a key press.
+    pub fn shown_check(&self) -> usize {
+        if self.check_pinned {
+            return self.selected_check;
+        }
+        let Some(r) = &self.release else { return 0 };
+        let rank = |c: &crate::release::analysis::CheckRun| match &c.last {
+            Some(v) if v.verdict == VerdictKind::Fail => 0,
+            Some(v) if v.pending => 1,
+            Some(v) if v.verdict == VerdictKind::Inconclusive => 2,
+            None => 3,
+            Some(_) => 4,
+        };
+        r.checks
+            .values()
+            .enumerate()
+            .min_by_key(|(i, c)| (rank(c), *i))
+            .map_or(0, |(i, _)| i)
     }
 
     /// Whether world-changing keys are allowed.
@@ -819,7 +845,11 @@ impl App {
                         _ => self.logs_mut().bottom(),
                     },
                     Pane::Pipeline => self.selected_step = mv(self.selected_step, a, n, rows_step),
-                    Pane::Canary => self.selected_check = mv(self.selected_check, a, n, rows_check),
+                    Pane::Canary => {
+                        let from = self.shown_check();
+                        self.selected_check = mv(from, a, n, rows_check);
+                        self.check_pinned = true;
+                    }
                     _ => {}
                 }
             }

@@ -548,7 +548,7 @@ fn draw_canary(f: &mut Frame, app: &App, area: Rect) {
                 .map(|s| s.iter().copied().unzip())
                 .unwrap_or_default();
             let (lo, hi) = bounds(c.iter().chain(bl.iter()));
-            let selected = app.focus == Pane::Canary && app.selected_check == i;
+            let selected = app.focus == Pane::Canary && app.shown_check() == i;
             let mut cells = vec![
                 Cell::from(Span::styled(
                     fit(name, name_w),
@@ -608,7 +608,7 @@ fn draw_canary(f: &mut Frame, app: &App, area: Rect) {
         return;
     }
     // The selected check's full reason and both tracks' trend.
-    let Some(name) = names.get(app.selected_check.min(names.len().saturating_sub(1))) else {
+    let Some(name) = names.get(app.shown_check().min(names.len().saturating_sub(1))) else {
         return;
     };
     let run = &r.checks[*name];
