@@ -780,13 +780,61 @@ fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
         spans.push(Span::raw(" "));
     }
     let acting = app.can_act();
+    let mut hints: Vec<(String, String)> = Vec::new();
     for (keys, b) in app.keymap.footer_bindings(app.context()) {
         // Keys that would be refused are not offered.
         if !acting && b.changes_world {
             continue;
         }
+        hints.push((keys.to_string(), b.label.clone()));
+    }
+    // The release keys that apply right now (approve while an approval
+    // waits, resume while paused, …), from the keymap.
+    if let (true, None, Some(r)) = (acting, &app.popup, &app.release) {
+        use super::keymap::Action;
+        use crate::release::Command;
+        let paused = matches!(r.phase, Phase::Paused { .. });
+        let now: [(Action, Command, &str); 5] = [
+            (Action::Approve, Command::Approve, "approve"),
+            (
+                Action::PauseResume,
+                if paused {
+                    Command::Resume
+                } else {
+                    Command::Pause
+                },
+                if paused { "resume" } else { "pause" },
+            ),
+            (Action::Retry, Command::Retry, "retry"),
+            (
+                Action::SetWeight,
+                Command::SetWeight { weight: 0 },
+                "weight",
+            ),
+            (Action::Promote, Command::Promote, "promote"),
+        ];
+        for (action, command, label) in now {
+            if super::app::applicable(r, &command).is_ok()
+                && let Some(k) = app.keymap.keys_for(action).first()
+                && !hints.iter().any(|(_, l)| l == label)
+            {
+                hints.insert(
+                    hints.len().saturating_sub(1),
+                    (k.to_string(), label.to_string()),
+                );
+            }
+        }
+    }
+    // Whole hints only, as many as fit.
+    let mut used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
+    for (keys, label) in hints {
+        let w = keys.chars().count() + label.chars().count() + 3;
+        if used + w > area.width as usize {
+            break;
+        }
+        used += w;
         spans.push(Span::styled(format!(" {keys} "), t.footer_key));
-        spans.push(Span::styled(format!("{} ", b.label), t.footer_text));
+        spans.push(Span::styled(format!("{label} "), t.footer_text));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
