@@ -140,6 +140,8 @@ async fn async_main(cli: Cli) -> i32 {
         read_only: cli.read_only,
         theme: cli.theme.clone(),
         banner: Vec::new(),
+        // `rolldeck run` starts a release; `rolldeck` alone only opens the cockpit.
+        start: cli.command.is_some(),
     };
     let command = cli.command.unwrap_or(Cmd::Run {
         plan: None,

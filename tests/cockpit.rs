@@ -14,7 +14,7 @@ use rolldeck::release::engine::{Command, Event, Issued, Release};
 use rolldeck::release::plan::{Plan, Step, StepAction};
 use rolldeck::runtime::{DriverEvent, Holder};
 use rolldeck::sources::SourceStatus;
-use rolldeck::tui::app::{App, Msg, Out, Pane, Popup, Role};
+use rolldeck::tui::app::{App, Intent, Msg, Out, Pane, Popup, Role};
 use rolldeck::tui::keymap::Keymap;
 use rolldeck::tui::logs::{Level, LogLine, LogSource};
 use rolldeck::tui::theme::Theme;
@@ -395,7 +395,7 @@ fn rollback_key_confirms_with_the_exact_command_and_env_name() {
     let Some(Popup::Confirm(c)) = &app.popup else {
         panic!("no confirmation: {:?}", app.popup)
     };
-    assert_eq!(c.command, Command::Rollback);
+    assert_eq!(c.intent, Intent::Command(Command::Rollback));
     assert_eq!(
         c.will_run,
         vec!["traffic: kubectl set-weight checkout 0".to_string()]
@@ -512,7 +512,7 @@ fn keys_that_do_not_apply_now_say_why_instead_of_confirming() {
     let Some(Popup::Confirm(c)) = &app.popup else {
         panic!("{:?}", app.popup)
     };
-    assert_eq!(c.command, Command::Pause);
+    assert_eq!(c.intent, Intent::Command(Command::Pause));
     let mut r = app.release.clone().unwrap();
     r.apply(
         &Event::Command(Issued {
@@ -533,7 +533,7 @@ fn keys_that_do_not_apply_now_say_why_instead_of_confirming() {
     let Some(Popup::Confirm(c)) = &app.popup else {
         panic!("{:?}", app.popup)
     };
-    assert_eq!(c.command, Command::SetWeight { weight: 50 });
+    assert_eq!(c.intent, Intent::Command(Command::SetWeight { weight: 50 }));
     assert_eq!(
         c.will_run,
         vec!["traffic: kubectl set-weight checkout 50".to_string()]
@@ -551,4 +551,49 @@ fn the_canary_pane_explains_the_most_severe_check_until_the_operator_moves() {
     app.update(code(KeyCode::Down));
     assert_eq!(app.shown_check(), 2, "moved from the shown row");
     assert!(app.check_pinned);
+}
+
+#[test]
+fn idle_cockpit_starts_a_release_only_after_start_and_confirmation() {
+    let mut app = app_with(Role::Idle, true);
+    app.plans = vec![(
+        "canary".into(),
+        vec!["traffic 5%".into(), "analysis 2m".into()],
+    )];
+    // Release keys are refused while idle.
+    app.update(key('R'));
+    assert!(app.popup.is_none());
+    assert_eq!(
+        app.flash.as_deref(),
+        Some("no release is running: :start begins one")
+    );
+    app.update(key(':'));
+    for ch in "start".chars() {
+        app.update(key(ch));
+    }
+    app.update(code(KeyCode::Enter));
+    let Some(Popup::Confirm(c)) = &app.popup else {
+        panic!("{:?} {:?}", app.popup, app.flash)
+    };
+    assert_eq!(c.intent, Intent::Start(Some("canary".into())));
+    assert_eq!(
+        c.will_run,
+        vec![
+            "step 1: traffic 5%".to_string(),
+            "step 2: analysis 2m".to_string()
+        ]
+    );
+    assert!(
+        app.update(code(KeyCode::Enter)).is_empty(),
+        "protected: the name is required"
+    );
+    for ch in "production".chars() {
+        app.update(key(ch));
+    }
+    assert_eq!(
+        app.update(code(KeyCode::Enter)),
+        vec![Out::Start(Some("canary".into()))]
+    );
+    let text = screen_text(&render(&app, 160, 48));
+    assert!(text.contains("IDLE"), "{text}");
 }

@@ -75,6 +75,9 @@ pub enum Role {
     Observer(Option<Holder>),
     /// `--read-only`: we watch on purpose.
     ReadOnly,
+    /// Nobody drives and no release is unfinished: opening the cockpit
+    /// never starts one; `:start` does, after a confirmation.
+    Idle,
 }
 
 /// One source's dot in the header.
@@ -107,11 +110,20 @@ pub struct ActionRecord {
     pub detail: String,
 }
 
+/// What a confirmation is for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Intent {
+    /// An engine command for the driver.
+    Command(Command),
+    /// Start a new release of this plan (`None`: the default plan).
+    Start(Option<String>),
+}
+
 /// A confirmation before something changes the world.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Confirm {
-    /// The command to issue.
-    pub command: Command,
+    /// What confirming does.
+    pub intent: Intent,
     /// What it is, in words.
     pub title: String,
     /// The exact commands / requests that will run (redacted).
@@ -152,6 +164,8 @@ pub enum Out {
     Quit,
     /// Save the logs to this file.
     SaveLogs(std::path::PathBuf),
+    /// Take the driver lock and start a release of this plan.
+    Start(Option<String>),
 }
 
 /// A message to the app.
@@ -223,6 +237,10 @@ pub struct App {
     pub redactor: Redactor,
     /// Who we are (for commands).
     pub operator: String,
+    /// Plans from the config: name and step names (for `:start`).
+    pub plans: Vec<(String, Vec<String>)>,
+    /// The config's default plan, if named.
+    pub default_plan: Option<String>,
     /// Whether a migration source is configured (none exist yet).
     pub migrations_configured: bool,
     /// Something changed since the last draw.
@@ -275,6 +293,8 @@ impl App {
             redactor,
             operator,
             migrations_configured: false,
+            plans: Vec::new(),
+            default_plan: None,
             dirty: true,
             clock: String::new(),
             driver_done: None,
@@ -684,11 +704,14 @@ impl App {
                         }
                         self.popup = None;
                         let reason = c.reason.trim();
-                        return vec![Out::Issue(Issued {
-                            command: c.command.clone(),
-                            operator: self.operator.clone(),
-                            reason: (!reason.is_empty()).then(|| reason.to_string()),
-                        })];
+                        return vec![match &c.intent {
+                            Intent::Command(command) => Out::Issue(Issued {
+                                command: command.clone(),
+                                operator: self.operator.clone(),
+                                reason: (!reason.is_empty()).then(|| reason.to_string()),
+                            }),
+                            Intent::Start(plan) => Out::Start(plan.clone()),
+                        }];
                     }
                     _ => {
                         if c.type_to_confirm.is_some() && c.field == 0 {
@@ -730,12 +753,52 @@ impl App {
             Ok(CommandLine::Approve) => self.act(Command::Approve),
             Ok(CommandLine::Retry) => self.act(Command::Retry),
             Ok(CommandLine::Abort) => self.act(Command::Abort),
+            Ok(CommandLine::Start { plan }) => {
+                self.confirm_start(plan);
+                Vec::new()
+            }
         }
     }
 
     fn act(&mut self, c: Command) -> Vec<Out> {
         self.confirm(c);
         Vec::new()
+    }
+
+    /// Opens the confirmation for starting a release (only when idle).
+    pub fn confirm_start(&mut self, plan: Option<String>) {
+        if self.role != Role::Idle {
+            self.flash = Some(match &self.role {
+                Role::Driver => "a release is already driven here".into(),
+                Role::ReadOnly => "refused: read-only mode".into(),
+                _ => "refused: another rolldeck drives this release".into(),
+            });
+            return;
+        }
+        let name = plan.clone().or_else(|| self.default_plan.clone());
+        let Some((pname, steps)) = self
+            .plans
+            .iter()
+            .find(|(n, _)| Some(n) == name.as_ref())
+            .or_else(|| (self.plans.len() == 1).then(|| &self.plans[0]))
+        else {
+            let known: Vec<&str> = self.plans.iter().map(|(n, _)| n.as_str()).collect();
+            self.flash = Some(format!("name a plan: :start PLAN ({})", known.join(", ")));
+            return;
+        };
+        self.popup = Some(Popup::Confirm(Box::new(Confirm {
+            intent: Intent::Start(Some(pname.clone())),
+            title: format!("Start a release of plan `{pname}` ({} steps)", steps.len()),
+            will_run: steps
+                .iter()
+                .enumerate()
+                .map(|(i, s)| format!("step {}: {s}", i + 1))
+                .collect(),
+            type_to_confirm: self.protected.then(|| self.environment.clone()),
+            typed: String::new(),
+            reason: String::new(),
+            field: 0,
+        })));
     }
 
     /// Opens the confirmation for `command` (or refuses, saying why).
@@ -749,6 +812,7 @@ impl App {
                     "refused: observer — another rolldeck drives this release".into()
                 }
                 (Role::ReadOnly, _) => "refused: read-only mode".into(),
+                (Role::Idle, _) => "no release is running: :start begins one".into(),
                 (_, Some(d)) => format!("refused: the driver has stopped ({d})"),
                 _ if self.release.as_ref().is_some_and(|r| r.is_finished()) => {
                     "refused: the release has finished".into()
@@ -788,7 +852,7 @@ impl App {
             Command::SetWeight { weight } => format!("Set the canary weight to {weight}%"),
         };
         self.popup = Some(Popup::Confirm(Box::new(Confirm {
-            command,
+            intent: Intent::Command(command),
             title,
             will_run,
             type_to_confirm: self.protected.then(|| self.environment.clone()),

@@ -928,6 +928,11 @@ pub enum CommandLine {
     Quit,
     /// `help`.
     Help,
+    /// `start [PLAN]`: begin a new release (plan: the default one).
+    Start {
+        /// The plan, if named.
+        plan: Option<String>,
+    },
 }
 
 impl CommandLine {
@@ -940,7 +945,8 @@ impl CommandLine {
 
 /// The commands [`parse_command`] knows, for completion and error messages.
 pub const COMMANDS: &[&str] = &[
-    "rollback", "promote", "weight", "pause", "resume", "approve", "retry", "abort", "quit", "help",
+    "rollback", "promote", "weight", "pause", "resume", "approve", "retry", "abort", "quit",
+    "help", "start",
 ];
 
 /// Parses a `:` command line (with or without the leading `:`): `rollback
@@ -956,7 +962,7 @@ pub const COMMANDS: &[&str] = &[
 /// none, or a weight that is not a whole number from 0 to 100.
 pub fn parse_command(line: &str) -> Result<CommandLine, String> {
     let usage = "commands: rollback [reason], promote [--full], weight N, pause, resume, \
-                 approve, retry, abort, quit, help";
+                 approve, retry, abort, start [plan], quit, help";
     let line = line.trim();
     let line = line.strip_prefix(':').unwrap_or(line).trim();
     let (word, rest) = match line.split_once(char::is_whitespace) {
@@ -1011,6 +1017,9 @@ pub fn parse_command(line: &str) -> Result<CommandLine, String> {
         "abort" => no_args(CommandLine::Abort),
         "quit" | "q" => no_args(CommandLine::Quit),
         "help" => no_args(CommandLine::Help),
+        "start" => Ok(CommandLine::Start {
+            plan: (!rest.is_empty()).then(|| rest.to_string()),
+        }),
         _ => {
             let hint = nearest(&command, COMMANDS.iter().copied())
                 .map(|s| format!("; did you mean `{s}`?"))

@@ -32,6 +32,9 @@ pub struct TuiOptions {
     pub theme: Option<String>,
     /// A line shown in the logs at start (the demo's URLs).
     pub banner: Vec<String>,
+    /// Start a release at once when nothing is to be resumed (`rolldeck run`,
+    /// the demo); otherwise the cockpit opens idle and `:start` starts one.
+    pub start: bool,
 }
 
 /// How often the header's sources are probed.
@@ -80,6 +83,15 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
         operator.to_string(),
         Timestamp::now(),
     );
+    app.plans = cfg
+        .plans
+        .iter()
+        .map(|(name, p)| (name.clone(), p.steps.iter().map(step_words).collect()))
+        .collect();
+    app.default_plan = cfg
+        .default_plan
+        .clone()
+        .or_else(|| cfg.plans.contains_key("default").then(|| "default".into()));
     let (msg_tx, mut msg_rx) = mpsc::channel::<Msg>(4096);
     let logs = app.logs.clone();
     let _ = super::logs::init_tracing(logs, None);
@@ -91,94 +103,46 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
     // The driver, or the journal reader.
     let (cmd_tx, cmd_rx) = mpsc::channel::<Issued>(16);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let driver = match lock {
-        Some(lock) => {
-            let cfg = cfg.clone();
-            let tx = msg_tx.clone();
-            let paths = paths.clone();
-            Some(tokio::spawn(async move {
-                use futures::FutureExt;
-                let mut cmd_rx = cmd_rx;
-                let mut lock = Some(lock);
-                let mut attempt = 0;
-                loop {
-                    attempt += 1;
-                    let Some(held) = lock.take() else {
-                        break Ok(runtime::exit::ERROR);
-                    };
-                    let mut quit = stop_rx.clone();
-                    let stop = async move {
-                        let _ = quit.wait_for(|q| *q).await;
-                        "quit"
-                    };
-                    let sink_tx = tx.clone();
-                    let mut sink = move |e: DriverEvent| {
-                        let _ = sink_tx.try_send(Msg::Driver(e));
-                    };
-                    let driving = runtime::drive(
-                        &cfg,
-                        &run,
-                        &paths,
-                        held,
-                        &mut cmd_rx,
-                        DriveMode {
-                            exit_when_waiting: false,
-                        },
-                        stop,
-                        &mut sink,
-                    );
-                    // A crashed driver is shown, never hidden, and restarted
-                    // from the journal (a few times at most).
-                    let stopped = |reason: String| {
-                        let _ = tx.try_send(Msg::Driver(DriverEvent::Stopped {
-                            outcome: "crashed".into(),
-                            reason,
-                            duration_s: 0.0,
-                        }));
-                    };
-                    match std::panic::AssertUnwindSafe(driving).catch_unwind().await {
-                        Ok(Ok(code)) => break Ok(code),
-                        Ok(Err(e)) => {
-                            stopped(format!("driver error: {e:#}"));
-                            break Err(e);
-                        }
-                        Err(p) => {
-                            let why = panic_text(&*p);
-                            if attempt >= 3 || *stop_rx.borrow() {
-                                stopped(format!("driver panicked {attempt} times, last: {why}"));
-                                break Ok(runtime::exit::ERROR);
-                            }
-                            let _ = tx.try_send(Msg::Log(super::logs::LogLine::new(
-                                super::logs::LogSource::Rolldeck,
-                                super::logs::Level::Error,
-                                format!("driver panicked ({why}); restarting from the journal"),
-                            )));
-                            // The unwinding dropped our lock; take it again.
-                            match DriverLock::acquire(&paths.lock) {
-                                Ok(l) => lock = Some(l),
-                                Err(e) => {
-                                    stopped(format!(
-                                        "driver panicked ({why}); cannot restart: {e}"
-                                    ));
-                                    break Ok(runtime::exit::ERROR);
-                                }
-                            }
-                        }
-                    }
-                }
-            }))
-        }
-        None => {
-            // Observer: the journal's latest release, re-read when it grows.
-            tokio::spawn(follow_file(paths.journal.clone(), msg_tx.clone(), |p| {
-                journal::read(p)
-                    .ok()
-                    .and_then(|r| journal::replay(&r).pop())
-                    .map(|r| Msg::Driver(DriverEvent::State(Box::new(r))))
-            }));
-            None
-        }
+    let mut starter = Starter {
+        cfg: cfg.clone(),
+        run,
+        paths: paths.clone(),
+        cmd_rx: Some(cmd_rx),
+        stop_rx,
+        tx: msg_tx.clone(),
+        driving: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        handle: None,
     };
+    // Opening the cockpit (`rolldeck` alone) never starts a release: with
+    // nothing to resume it stays idle until `:start`.
+    let resumable = journal::read(&paths.journal)
+        .map(|r| journal::unfinished(&journal::replay(&r)).is_some())
+        .unwrap_or(false);
+    match lock {
+        Some(lock) if opts.start || resumable => starter.spawn(lock),
+        other => {
+            if other.is_some() {
+                app.role = Role::Idle;
+            }
+            drop(other);
+            // Observer / idle: the journal's latest release, re-read when it
+            // grows, until this process drives.
+            let driving = starter.driving.clone();
+            tokio::spawn(follow_file(
+                paths.journal.clone(),
+                msg_tx.clone(),
+                move |p| {
+                    if driving.load(std::sync::atomic::Ordering::Relaxed) {
+                        return None;
+                    }
+                    journal::read(p)
+                        .ok()
+                        .and_then(|r| journal::replay(&r).pop())
+                        .map(|r| Msg::Driver(DriverEvent::State(Box::new(r))))
+                },
+            ));
+        }
+    }
     // The action history: the audit log, re-read when it grows.
     tokio::spawn(follow_file(paths.audit.clone(), msg_tx.clone(), |p| {
         crate::exec::AuditLog::read_all(p).ok().map(Msg::Audit)
@@ -220,12 +184,12 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
             restore_and_report(info);
         }
     }));
-    let result = event_loop(&mut terminal, &mut app, &mut msg_rx, &cmd_tx).await;
+    let result = event_loop(&mut terminal, &mut app, &mut msg_rx, &cmd_tx, &mut starter).await;
     ratatui::restore();
 
     let _ = stop_tx.send(true);
     let mut code = 0;
-    if let Some(d) = driver {
+    if let Some(d) = starter.handle.take() {
         match tokio::time::timeout(Duration::from_secs(10), d).await {
             Ok(Ok(Ok(c))) if c != runtime::exit::INTERRUPTED => code = c,
             Ok(Ok(Err(e))) => eprintln!("rolldeck: driver: {e:#}"),
@@ -241,6 +205,7 @@ async fn event_loop(
     app: &mut App,
     msg_rx: &mut mpsc::Receiver<Msg>,
     cmd_tx: &mpsc::Sender<Issued>,
+    starter: &mut Starter,
 ) -> anyhow::Result<()> {
     let mut keys = crossterm::event::EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -280,6 +245,17 @@ async fn event_loop(
                         app.flash = Some("the driver is not accepting commands".into());
                     }
                 }
+                Out::Start(plan) => {
+                    match starter.start(plan) {
+                        Ok(()) => app.role = Role::Driver,
+                        Err(runtime::LockError::Held(h)) => {
+                            app.flash = Some(format!("cannot start: {h} drives this release"));
+                            app.role = Role::Observer(Some(h));
+                        }
+                        Err(e) => app.flash = Some(format!("cannot start: {e}")),
+                    }
+                    app.dirty = true;
+                }
                 Out::SaveLogs(path) => {
                     let r = app.logs.lock().map(|l| l.save(&path));
                     app.flash = Some(match r {
@@ -294,6 +270,125 @@ async fn event_loop(
     }
 }
 
+/// Starts the driver: at once, or later on `:start`.
+struct Starter {
+    cfg: Arc<Config>,
+    run: RunOptions,
+    paths: StatePaths,
+    cmd_rx: Option<mpsc::Receiver<Issued>>,
+    stop_rx: tokio::sync::watch::Receiver<bool>,
+    tx: mpsc::Sender<Msg>,
+    driving: Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<i32>>>,
+}
+
+impl Starter {
+    /// Drives the release with `lock` held: a task that runs
+    /// [`runtime::drive`] and restarts it from the journal if it panics.
+    fn spawn(&mut self, lock: DriverLock) {
+        let Some(cmd_rx) = self.cmd_rx.take() else {
+            return;
+        };
+        self.driving
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let cfg = self.cfg.clone();
+        let run = self.run.clone();
+        let paths = self.paths.clone();
+        let stop_rx = self.stop_rx.clone();
+        let tx = self.tx.clone();
+        self.handle = Some(tokio::spawn(async move {
+            use futures::FutureExt;
+            let mut cmd_rx = cmd_rx;
+            let mut lock = Some(lock);
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let Some(held) = lock.take() else {
+                    break Ok(runtime::exit::ERROR);
+                };
+                let mut quit = stop_rx.clone();
+                let stop = async move {
+                    let _ = quit.wait_for(|q| *q).await;
+                    "quit"
+                };
+                let sink_tx = tx.clone();
+                let mut sink = move |e: DriverEvent| {
+                    let _ = sink_tx.try_send(Msg::Driver(e));
+                };
+                let driving = runtime::drive(
+                    &cfg,
+                    &run,
+                    &paths,
+                    held,
+                    &mut cmd_rx,
+                    DriveMode {
+                        exit_when_waiting: false,
+                    },
+                    stop,
+                    &mut sink,
+                );
+                // A crashed driver is shown, never hidden, and restarted
+                // from the journal (a few times at most).
+                let stopped = |reason: String| {
+                    let _ = tx.try_send(Msg::Driver(DriverEvent::Stopped {
+                        outcome: "crashed".into(),
+                        reason,
+                        duration_s: 0.0,
+                    }));
+                };
+                match std::panic::AssertUnwindSafe(driving).catch_unwind().await {
+                    Ok(Ok(code)) => break Ok(code),
+                    Ok(Err(e)) => {
+                        stopped(format!("driver error: {e:#}"));
+                        break Err(e);
+                    }
+                    Err(p) => {
+                        let why = panic_text(&*p);
+                        if attempt >= 3 || *stop_rx.borrow() {
+                            stopped(format!("driver panicked {attempt} times, last: {why}"));
+                            break Ok(runtime::exit::ERROR);
+                        }
+                        let _ = tx.try_send(Msg::Log(super::logs::LogLine::new(
+                            super::logs::LogSource::Rolldeck,
+                            super::logs::Level::Error,
+                            format!("driver panicked ({why}); restarting from the journal"),
+                        )));
+                        // The unwinding dropped our lock; take it again.
+                        match DriverLock::acquire(&paths.lock) {
+                            Ok(l) => lock = Some(l),
+                            Err(e) => {
+                                stopped(format!("driver panicked ({why}); cannot restart: {e}"));
+                                break Ok(runtime::exit::ERROR);
+                            }
+                        }
+                    }
+                }
+            }
+        }));
+    }
+
+    /// `:start`: takes the driver lock and starts a release of `plan`.
+    fn start(&mut self, plan: Option<String>) -> Result<(), runtime::LockError> {
+        let lock = DriverLock::acquire(&self.paths.lock)?;
+        self.run.plan = plan;
+        self.spawn(lock);
+        Ok(())
+    }
+}
+
+/// A plan step in words for the start confirmation: `traffic 25%`, `analysis 5m`.
+fn step_words(s: &crate::config::StepSpec) -> String {
+    let kind = crate::config::kind_name(s.kind);
+    let what = match (&s.name, s.weight, &s.action, s.duration) {
+        (Some(n), ..) => n.clone(),
+        (None, Some(w), ..) => format!("{w}%"),
+        (None, None, Some(a), _) => a.clone(),
+        (None, None, None, Some(d)) => humantime::format_duration(d).to_string(),
+        _ => String::new(),
+    };
+    format!("{kind} {what}").trim().to_string()
+}
+
 fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
     p.downcast_ref::<&str>()
         .map(|s| s.to_string())
@@ -306,8 +401,9 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
 async fn follow_file(
     path: std::path::PathBuf,
     tx: mpsc::Sender<Msg>,
-    read: fn(&std::path::Path) -> Option<Msg>,
+    read: impl Fn(&std::path::Path) -> Option<Msg> + Send + Sync + 'static,
 ) {
+    let read = Arc::new(read);
     let mut last_len = u64::MAX;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -318,7 +414,8 @@ async fn follow_file(
         }
         last_len = len;
         let p = path.clone();
-        let msg = tokio::task::spawn_blocking(move || read(&p))
+        let r = read.clone();
+        let msg = tokio::task::spawn_blocking(move || r(&p))
             .await
             .ok()
             .flatten();

@@ -147,6 +147,7 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
         Role::Observer(Some(h)) => Span::styled(format!("  OBSERVER — driven by {h}"), t.warn),
         Role::Observer(None) => Span::styled("  OBSERVER", t.warn),
         Role::ReadOnly => Span::styled("  READ-ONLY", t.warn),
+        Role::Idle => Span::styled("  IDLE — :start begins a release", t.muted),
     };
     l1.push(role);
     let l1 = fit_spans(l1, room);
@@ -894,12 +895,11 @@ fn draw_popup(f: &mut Frame, app: &App, p: &Popup, area: Rect) {
     };
     let rect = centered(area, w.min(area.width.saturating_sub(2)), h);
     f.render_widget(Clear, rect);
-    let style = if matches!(p, Popup::Confirm(c) if matches!(c.command, crate::release::Command::Rollback | crate::release::Command::Abort))
-    {
-        t.crit
-    } else {
-        t.border_focus
-    };
+    let dangerous = matches!(p, Popup::Confirm(c) if matches!(
+        c.intent,
+        super::app::Intent::Command(crate::release::Command::Rollback | crate::release::Command::Abort)
+    ));
+    let style = if dangerous { t.crit } else { t.border_focus };
     let b = Block::default()
         .borders(Borders::ALL)
         .border_style(style)
@@ -922,9 +922,14 @@ fn confirm_lines<'a>(app: &App, c: &Confirm) -> (String, Vec<Line<'a>>, u16, u16
     if c.will_run.is_empty() {
         lines.push(Line::styled("runs no command by itself", t.muted));
     } else {
-        lines.push(Line::styled("will run:", t.muted));
+        // Commands are shown as a shell would run them; a plan as its steps.
+        let (head, prefix) = match c.intent {
+            super::app::Intent::Start(_) => ("the plan:", "  "),
+            super::app::Intent::Command(_) => ("will run:", "  $ "),
+        };
+        lines.push(Line::styled(head, t.muted));
         for w in &c.will_run {
-            lines.push(Line::styled(format!("  $ {w}"), t.text));
+            lines.push(Line::styled(format!("{prefix}{w}"), t.text));
         }
     }
     lines.push(Line::raw(""));
