@@ -6,7 +6,7 @@
 //! back, 4 paused for a human, 5 aborted, 130 interrupted by a signal.
 
 use crate::config::Config;
-use crate::exec::{ActionRequest, AuditLog, Executor, Operator, OutputLine};
+use crate::exec::{ActionRequest, AuditLog, Executor, Operator, OutputLine, strip_control};
 use crate::redact::Redactor;
 use crate::release::engine::{Command, Effect, Event, Issued, Notice, Outcome, Phase, Release};
 use crate::release::journal::{self, Journal, Record};
@@ -661,7 +661,14 @@ impl EffectCtx<'_> {
                 let s = self.sources.clone();
                 let tx = self.tx.clone();
                 tokio::spawn(async move {
-                    let m = s.measure(&check).await;
+                    let mut m = s.measure(&check).await;
+                    // Text from a source (an error page, a lying server) is
+                    // shown on screen: it must not be able to drive the terminal.
+                    for r in [&mut m.canary, &mut m.baseline] {
+                        if let Err(e) = r {
+                            *e = strip_control(e);
+                        }
+                    }
                     let _ = tx.send(Event::Measured(m)).await;
                 });
             }
@@ -674,6 +681,7 @@ impl EffectCtx<'_> {
                         Ok(d) => (true, d),
                         Err(d) => (false, d),
                     };
+                    let detail = strip_control(&detail);
                     let _ = tx.send(Event::Probed { target, ok, detail }).await;
                 });
             }
@@ -711,7 +719,7 @@ impl EffectCtx<'_> {
                         .send(Event::ActionFinished {
                             run,
                             ok: o.ok,
-                            detail: o.detail,
+                            detail: strip_control(&o.detail),
                         })
                         .await;
                 });

@@ -274,3 +274,65 @@ fn promql_syntax_error_shows_prometheus_message() {
     assert_eq!(src["ok"], true, "{v}");
     rt.block_on(prom.stop());
 }
+
+/// A "Prometheus" whose error message carries terminal control sequences.
+fn hostile() -> &'static str {
+    let body =
+        r#"{"status":"error","errorType":"bad_data","error":"x\u001b[2J\u001b]0;pwned\u0007y"}"#;
+    let resp = format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    Box::leak(resp.into_boxed_str())
+}
+
+#[test]
+fn control_sequences_from_a_source_never_reach_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = serve(hostile());
+    let health = serve(OK_HEALTH);
+    let text = BASE
+        .replace("HEALTH_URL", &format!("{health}/health"))
+        .replace(
+            "[[sources.health]]",
+            &format!(
+                "state_dir = \"{}\"\n[sources.prometheus]\nurl = \"{fake}\"\n\n[[checks]]\nname = \"errors\"\nquery = 'sum(x{{track=\"{{track}}\"}})'\nmax = 0.1\ninterval = \"1s\"\ninconclusive_limit = 2\n\n[[sources.health]]",
+                dir.path().join("state").display()
+            ),
+        )
+        .replace(
+            "[plans.canary]\n[[plans.canary.steps]]\nkind = \"traffic\"\nweight = 5",
+            "[plans.canary]\n[[plans.canary.steps]]\nkind = \"analysis\"\nduration = \"10s\"",
+        );
+    // `state_dir` must be top-level: move it before the first table.
+    let text = {
+        let (line, rest) = text
+            .split_once("state_dir = ")
+            .map(|(a, b)| {
+                (
+                    b.lines().next().unwrap().to_string(),
+                    a.to_string() + b.split_once('\n').unwrap().1,
+                )
+            })
+            .unwrap();
+        format!("state_dir = {line}\n{rest}")
+    };
+    let cfg = config(dir.path(), &text);
+    let r = run(
+        &["run", "--headless", "--config", &cfg],
+        &[],
+        Duration::from_secs(60),
+    );
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("Prometheus error (bad_data): xy"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        !r.stdout.contains("\\u001b") && !r.stdout.contains('\u{1b}'),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("\\u0007"), "{}", r.stdout);
+}
