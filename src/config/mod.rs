@@ -206,25 +206,34 @@ fn explain_serde_error(msg: &str) -> (String, Option<String>) {
     (msg, None)
 }
 
-/// The candidate closest to `bad`, if any: a case-insensitive match, then
-/// one containing the other, then Jaro-Winkler similarity ≥ 0.7.
+/// The candidate closest to `bad` for "did you mean" hints, if any: a
+/// case-insensitive match first, else the highest Jaro-Winkler similarity
+/// (typos: `rolback` → `rollback`, not `back`), where a candidate contained
+/// in `bad` or containing it scores at least 0.75 + 0.2 × the length ratio
+/// (`canary-analysis` → `analysis`). Below 0.8, no suggestion. Used for
+/// config keys and names, keymap actions and keys, and theme slots.
 pub fn suggest<'a>(bad: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let lower = bad.to_lowercase();
     candidates
         .into_iter()
         .map(|c| {
             let cl = c.to_lowercase();
-            let score = if cl == lower {
+            let mut score = if cl == lower {
                 2.0
-            } else if cl.len() >= 3 && (lower.contains(&cl) || cl.contains(&lower)) {
-                // `canary-analysis` → `analysis`, `time` → `timeout`
-                1.0 + cl.len().min(lower.len()) as f64 / cl.len().max(lower.len()) as f64 / 2.0
             } else {
                 strsim::jaro_winkler(&lower, &cl)
             };
+            let (short, long) = if cl.len() <= lower.len() {
+                (&cl, &lower)
+            } else {
+                (&lower, &cl)
+            };
+            if short.len() >= 3 && long.contains(short.as_str()) && cl != lower {
+                score = score.max(0.75 + 0.2 * short.len() as f64 / long.len() as f64);
+            }
             (c, score)
         })
-        .filter(|(_, s)| *s >= 0.7)
+        .filter(|(_, s)| *s >= 0.8)
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(c, _)| c)
 }

@@ -861,28 +861,13 @@ impl Default for Keymap {
     }
 }
 
-/// The candidate nearest to `bad`, for "did you mean" hints: an exact
-/// match ignoring case, else the most similar by Jaro-Winkler if at least
-/// 0.8 similar. (Typos, not substrings: `rolback` → `rollback`, not `back`.)
+/// The candidate nearest to `bad`, for "did you mean" hints: the one
+/// suggestion rule of the project ([`crate::config::suggest`]).
 pub(crate) fn nearest<'a>(
     bad: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
-    let bad = bad.to_lowercase();
-    candidates
-        .into_iter()
-        .map(|c| {
-            let lower = c.to_lowercase();
-            let score = if lower == bad {
-                2.0
-            } else {
-                strsim::jaro_winkler(&bad, &lower)
-            };
-            (c, score)
-        })
-        .filter(|(_, score)| *score >= 0.8)
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(c, _)| c)
+    crate::config::suggest(bad, candidates)
 }
 
 /// "page_up" → "page up".
