@@ -227,5 +227,8 @@ fn suggestions() {
     assert_eq!(suggest("zzz", ["prometheus"]), None);
     // Typos beat substrings; substrings still help when nothing is close.
     assert_eq!(suggest("rolback", ["back", "rollback"]), Some("rollback"));
-    assert_eq!(suggest("canary-analysis", ["action", "analysis", "approval"]), Some("analysis"));
+    assert_eq!(
+        suggest("canary-analysis", ["action", "analysis", "approval"]),
+        Some("analysis")
+    );
 }

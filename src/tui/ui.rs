@@ -885,8 +885,8 @@ fn draw_popup(f: &mut Frame, app: &App, p: &Popup, area: Rect) {
             "quit?".into(),
             vec![
                 Line::from("A release is running under this cockpit."),
-                Line::from("Quitting stops driving it; the journal keeps it"),
-                Line::from("and `rolldeck run` resumes it.  Quit? y/N"),
+                Line::from("Quitting stops driving it and kills running actions;"),
+                Line::from("the journal keeps it for `rolldeck run`.  Quit? y/N"),
             ],
             56,
             5,
