@@ -40,12 +40,20 @@ enum Cmd {
         /// One JSON object per line on stdout, no screen.
         #[arg(long)]
         headless: bool,
-        /// Approve approval steps automatically.
+        /// Approve approval steps automatically; in a protected environment
+        /// also confirms starting (or --resume) without typing its name.
         #[arg(long)]
         yes: bool,
         /// Resume a paused release.
         #[arg(long)]
         resume: bool,
+        /// Start even if the preflight finds a source the plan needs down.
+        #[arg(long)]
+        force: bool,
+        /// Headless: exit 4 as soon as the release waits for a human, leaving
+        /// it unwatched (default: keep watching the rollback triggers).
+        #[arg(long)]
+        exit_on_pause: bool,
         /// The version being released (overrides `version` in the config).
         #[arg(long = "release-version", value_name = "VERSION")]
         version: Option<String>,
@@ -84,6 +92,9 @@ enum Cmd {
         /// Never start Prometheus; use direct scrape.
         #[arg(long)]
         no_prometheus: bool,
+        /// Headless: exit 4 as soon as the release waits for a human.
+        #[arg(long)]
+        exit_on_pause: bool,
     },
 }
 
@@ -148,6 +159,8 @@ async fn async_main(cli: Cli) -> i32 {
         headless: false,
         yes: false,
         resume: false,
+        force: false,
+        exit_on_pause: false,
         version: None,
     });
     let result = match command {
@@ -156,12 +169,23 @@ async fn async_main(cli: Cli) -> i32 {
             scenario,
             prometheus,
             no_prometheus,
-        } => rolldeck::demo::run_demo(scenario, headless, prometheus, no_prometheus, tui).await,
+            exit_on_pause,
+        } => {
+            let demo = rolldeck::demo::DemoOptions {
+                headless,
+                prometheus,
+                no_prometheus,
+                exit_on_pause,
+            };
+            rolldeck::demo::run_demo(scenario, demo, tui).await
+        }
         Cmd::Run {
             plan,
             headless,
             yes,
             resume,
+            force,
+            exit_on_pause,
             version,
         } => {
             let cfg = match load_config(cli.config.as_deref()) {
@@ -173,6 +197,8 @@ async fn async_main(cli: Cli) -> i32 {
                 version,
                 yes,
                 resume,
+                force,
+                exit_on_pause,
                 state_dir: cli.state_dir.clone(),
                 output: if headless {
                     OutputMode::Json
@@ -275,8 +301,7 @@ async fn check(cfg: &Config) -> i32 {
         cfg.actions.len(),
         cfg.plans.keys().cloned().collect::<Vec<_>>().join(", ")
     );
-    let sources = Sources::new(cfg);
-    let mut all = sources.status_all().await;
+    let mut all = rolldeck::preflight::probe(cfg, None).await;
     all.extend(action_statuses(cfg));
     let mut ok = true;
     for s in &all {

@@ -2,16 +2,19 @@
 //! event loop that performs the engine's effects (actions, measurements,
 //! probes) as tokio tasks, signals, and the headless output.
 //!
-//! Exit codes ([`exit`]): 0 promoted, 1 error, 2 rollback failed, 3 rolled
-//! back, 4 paused for a human, 5 aborted, 130 interrupted by a signal.
+//! Exit codes ([`exit`]): 0 promoted, 1 error (also: preflight refused,
+//! protected environment not confirmed), 2 rollback failed, 3 rolled back,
+//! 4 paused for a human (only with `--exit-on-pause`), 5 aborted, 6 left
+//! unfinished (quit in the cockpit), 130 interrupted by a signal. Every
+//! code but 0 means "not promoted".
 
 use crate::config::Config;
 use crate::exec::{ActionRequest, AuditLog, Executor, Operator, OutputLine, strip_control};
 use crate::redact::Redactor;
 use crate::release::engine::{Command, Effect, Event, Issued, Notice, Outcome, Phase, Release};
 use crate::release::journal::{self, Journal, Record};
-use crate::release::plan::Plan;
-use crate::sources::Sources;
+use crate::release::plan::{Plan, Trigger};
+use crate::sources::{SourceStatus, Sources};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -31,11 +34,18 @@ pub mod exit {
     pub const ROLLBACK_FAILED: i32 = 2;
     /// Rolled back.
     pub const ROLLED_BACK: i32 = 3;
-    /// Paused for a human (approval, inconclusive limit, interrupted step).
+    /// Paused for a human (approval, inconclusive limit, interrupted step)
+    /// and left unwatched: only with `--exit-on-pause`; without it a
+    /// headless run keeps watching the rollback triggers while it waits.
     pub const PAUSED: i32 = 4;
     /// Aborted without rollback.
     pub const ABORTED: i32 = 5;
-    /// Interrupted by SIGINT/SIGTERM/SIGHUP; the journal is intact.
+    /// Left unfinished: the operator quit the cockpit while the release was
+    /// running, paused or waiting; the canary stays where it was with
+    /// nobody watching, the journal is intact and `rolldeck run` resumes.
+    pub const LEFT_UNFINISHED: i32 = 6;
+    /// Interrupted by SIGINT/SIGTERM/SIGHUP (headless or cockpit) while the
+    /// release was unfinished; the journal is intact, `rolldeck run` resumes.
     pub const INTERRUPTED: i32 = 130;
 }
 
@@ -228,8 +238,16 @@ pub struct RunOptions {
     pub plan: Option<String>,
     /// Version override (`--version`).
     pub version: Option<String>,
-    /// Approvals pass (`--yes`).
+    /// Approvals pass (`--yes`); in a protected environment it also
+    /// confirms starting (or `--resume`-ing) without typing its name.
     pub yes: bool,
+    /// Start even when the preflight finds a source the plan needs down
+    /// (`--force`).
+    pub force: bool,
+    /// Headless: exit 4 as soon as the release waits for a human, leaving
+    /// it unwatched (`--exit-on-pause`); by default the run keeps watching
+    /// the rollback triggers while it waits.
+    pub exit_on_pause: bool,
     /// Resume a paused release (`--resume`).
     pub resume: bool,
     /// State dir override (`--state-dir`).
@@ -279,6 +297,30 @@ impl Reporter {
             o.insert("event".into(), "action_output".into());
         }
         self.emit_value(v);
+    }
+
+    /// Reports the preflight of plan `plan`: every source it needs and
+    /// whether it answered (`{"event":"preflight","ok":…,"sources":[…]}`).
+    pub fn preflight(&self, plan: &str, statuses: &[SourceStatus]) {
+        self.emit_value(serde_json::json!({
+            "event": "preflight", "plan": plan,
+            "ok": statuses.iter().all(|s| s.ok), "sources": statuses,
+        }));
+    }
+
+    /// Reports that the release waits for a human while this process keeps
+    /// watching it (`{"event":"waiting","watching":[…],"hint":…}`).
+    pub fn waiting(&self, r: &Release) {
+        self.emit_value(serde_json::json!({
+            "event": "waiting",
+            "weight": r.weight,
+            "watching": trigger_names(r),
+            "hint": format!(
+                "waiting for a human; this process (pid {}) keeps watching the rollback triggers. \
+                 To take over, stop it (SIGTERM or Ctrl-C) and run `rolldeck run --resume` or open the cockpit",
+                std::process::id()
+            ),
+        }));
     }
 
     /// Reports a paused/interrupted end of this process's run.
@@ -338,6 +380,25 @@ fn text_line(v: &serde_json::Value) -> String {
         "traffic" => format!("traffic weight now {}% canary", g("weight")),
         "approval_required" => format!("approval required: {}", g("message")),
         "paused" => format!("PAUSED: {}", g("reason")),
+        "preflight" => {
+            let list = v["sources"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|s| {
+                            format!(
+                                "{} {}",
+                                s["source"].as_str().unwrap_or("?"),
+                                if s["ok"] == true { "ok" } else { "DOWN" }
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            format!("preflight of plan {}: {}", g("plan"), list)
+        }
+        "waiting" => g("hint"),
         "resumed" => format!("resumed by {}", g("by")),
         "rollback_started" => format!("ROLLBACK: {}", g("reason")),
         "release_finished" => format!("release finished: {} — {}", g("outcome"), g("reason")),
@@ -350,6 +411,37 @@ fn text_line(v: &serde_json::Value) -> String {
         ),
         other => format!("{other} {v}"),
     }
+}
+
+/// The display names of a release's rollback triggers.
+fn trigger_names(r: &Release) -> Vec<String> {
+    r.plan
+        .triggers
+        .iter()
+        .map(|t| match t {
+            Trigger::Check { name, .. } | Trigger::Health { name, .. } => name.clone(),
+        })
+        .collect()
+}
+
+/// What nobody watches once this process stops driving `r`, in words with
+/// the actual numbers: "canary stays at 25 % with nobody watching (rollback
+/// triggers not evaluated: …); `rolldeck run` resumes". Shown by the
+/// cockpit's quit confirmation and printed when a run leaves it unfinished.
+pub fn left_unwatched(r: &Release) -> String {
+    let triggers = trigger_names(r);
+    format!(
+        "canary stays at {} % with nobody watching{}; `rolldeck run` resumes",
+        r.weight,
+        if triggers.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (rollback triggers not evaluated: {})",
+                triggers.join(", ")
+            )
+        }
+    )
 }
 
 fn new_release_id(service: &str) -> String {
@@ -367,10 +459,11 @@ pub enum DriverEvent {
     Output(OutputLine),
     /// The release state after a change.
     State(Box<Release>),
-    /// This process stops driving: paused for a human (headless), or
-    /// interrupted. `outcome` is `paused` or `interrupted`.
+    /// This process stops driving an unfinished release: paused for a
+    /// human (headless `--exit-on-pause`), interrupted by a signal, or left
+    /// by a quit in the cockpit (or the cockpit's driver crashed).
     Stopped {
-        /// `paused` or `interrupted`.
+        /// `paused`, `interrupted`, `left_unfinished` (or `crashed`).
         outcome: String,
         /// Why.
         reason: String,
@@ -382,9 +475,129 @@ pub enum DriverEvent {
 /// How [`drive`] behaves.
 #[derive(Debug, Clone, Default)]
 pub struct DriveMode {
-    /// Return (exit 4) as soon as the release waits for a human (headless);
-    /// otherwise wait for commands (the cockpit).
+    /// Return (exit 4, saying what is left unwatched) as soon as the
+    /// release waits for a human (headless `--exit-on-pause`); otherwise
+    /// keep driving it: triggers are still evaluated and may start the
+    /// rollback while it waits for commands or a signal.
     pub exit_when_waiting: bool,
+}
+
+/// Why a driver stops before its release ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// A signal (`SIGINT`, `SIGTERM`, `SIGHUP`): exit 130.
+    Signal(&'static str),
+    /// The operator quit the cockpit: exit 6 ([`exit::LEFT_UNFINISHED`]).
+    Quit,
+}
+
+impl Stop {
+    /// The exit code of a driver stopped this way with its release unfinished.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Stop::Signal(_) => exit::INTERRUPTED,
+            Stop::Quit => exit::LEFT_UNFINISHED,
+        }
+    }
+}
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stop::Signal(s) => f.write_str(s),
+            Stop::Quit => f.write_str("quit"),
+        }
+    }
+}
+
+/// Asks for the environment's name on the terminal (stdin, prompt on
+/// stderr) before `what` in a protected environment. Errors, saying why,
+/// when stdin is not a terminal (pass `--yes`) or the name does not match.
+fn confirm_on_terminal(env: &str, what: &str) -> Result<(), String> {
+    use std::io::{BufRead, IsTerminal};
+    if !std::io::stdin().is_terminal() {
+        return Err(format!(
+            "refusing to {what} in protected environment `{env}`: no terminal to type its name on; \
+             run it from a terminal, or pass --yes to confirm non-interactively (CI)"
+        ));
+    }
+    eprint!("{what} in protected environment `{env}`: type `{env}` to confirm: ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("not confirmed: cannot read the terminal: {e}"))?;
+    if line.trim_end_matches(['\r', '\n']) == env {
+        Ok(())
+    } else {
+        Err(format!(
+            "not confirmed: typed `{}`, not `{env}`; nothing was changed",
+            strip_control(line.trim_end())
+        ))
+    }
+}
+
+/// Before [`drive`] starts a new release: the preflight (every source the
+/// plan needs must answer, unless `--force`) and, in a protected
+/// environment, the environment name typed on the terminal (unless
+/// `--yes`); resuming a paused release (`--resume`) there asks too.
+/// Returns the exit code to stop with (1, after saying why on stderr), or
+/// `None` to go on. Resuming an interrupted release asks nothing: driving
+/// it again is the safe direction.
+async fn gate(
+    cfg: &Config,
+    opts: &RunOptions,
+    paths: &StatePaths,
+    reporter: &Reporter,
+) -> anyhow::Result<Option<i32>> {
+    let releases = journal::replay(&journal::read(&paths.journal)?);
+    let what = match journal::unfinished(&releases) {
+        Some(r) if opts.resume && matches!(r.phase, Phase::Paused { .. }) => {
+            "resume the paused release"
+        }
+        Some(_) => return Ok(None),
+        None => {
+            let plan = Plan::from_config(cfg, opts.plan.as_deref()).map_err(anyhow::Error::msg)?;
+            let statuses = crate::preflight::probe(cfg, Some(&plan)).await;
+            reporter.preflight(&plan.name, &statuses);
+            let down = crate::preflight::down_lines(&statuses);
+            if !down.is_empty() {
+                let list: String = down
+                    .iter()
+                    .map(|l| format!("\n  {}", reporter.redactor.redact(&strip_control(l))))
+                    .collect();
+                let n = down.len();
+                let are = if n == 1 {
+                    "source it needs is"
+                } else {
+                    "sources it needs are"
+                };
+                if !opts.force {
+                    eprintln!(
+                        "rolldeck: refusing to start plan `{}`: {n} {are} down; nothing was changed \
+                         (--force starts anyway):{list}",
+                        plan.name
+                    );
+                    return Ok(Some(exit::ERROR));
+                }
+                eprintln!(
+                    "rolldeck: --force: starting plan `{}` although {n} {are} down:{list}",
+                    plan.name
+                );
+            }
+            "start a release"
+        }
+    };
+    if cfg.environment.protected && !opts.yes {
+        let env = cfg.environment.name.clone();
+        let asked = tokio::task::spawn_blocking(move || confirm_on_terminal(&env, what)).await?;
+        if let Err(e) = asked {
+            eprintln!("rolldeck: {e}");
+            return Ok(Some(exit::ERROR));
+        }
+    }
+    Ok(None)
 }
 
 /// Runs (or resumes) a release headless; returns the exit code.
@@ -403,17 +616,23 @@ pub async fn run(cfg: &Config, opts: &RunOptions) -> anyhow::Result<i32> {
         redactor,
         release: String::new(),
     };
+    if let Some(code) = gate(cfg, opts, &paths, &reporter).await? {
+        return Ok(code);
+    }
     let (_keep, mut commands) = mpsc::channel::<Issued>(1);
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let stop = async move {
-        tokio::select! {
+        Stop::Signal(tokio::select! {
             _ = sigint.recv() => "SIGINT",
             _ = sigterm.recv() => "SIGTERM",
             _ = sighup.recv() => "SIGHUP",
-        }
+        })
     };
+    // Whether the current wait for a human was announced.
+    let mut announced = false;
+    let keep_watching = !opts.exit_on_pause;
     drive(
         cfg,
         opts,
@@ -421,7 +640,7 @@ pub async fn run(cfg: &Config, opts: &RunOptions) -> anyhow::Result<i32> {
         lock,
         &mut commands,
         DriveMode {
-            exit_when_waiting: true,
+            exit_when_waiting: opts.exit_on_pause,
         },
         stop,
         &mut |e| match e {
@@ -436,6 +655,12 @@ pub async fn run(cfg: &Config, opts: &RunOptions) -> anyhow::Result<i32> {
                 if reporter.release.is_empty() {
                     reporter.release = r.id.clone();
                 }
+                // Say once per wait that this process keeps watching.
+                let waits = r.waits_for_human();
+                if keep_watching && waits && !announced {
+                    reporter.waiting(&r);
+                }
+                announced = waits;
             }
             DriverEvent::Stopped {
                 outcome,
@@ -449,8 +674,10 @@ pub async fn run(cfg: &Config, opts: &RunOptions) -> anyhow::Result<i32> {
 
 /// Drives the release of `cfg` (resuming the unfinished one in the journal,
 /// else starting `opts.plan`) until it finishes, waits for a human (with
-/// `mode.exit_when_waiting`), or `stop` resolves (a signal name; running
-/// actions are killed, exit 130). Operator commands arrive on `commands`;
+/// `mode.exit_when_waiting`: exit 4), or `stop` resolves (running actions
+/// are killed; exit 130 for a signal, 6 for a quit: [`Stop::exit_code`]).
+/// While the release waits for a human the loop goes on: rollback triggers
+/// are still evaluated and may start the rollback. Operator commands arrive on `commands`;
 /// everything that happens goes to `sink`. Holding `lock` is the caller's
 /// proof of being the driver. Returns the exit code ([`exit`]).
 #[allow(clippy::too_many_arguments)]
@@ -461,7 +688,7 @@ pub async fn drive(
     lock: DriverLock,
     commands: &mut mpsc::Receiver<Issued>,
     mode: DriveMode,
-    stop: impl std::future::Future<Output = &'static str> + Send,
+    stop: impl std::future::Future<Output = Stop> + Send,
     sink: &mut (dyn FnMut(DriverEvent) + Send),
 ) -> anyhow::Result<i32> {
     let _lock = lock;
@@ -566,7 +793,10 @@ pub async fn drive(
             };
             sink(DriverEvent::Stopped {
                 outcome: "paused".into(),
-                reason: format!("{reason}; resume with `rolldeck run --resume` or roll back"),
+                reason: format!(
+                    "{reason}; --exit-on-pause: left unwatched: {}",
+                    left_unwatched(&release)
+                ),
                 duration_s: secs(release.started_at, Timestamp::now()),
             });
             break exit::PAUSED;
@@ -591,17 +821,23 @@ pub async fn drive(
                     None => { commands_open = false; continue; }
                 },
                 _ = tokio::time::sleep(sleep_for) => Event::Tick,
-                signal = &mut stop => {
+                why = &mut stop => {
                     // Aborting the tasks drops the action futures, which kill their process groups.
                     for (_, h) in running.drain() {
                         h.abort();
                     }
                     sink(DriverEvent::Stopped {
-                        outcome: "interrupted".into(),
-                        reason: format!("{signal}: stopped; the journal is intact, `rolldeck run` resumes"),
+                        outcome: match why {
+                            Stop::Signal(_) => "interrupted",
+                            Stop::Quit => "left_unfinished",
+                        }.into(),
+                        reason: format!(
+                            "{why}: stopped driving; the journal is intact; {}",
+                            left_unwatched(&release)
+                        ),
                         duration_s: secs(release.started_at, Timestamp::now()),
                     });
-                    break exit::INTERRUPTED;
+                    break why.exit_code();
                 }
             }
         };

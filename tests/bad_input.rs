@@ -318,8 +318,16 @@ fn control_sequences_from_a_source_never_reach_the_output() {
         format!("state_dir = {line}\n{rest}")
     };
     let cfg = config(dir.path(), &text);
+    // The hostile Prometheus fails the preflight too: --force starts anyway.
     let r = run(
-        &["run", "--headless", "--config", &cfg],
+        &[
+            "run",
+            "--headless",
+            "--force",
+            "--exit-on-pause",
+            "--config",
+            &cfg,
+        ],
         &[],
         Duration::from_secs(60),
     );

@@ -597,3 +597,60 @@ fn idle_cockpit_starts_a_release_only_after_start_and_confirmation() {
     let text = screen_text(&render(&app, 160, 48));
     assert!(text.contains("IDLE"), "{text}");
 }
+
+#[test]
+fn start_confirmation_lists_down_sources_in_the_danger_colour() {
+    let mut app = app_with(Role::Idle, false);
+    app.plans = vec![("canary".into(), vec!["traffic 5%".into()])];
+    app.plan_sources = BTreeMap::from([(
+        "canary".to_string(),
+        ["health:canary".to_string(), "prometheus".to_string()].into(),
+    )]);
+    app.confirm_start(Some("canary".into()));
+    let Some(Popup::Confirm(c)) = &app.popup else {
+        panic!("{:?} {:?}", app.popup, app.flash)
+    };
+    // prometheus is up in the fixture; the canary's health target is not.
+    assert_eq!(c.down, vec!["health:canary: HTTP 503 (expected 200)"]);
+    let term = render(&app, 160, 48);
+    let text = screen_text(&term);
+    let buf = term.backend().buffer();
+    let (y, line) = text
+        .lines()
+        .enumerate()
+        .find(|(_, l)| l.contains("✗ health:canary: HTTP 503"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let x = line.chars().position(|c| c == '✗').unwrap() as u16;
+    let crit = app.theme.crit.fg;
+    assert!(crit.is_some());
+    assert_eq!(buf[(x, y as u16)].fg, crit.unwrap(), "{text}");
+    // A newer probe round refreshes the list while the confirmation is open.
+    app.update(Msg::Sources(
+        vec![SourceStatus {
+            source: "health:canary".into(),
+            ok: true,
+            detail: "ok".into(),
+            latency_ms: Some(1.0),
+        }],
+        t(41),
+    ));
+    let Some(Popup::Confirm(c)) = &app.popup else {
+        panic!()
+    };
+    assert!(c.down.is_empty(), "{:?}", c.down);
+}
+
+#[test]
+fn quit_confirmation_says_what_stays_behind_with_the_numbers() {
+    let mut app = app_with(Role::Driver, false);
+    app.update(key('q'));
+    assert_eq!(app.popup, Some(Popup::Quit));
+    let text = screen_text(&render(&app, 160, 48));
+    let weight = app.release.as_ref().unwrap().weight;
+    assert!(
+        text.contains(&format!("canary stays at {weight} % with nobody watching")),
+        "{text}"
+    );
+    assert!(text.contains("`rolldeck run`"), "{text}");
+    assert_eq!(app.update(key('y')), vec![Out::Quit]);
+}

@@ -111,7 +111,11 @@ fn demo_no_traffic_pauses_and_never_promotes() {
     let Some(prom) = prometheus_or_skip("demo_no_traffic_pauses_and_never_promotes") else {
         return;
     };
-    let r = demo("no-traffic", &["--prometheus", prom.to_str().unwrap()]);
+    // CI's way: exit 4 when the release waits for a human.
+    let r = demo(
+        "no-traffic",
+        &["--prometheus", prom.to_str().unwrap(), "--exit-on-pause"],
+    );
     let fin = r.finished();
     assert_eq!(fin["outcome"], "paused", "{}\n{}", r.stdout, r.stderr);
     assert_eq!(r.code, 4);
@@ -186,7 +190,13 @@ fn prometheus_killed_mid_analysis_is_inconclusive_never_promoted() {
         return;
     };
     let (rt, mut env, _dir, cfg) = env_with_config(Scenario::Good, Some(prom));
-    let mut live = Live::spawn(&["run", "--headless", "--config", cfg.to_str().unwrap()]);
+    let mut live = Live::spawn(&[
+        "run",
+        "--headless",
+        "--exit-on-pause",
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
     live.wait_for(Duration::from_secs(60), |e| {
         e["event"] == "verdict" && e["verdict"] == "pass"
     });
@@ -370,4 +380,221 @@ on_failure = "abort"
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(gone, "grandchild {pid} survived the timeout");
+}
+
+/// A health endpoint on a free port: `200 ok` while the flag is true, `500`
+/// after it is cleared.
+fn flip_health() -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let healthy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let h = healthy.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { break };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let resp = if h.load(std::sync::atomic::Ordering::SeqCst) {
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+            } else {
+                "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\nConnection: close\r\n\r\nfail"
+            };
+            let _ = s.write_all(resp.as_bytes());
+        }
+    });
+    (format!("http://{addr}/health"), healthy)
+}
+
+/// A port nothing listens on (bound, then closed).
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// A config whose traffic action leaves a marker file `traffic-<weight>`
+/// in `dir`; `extra` goes before the plan, `steps` is the plan's steps.
+fn marker_config(dir: &std::path::Path, protected: bool, extra: &str, steps: &str) -> String {
+    let text = format!(
+        r#"service = "svc"
+state_dir = "{state}"
+[environment]
+name = "production"
+protected = {protected}
+[actions.traffic]
+argv = ["touch", "{dir}/traffic-{{weight}}"]
+{extra}
+[plans.p]
+{steps}
+[[rollback]]
+kind = "traffic"
+weight = 0
+"#,
+        state = dir.join("state").display(),
+        dir = dir.display(),
+    );
+    write_config(dir, &text).to_str().unwrap().to_string()
+}
+
+const TRAFFIC_5: &str = "[[plans.p.steps]]\nkind = \"traffic\"\nweight = 5\n";
+
+#[test]
+fn preflight_refuses_to_start_while_prometheus_is_down_and_force_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = closed_port();
+    let extra = format!(
+        r#"[sources.prometheus]
+url = "http://127.0.0.1:{port}"
+[[checks]]
+name = "errors"
+query = 'sum(x{{track="{{track}}"}})'
+max = 0.1
+interval = "1s"
+inconclusive_limit = 2
+"#
+    );
+    let steps = format!("{TRAFFIC_5}[[plans.p.steps]]\nkind = \"analysis\"\nduration = \"30s\"\n");
+    let cfg = marker_config(dir.path(), false, &extra, &steps);
+    let r = run(
+        &["run", "--headless", "--config", &cfg],
+        &[],
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("refusing to start"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("prometheus: http://127.0.0.1:{port}")),
+        "the down source and its reason: {}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("--force"), "{}", r.stderr);
+    let pre = r
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "preflight")
+        .expect("a preflight event");
+    assert_eq!(pre["ok"], false, "{pre}");
+    assert_eq!(pre["sources"][0]["source"], "prometheus", "{pre}");
+    assert!(
+        !dir.path().join("traffic-5").exists(),
+        "no traffic changed before the preflight passed"
+    );
+    assert!(
+        !r.events().iter().any(|e| e["event"] == "release_started"),
+        "{}",
+        r.stdout
+    );
+
+    // --force starts anyway (and the blind analysis pauses: exit 4 with the flag).
+    let r = run(
+        &[
+            "run",
+            "--headless",
+            "--force",
+            "--exit-on-pause",
+            "--config",
+            &cfg,
+        ],
+        &[],
+        Duration::from_secs(60),
+    );
+    assert!(dir.path().join("traffic-5").exists(), "{r:?}");
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(r.stderr.contains("--force: starting"), "{}", r.stderr);
+}
+
+#[test]
+fn protected_environment_without_yes_and_without_a_terminal_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let steps = format!("{TRAFFIC_5}[[plans.p.steps]]\nkind = \"pause\"\nduration = \"1s\"\n");
+    let cfg = marker_config(dir.path(), true, "", &steps);
+    // The harness runs it with stdin from /dev/null: no terminal to ask on.
+    let r = run(
+        &["run", "--headless", "--config", &cfg],
+        &[],
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("refusing to start a release in protected environment `production`"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("--yes"), "{}", r.stderr);
+    assert!(!dir.path().join("traffic-5").exists());
+    // --yes confirms for CI.
+    let r = run(
+        &["run", "--headless", "--yes", "--config", &cfg],
+        &[],
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(dir.path().join("traffic-5").exists());
+}
+
+/// A release waiting for approval with a health trigger on the canary.
+fn approval_with_health_trigger(dir: &std::path::Path, health: &str) -> String {
+    let extra = format!(
+        r#"[[sources.health]]
+name = "canary"
+url = "{health}"
+interval = "1s"
+timeout = "1s"
+[[rollback_when]]
+name = "canary health failing"
+health = "canary"
+consecutive_failures = 2
+"#
+    );
+    let steps =
+        format!("{TRAFFIC_5}[[plans.p.steps]]\nkind = \"approval\"\nmessage = \"go on?\"\n");
+    marker_config(dir, false, &extra, &steps)
+}
+
+#[test]
+fn headless_keeps_watching_while_waiting_and_a_trigger_rolls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (health, healthy) = flip_health();
+    let cfg = approval_with_health_trigger(dir.path(), &health);
+    let mut live = Live::spawn(&["run", "--headless", "--config", &cfg]);
+    let w = live.wait_for(Duration::from_secs(30), |e| e["event"] == "waiting");
+    assert_eq!(w["weight"], 5, "{w}");
+    assert_eq!(w["watching"][0], "canary health failing", "{w}");
+    // Still there, still watching: the canary goes bad while it waits.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        live.child.try_wait().unwrap().is_none(),
+        "it left: {:?}",
+        live.seen
+    );
+    healthy.store(false, std::sync::atomic::Ordering::SeqCst);
+    let code = live.wait_exit(Duration::from_secs(30));
+    let all = live.seen.join("\n");
+    assert_eq!(code, 3, "rolled back: {all}");
+    assert!(all.contains("canary health failing"), "{all}");
+    assert!(dir.path().join("traffic-0").exists(), "{all}");
+}
+
+#[test]
+fn exit_on_pause_exits_4_saying_what_is_left_unwatched() {
+    let dir = tempfile::tempdir().unwrap();
+    let (health, _healthy) = flip_health();
+    let cfg = approval_with_health_trigger(dir.path(), &health);
+    let r = run(
+        &["run", "--headless", "--exit-on-pause", "--config", &cfg],
+        &[],
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code, 4, "{r:?}");
+    let fin = r.finished();
+    assert_eq!(fin["outcome"], "paused");
+    let reason = fin["reason"].as_str().unwrap();
+    assert!(reason.contains("waiting for approval: go on?"), "{reason}");
+    assert!(
+        reason.contains("left unwatched: canary stays at 5 % with nobody watching"),
+        "{reason}"
+    );
+    assert!(reason.contains("canary health failing"), "{reason}");
 }

@@ -302,3 +302,172 @@ fn rollback_key_runs_the_rollback_with_operator_and_q_restores_the_terminal() {
     );
     rt.block_on(env.stop());
 }
+
+/// Waits until `path` exists and returns its trimmed text.
+fn wait_file(path: &Path, deadline: Duration) -> String {
+    let start = Instant::now();
+    while !path.exists() && start.elapsed() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{} never written: {e}", path.display()))
+        .trim()
+        .to_string()
+}
+
+/// A config whose traffic action leaves `traffic-<weight>` in `dir`;
+/// `extra` goes before the plan, `steps` are the plan's steps.
+fn marker_config(dir: &Path, extra: &str, steps: &str) -> PathBuf {
+    let text = format!(
+        r#"service = "svc"
+state_dir = "{state}"
+[environment]
+name = "staging"
+[actions.traffic]
+argv = ["touch", "{dir}/traffic-{{weight}}"]
+{extra}
+[plans.p]
+[[plans.p.steps]]
+kind = "traffic"
+weight = 5
+{steps}
+[[rollback]]
+kind = "traffic"
+weight = 0
+"#,
+        state = dir.join("state").display(),
+        dir = dir.display(),
+    );
+    write_config(dir, &text)
+}
+
+/// The rolldeck processes whose parent is the pane's shell.
+fn rolldeck_under(t: &Tmux) -> Vec<i32> {
+    let pane = String::from_utf8(
+        t.cmd()
+            .args(["display-message", "-p", "-t", &t.name, "#{pane_pid}"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let o = Command::new("pgrep")
+        .args(["-P", pane.trim(), "rolldeck"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+#[test]
+fn quitting_mid_release_exits_6_and_sigterm_130_while_status_says_running() {
+    if !tmux_or_skip("quitting_mid_release_exits_6") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = marker_config(
+        dir.path(),
+        "",
+        "[[plans.p.steps]]\nkind = \"pause\"\nname = \"bake\"\nduration = \"10m\"\n",
+    );
+    let (first, second) = (dir.path().join("exit1"), dir.path().join("exit2"));
+    let bin = bin();
+    let t = Tmux::start(
+        "quit",
+        120,
+        40,
+        &format!(
+            "{b} run --config {c}; echo exit=$? > {f1}; {b} run --config {c}; echo exit=$? > {f2}; sleep 60",
+            b = bin.display(),
+            c = cfg.display(),
+            f1 = first.display(),
+            f2 = second.display(),
+        ),
+    );
+    t.wait_for("the bake step running", Duration::from_secs(30), |s| {
+        s.contains("▶ bake")
+    });
+    assert!(dir.path().join("traffic-5").exists());
+    t.keys(&["q"]);
+    let s = t.wait_for("the quit question", Duration::from_secs(10), |s| {
+        s.contains("Quit? y/N")
+    });
+    assert!(
+        s.contains("canary stays at 5 % with nobody watching"),
+        "the numbers that stay behind:\n{s}"
+    );
+    t.keys(&["y"]);
+    assert_eq!(
+        wait_file(&first, Duration::from_secs(20)),
+        "exit=6",
+        "quitting an unfinished release is not success"
+    );
+    let st = run(
+        &["status", "--json", "--config", cfg.to_str().unwrap()],
+        &[],
+        Duration::from_secs(20),
+    );
+    let v: serde_json::Value = serde_json::from_str(st.stdout.trim()).unwrap();
+    assert_eq!(v["phase"], "running", "{v}");
+    assert_eq!(v["weight"], 5, "{v}");
+
+    // The second cockpit resumes it; SIGTERM leaves it unfinished too: 130.
+    t.wait_for("resumed", Duration::from_secs(30), |s| s.contains("▶ bake"));
+    let pids = rolldeck_under(&t);
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pids[0]),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(wait_file(&second, Duration::from_secs(20)), "exit=130");
+}
+
+#[test]
+fn cockpit_run_with_a_source_down_asks_first_and_changes_nothing() {
+    if !tmux_or_skip("cockpit_run_with_a_source_down_asks_first") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let extra = format!(
+        "[sources.prometheus]\nurl = \"http://127.0.0.1:{port}\"\n[[checks]]\nname = \"errors\"\nquery = 'sum(x{{track=\"{{track}}\"}})'\nmax = 0.1\n"
+    );
+    let cfg = marker_config(
+        dir.path(),
+        &extra,
+        "[[plans.p.steps]]\nkind = \"analysis\"\nduration = \"1m\"\n",
+    );
+    let code = dir.path().join("exit");
+    let t = Tmux::start(
+        "preflight",
+        120,
+        40,
+        &format!(
+            "{} run --config {}; echo exit=$? > {}; sleep 60",
+            bin().display(),
+            cfg.display(),
+            code.display()
+        ),
+    );
+    let s = t.wait_for("the start confirmation", Duration::from_secs(30), |s| {
+        s.contains("Start a release of plan `p`")
+    });
+    assert!(s.contains("DOWN"), "{s}");
+    assert!(
+        s.contains(&format!("✗ prometheus: http://127.0.0.1:{port}")),
+        "{s}"
+    );
+    assert!(!dir.path().join("traffic-5").exists(), "nothing started");
+    // Cancelled: idle, nothing ran; quitting an idle cockpit is 0.
+    t.keys(&["Escape"]);
+    t.wait_for("idle", Duration::from_secs(10), |s| s.contains("IDLE"));
+    t.keys(&["q"]);
+    assert_eq!(wait_file(&code, Duration::from_secs(20)), "exit=0");
+    assert!(!dir.path().join("traffic-5").exists());
+}

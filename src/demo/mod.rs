@@ -17,7 +17,7 @@ pub mod prometheus;
 pub mod scenario_config;
 pub mod service;
 
-pub use scenario_config::run_demo;
+pub use scenario_config::{DemoOptions, run_demo};
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -184,15 +184,33 @@ consecutive_failures = 3
     )
 }
 
+/// How `rolldeck demo` runs.
+#[derive(Debug, Clone, Default)]
+pub struct DemoOptions {
+    /// JSON lines on stdout, no screen (`--headless`).
+    pub headless: bool,
+    /// The prometheus binary (`--prometheus`; default: search `$PATH`).
+    pub prometheus: Option<PathBuf>,
+    /// Never start Prometheus; use direct scrape (`--no-prometheus`).
+    pub no_prometheus: bool,
+    /// Headless: exit 4 as soon as the release waits for a human
+    /// (`--exit-on-pause`); by default the run keeps watching.
+    pub exit_on_pause: bool,
+}
+
 /// `rolldeck demo`: starts the environment, runs the release headless (JSON
 /// lines) or in the cockpit, stops everything, returns the exit code.
 pub async fn run_demo(
     scenario: Scenario,
-    headless: bool,
-    prometheus: Option<PathBuf>,
-    no_prometheus: bool,
+    demo: DemoOptions,
     mut tui: crate::tui::run::TuiOptions,
 ) -> anyhow::Result<i32> {
+    let DemoOptions {
+        headless,
+        prometheus,
+        no_prometheus,
+        exit_on_pause,
+    } = demo;
     let bin = if no_prometheus {
         None
     } else {
@@ -230,6 +248,8 @@ pub async fn run_demo(
         version: None,
         yes: true,
         resume: false,
+        force: false,
+        exit_on_pause,
         state_dir: None,
         output: if headless {
             OutputMode::Json

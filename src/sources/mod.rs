@@ -390,8 +390,17 @@ impl Sources {
     /// Checks every source once (Prometheus API, each scrape target, each
     /// health target), concurrently.
     pub async fn status_all(&self) -> Vec<SourceStatus> {
+        self.status_where(|_| true).await
+    }
+
+    /// Probes the sources whose [`SourceStatus::source`] name `want`
+    /// accepts (`prometheus`, `scrape:NAME`, `health:NAME`), concurrently,
+    /// each with its own timeout. Used by the header, `rolldeck check` and
+    /// the preflight of `rolldeck run` ([`crate::preflight`]).
+    pub async fn status_where(&self, want: impl Fn(&str) -> bool) -> Vec<SourceStatus> {
         let mut out = Vec::new();
-        if let Some(e) = &self.prom_error {
+        let want_prom = want("prometheus");
+        if let Some(e) = self.prom_error.as_ref().filter(|_| want_prom) {
             out.push(SourceStatus {
                 source: "prometheus".into(),
                 ok: false,
@@ -400,7 +409,7 @@ impl Sources {
             });
         }
         let prom = async {
-            match &self.prom {
+            match self.prom.as_ref().filter(|_| want_prom) {
                 Some(p) => {
                     let t = Instant::now();
                     let r = p.probe().await;
@@ -417,41 +426,52 @@ impl Sources {
                 None => None,
             }
         };
-        let scrapes = futures_join_all(self.scrape.values().map(|(t, _)| {
-            let http = self.http.clone();
-            let t = t.clone();
-            async move {
-                let start = Instant::now();
-                let r = scrape_once(&http, &t).await.and_then(|body| {
-                    scrape::parse_exposition(&body, Timestamp::now()).map(|s| s.series.len())
-                });
-                SourceStatus {
-                    source: format!("scrape:{}", t.name),
-                    ok: r.is_ok(),
-                    detail: match r {
-                        Ok(n) => format!("ok: {n} series from {}", t.url),
-                        Err(e) => format!("{}: {e}", t.url),
-                    },
-                    latency_ms: Some(start.elapsed().as_secs_f64() * 1000.0),
-                }
-            }
-        }));
-        let healths = futures_join_all(self.health.values().map(|h| {
-            let http = self.http.clone();
-            let h = h.clone();
-            async move {
-                let start = Instant::now();
-                let r = probe_health(&http, &h).await;
-                SourceStatus {
-                    source: format!("health:{}", h.name),
-                    ok: r.is_ok(),
-                    detail: match r {
-                        Ok(d) | Err(d) => d,
-                    },
-                    latency_ms: Some(start.elapsed().as_secs_f64() * 1000.0),
-                }
-            }
-        }));
+        let scrapes = futures_join_all(
+            self.scrape
+                .values()
+                .filter(|(t, _)| want(&format!("scrape:{}", t.name)))
+                .map(|(t, _)| {
+                    let http = self.http.clone();
+                    let t = t.clone();
+                    async move {
+                        let start = Instant::now();
+                        let r = scrape_once(&http, &t).await.and_then(|body| {
+                            scrape::parse_exposition(&body, Timestamp::now())
+                                .map(|s| s.series.len())
+                        });
+                        SourceStatus {
+                            source: format!("scrape:{}", t.name),
+                            ok: r.is_ok(),
+                            detail: match r {
+                                Ok(n) => format!("ok: {n} series from {}", t.url),
+                                Err(e) => format!("{}: {e}", t.url),
+                            },
+                            latency_ms: Some(start.elapsed().as_secs_f64() * 1000.0),
+                        }
+                    }
+                }),
+        );
+        let healths = futures_join_all(
+            self.health
+                .values()
+                .filter(|h| want(&format!("health:{}", h.name)))
+                .map(|h| {
+                    let http = self.http.clone();
+                    let h = h.clone();
+                    async move {
+                        let start = Instant::now();
+                        let r = probe_health(&http, &h).await;
+                        SourceStatus {
+                            source: format!("health:{}", h.name),
+                            ok: r.is_ok(),
+                            detail: match r {
+                                Ok(d) | Err(d) => d,
+                            },
+                            latency_ms: Some(start.elapsed().as_secs_f64() * 1000.0),
+                        }
+                    }
+                }),
+        );
         let (p, s, h) = tokio::join!(prom, scrapes, healths);
         out.extend(p);
         out.extend(s);

@@ -136,6 +136,10 @@ pub struct Confirm {
     pub reason: String,
     /// Which field has the cursor: 0 = typed name, 1 = reason.
     pub field: usize,
+    /// Starting: the sources the plan needs that are down (or not probed
+    /// yet), `source: reason`, shown in the danger colour; refreshed with
+    /// every round of source probes while the confirmation is open.
+    pub down: Vec<String>,
 }
 
 /// A popup over the panes.
@@ -241,6 +245,8 @@ pub struct App {
     pub plans: Vec<(String, Vec<String>)>,
     /// The config's default plan, if named.
     pub default_plan: Option<String>,
+    /// The sources each plan needs ([`crate::preflight::needs`]), by plan name.
+    pub plan_sources: BTreeMap<String, std::collections::BTreeSet<String>>,
     /// Whether a migration source is configured (none exist yet).
     pub migrations_configured: bool,
     /// Something changed since the last draw.
@@ -295,6 +301,7 @@ impl App {
             migrations_configured: false,
             plans: Vec::new(),
             default_plan: None,
+            plan_sources: BTreeMap::new(),
             dirty: true,
             clock: String::new(),
             driver_done: None,
@@ -380,6 +387,20 @@ impl App {
             }
             Msg::Sources(list, at) => {
                 self.on_sources(list, at);
+                // A start confirmation shows the newest preflight picture.
+                let plan = match &self.popup {
+                    Some(Popup::Confirm(c)) => match &c.intent {
+                        Intent::Start(Some(p)) => Some(p.clone()),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                if let Some(p) = plan {
+                    let down = self.down_for_plan(&p);
+                    if let Some(Popup::Confirm(c)) = &mut self.popup {
+                        c.down = down;
+                    }
+                }
                 self.dirty = true;
                 Vec::new()
             }
@@ -798,7 +819,24 @@ impl App {
             typed: String::new(),
             reason: String::new(),
             field: 0,
+            down: self.down_for_plan(pname),
         })));
+    }
+
+    /// The sources plan `plan` needs that the last probe found down (or
+    /// that no probe has answered yet), as `source: reason`.
+    pub fn down_for_plan(&self, plan: &str) -> Vec<String> {
+        let Some(needed) = self.plan_sources.get(plan) else {
+            return Vec::new();
+        };
+        needed
+            .iter()
+            .filter_map(|n| match self.sources.iter().find(|d| &d.name == n) {
+                Some(d) if d.ok => None,
+                Some(d) => Some(format!("{n}: {}", d.detail)),
+                None => Some(format!("{n}: not probed yet")),
+            })
+            .collect()
     }
 
     /// Opens the confirmation for `command` (or refuses, saying why).
@@ -859,6 +897,7 @@ impl App {
             typed: String::new(),
             reason: String::new(),
             field: 0,
+            down: Vec::new(),
         })));
     }
 

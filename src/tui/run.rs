@@ -15,7 +15,7 @@ use crate::exec::Operator;
 use crate::redact::Redactor;
 use crate::release::engine::Issued;
 use crate::release::journal;
-use crate::runtime::{self, DriveMode, DriverEvent, DriverLock, RunOptions, StatePaths};
+use crate::runtime::{self, DriveMode, DriverEvent, DriverLock, RunOptions, StatePaths, Stop};
 use crate::sources::Sources;
 use futures::StreamExt;
 use jiff::Timestamp;
@@ -42,8 +42,15 @@ const SOURCE_POLL: Duration = Duration::from_secs(5);
 
 /// Opens the cockpit over the release of `cfg`: drives it when the driver
 /// lock is free (starting or resuming the release), else watches the journal
-/// as observer. Returns the exit code: the release's outcome code if it
-/// ended while driven here, else 0.
+/// as observer. A new release starts only after the preflight found every
+/// source its plan needs up and, in a protected environment, after the
+/// start confirmation (unless `--force` / `--yes`); otherwise the cockpit
+/// opens idle with the start confirmation listing the down sources.
+///
+/// Returns the exit code: the release's outcome code if it ended while
+/// driven here; 6 ([`runtime::exit::LEFT_UNFINISHED`]) when the operator
+/// quit while it was unfinished; 130 on a signal; 1 if the driver failed;
+/// else 0 (idle, observer, read-only).
 pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::Result<i32> {
     let theme = Theme::select(
         opts.theme.as_deref().or(cfg.theme.as_deref()),
@@ -92,6 +99,14 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
         .default_plan
         .clone()
         .or_else(|| cfg.plans.contains_key("default").then(|| "default".into()));
+    app.plan_sources = cfg
+        .plans
+        .keys()
+        .filter_map(|name| {
+            let plan = crate::release::plan::Plan::from_config(&cfg, Some(name)).ok()?;
+            Some((name.clone(), crate::preflight::needs(&cfg, &plan)))
+        })
+        .collect();
     let (msg_tx, mut msg_rx) = mpsc::channel::<Msg>(4096);
     let logs = app.logs.clone();
     let _ = super::logs::init_tracing(logs, None);
@@ -102,7 +117,7 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
     let cfg = Arc::new(cfg);
     // The driver, or the journal reader.
     let (cmd_tx, cmd_rx) = mpsc::channel::<Issued>(16);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(None::<Stop>);
     let mut starter = Starter {
         cfg: cfg.clone(),
         run,
@@ -118,8 +133,26 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
     let resumable = journal::read(&paths.journal)
         .map(|r| journal::unfinished(&journal::replay(&r)).is_some())
         .unwrap_or(false);
+    // `rolldeck run` starting a new release: the preflight first (before
+    // any traffic changes); down sources or a protected environment open
+    // the start confirmation instead of starting.
+    let mut ask_start: Option<String> = None;
+    if opts.start && !resumable && lock.is_some() {
+        let plan = crate::release::plan::Plan::from_config(&cfg, starter.run.plan.as_deref())
+            .map_err(anyhow::Error::msg)?;
+        eprintln!(
+            "rolldeck: preflight: probing the sources plan `{}` needs…",
+            plan.name
+        );
+        let statuses = crate::preflight::probe(&cfg, Some(&plan)).await;
+        let down = statuses.iter().any(|s| !s.ok);
+        app.update(Msg::Sources(statuses, Timestamp::now()));
+        if (down && !starter.run.force) || (cfg.environment.protected && !starter.run.yes) {
+            ask_start = Some(plan.name.clone());
+        }
+    }
     match lock {
-        Some(lock) if opts.start || resumable => starter.spawn(lock),
+        Some(lock) if (opts.start || resumable) && ask_start.is_none() => starter.spawn(lock),
         other => {
             if other.is_some() {
                 app.role = Role::Idle;
@@ -184,17 +217,47 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
             restore_and_report(info);
         }
     }));
+    if let Some(plan) = ask_start {
+        app.confirm_start(Some(plan));
+    }
     let result = event_loop(&mut terminal, &mut app, &mut msg_rx, &cmd_tx, &mut starter).await;
     ratatui::restore();
 
-    let _ = stop_tx.send(true);
-    let mut code = 0;
-    if let Some(d) = starter.handle.take() {
-        match tokio::time::timeout(Duration::from_secs(10), d).await {
-            Ok(Ok(Ok(c))) if c != runtime::exit::INTERRUPTED => code = c,
-            Ok(Ok(Err(e))) => eprintln!("rolldeck: driver: {e:#}"),
-            _ => {}
-        }
+    // An error of the UI itself stops the driver like a quit.
+    let stop = *result.as_ref().unwrap_or(&Stop::Quit);
+    let _ = stop_tx.send(Some(stop));
+    let code = match starter.handle.take() {
+        // Observer, read-only or idle: this process left nothing behind.
+        None => match stop {
+            Stop::Signal(_) => runtime::exit::INTERRUPTED,
+            Stop::Quit => runtime::exit::PROMOTED,
+        },
+        Some(d) => match tokio::time::timeout(Duration::from_secs(10), d).await {
+            Ok(Ok(Ok(c))) => c,
+            Ok(Ok(Err(e))) => {
+                eprintln!("rolldeck: driver: {e:#}");
+                runtime::exit::ERROR
+            }
+            Ok(Err(e)) => {
+                eprintln!("rolldeck: driver task failed: {e}");
+                runtime::exit::ERROR
+            }
+            Err(_) => {
+                eprintln!("rolldeck: the driver did not stop within 10 s");
+                runtime::exit::ERROR
+            }
+        },
+    };
+    if matches!(
+        code,
+        runtime::exit::LEFT_UNFINISHED | runtime::exit::INTERRUPTED
+    ) && let Some(r) = app.release.as_ref().filter(|r| !r.is_finished())
+    {
+        eprintln!(
+            "rolldeck: left release {} unfinished ({stop}): {}",
+            r.id,
+            runtime::left_unwatched(r)
+        );
     }
     result?;
     Ok(code)
@@ -206,7 +269,7 @@ async fn event_loop(
     msg_rx: &mut mpsc::Receiver<Msg>,
     cmd_tx: &mpsc::Sender<Issued>,
     starter: &mut Starter,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Stop> {
     let mut keys = crossterm::event::EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -224,13 +287,14 @@ async fn event_loop(
                 Some(Ok(crossterm::event::Event::Resize(_, _))) => Msg::Resize,
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => return Err(e.into()),
-                None => return Ok(()),
+                // The terminal is gone, as on a hang-up.
+                None => return Ok(Stop::Signal("SIGHUP")),
             },
             Some(m) = msg_rx.recv() => m,
             _ = tick.tick() => Msg::Tick(Timestamp::now()),
-            _ = sigterm.recv() => return Ok(()),
-            _ = sighup.recv() => return Ok(()),
-            _ = sigint.recv() => return Ok(()),
+            _ = sigterm.recv() => return Ok(Stop::Signal("SIGTERM")),
+            _ = sighup.recv() => return Ok(Stop::Signal("SIGHUP")),
+            _ = sigint.recv() => return Ok(Stop::Signal("SIGINT")),
         };
         let mut outs = app.update(msg);
         // Drain what else is queued before drawing once.
@@ -239,7 +303,7 @@ async fn event_loop(
         }
         for o in outs {
             match o {
-                Out::Quit => return Ok(()),
+                Out::Quit => return Ok(Stop::Quit),
                 Out::Issue(i) => {
                     if cmd_tx.try_send(i).is_err() {
                         app.flash = Some("the driver is not accepting commands".into());
@@ -276,7 +340,7 @@ struct Starter {
     run: RunOptions,
     paths: StatePaths,
     cmd_rx: Option<mpsc::Receiver<Issued>>,
-    stop_rx: tokio::sync::watch::Receiver<bool>,
+    stop_rx: tokio::sync::watch::Receiver<Option<Stop>>,
     tx: mpsc::Sender<Msg>,
     driving: Arc<std::sync::atomic::AtomicBool>,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<i32>>>,
@@ -308,8 +372,11 @@ impl Starter {
                 };
                 let mut quit = stop_rx.clone();
                 let stop = async move {
-                    let _ = quit.wait_for(|q| *q).await;
-                    "quit"
+                    match quit.wait_for(|q| q.is_some()).await {
+                        Ok(why) => why.unwrap_or(Stop::Quit),
+                        // The cockpit is gone without a word: as a quit.
+                        Err(_) => Stop::Quit,
+                    }
                 };
                 let sink_tx = tx.clone();
                 let mut sink = move |e: DriverEvent| {
@@ -344,7 +411,7 @@ impl Starter {
                     }
                     Err(p) => {
                         let why = panic_text(&*p);
-                        if attempt >= 3 || *stop_rx.borrow() {
+                        if attempt >= 3 || stop_rx.borrow().is_some() {
                             stopped(format!("driver panicked {attempt} times, last: {why}"));
                             break Ok(runtime::exit::ERROR);
                         }

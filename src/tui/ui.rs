@@ -885,11 +885,18 @@ fn draw_popup(f: &mut Frame, app: &App, p: &Popup, area: Rect) {
             "quit?".into(),
             vec![
                 Line::from("A release is running under this cockpit."),
-                Line::from("Quitting stops driving it and kills running actions;"),
-                Line::from("the journal keeps it for `rolldeck run`.  Quit? y/N"),
+                Line::from("Quitting stops driving it and kills running actions:"),
+                Line::styled(
+                    app.release
+                        .as_ref()
+                        .map(crate::runtime::left_unwatched)
+                        .unwrap_or_default(),
+                    t.warn,
+                ),
+                Line::from("Exit code 6 (left unfinished).  Quit? y/N"),
             ],
-            56,
-            5,
+            60,
+            9,
         ),
         Popup::Confirm(c) => confirm_lines(app, c),
     };
@@ -932,6 +939,18 @@ fn confirm_lines<'a>(app: &App, c: &Confirm) -> (String, Vec<Line<'a>>, u16, u16
             lines.push(Line::styled(format!("{prefix}{w}"), t.text));
         }
     }
+    if !c.down.is_empty() {
+        lines.push(Line::styled(
+            format!(
+                "DOWN — {} source(s) the plan needs; nothing would watch them:",
+                c.down.len()
+            ),
+            t.crit.add_modifier(Modifier::BOLD),
+        ));
+        for d in &c.down {
+            lines.push(Line::styled(format!("  ✗ {d}"), t.crit));
+        }
+    }
     lines.push(Line::raw(""));
     if let Some(name) = &c.type_to_confirm {
         let cur = if c.field == 0 { "▏" } else { "" };
@@ -957,6 +976,12 @@ fn confirm_lines<'a>(app: &App, c: &Confirm) -> (String, Vec<Line<'a>>, u16, u16
         },
         t.muted,
     ));
-    let h = lines.len() as u16 + 2 + c.will_run.iter().filter(|w| w.len() > 70).count() as u16;
+    let h = lines.len() as u16
+        + 2
+        + c.will_run
+            .iter()
+            .chain(&c.down)
+            .filter(|w| w.len() > 70)
+            .count() as u16;
     ("confirm".into(), lines, 84, h)
 }
