@@ -8,6 +8,7 @@
 //! the same code ([`probe`] with no plan).
 
 use crate::config::Config;
+use crate::exec::strip_control;
 use crate::release::plan::{Plan, StepAction, Trigger};
 use crate::sources::{SourceStatus, Sources};
 use std::collections::BTreeSet;
@@ -54,13 +55,21 @@ pub fn needs(cfg: &Config, plan: &Plan) -> BTreeSet<String> {
 /// when `plan` is `None` (`rolldeck check`). Each probe has its source's own
 /// timeout; a source that does not answer is `ok: false` with the reason.
 /// A needed source that is not configured at all is reported down too.
+///
+/// A source's text (an error page, a lying server) is stripped of control
+/// sequences: it is printed and shown on screen.
 pub async fn probe(cfg: &Config, plan: Option<&Plan>) -> Vec<SourceStatus> {
     let sources = Sources::new(cfg);
-    let Some(plan) = plan else {
-        return sources.status_where(|_| true).await;
+    let wanted = plan.map(|p| needs(cfg, p));
+    let mut out = sources
+        .status_where(|name| wanted.as_ref().is_none_or(|w| w.contains(name)))
+        .await;
+    for s in &mut out {
+        s.detail = strip_control(&s.detail);
+    }
+    let Some(wanted) = wanted else {
+        return out;
     };
-    let wanted = needs(cfg, plan);
-    let mut out = sources.status_where(|name| wanted.contains(name)).await;
     for w in &wanted {
         if !out.iter().any(|s| &s.source == w) {
             out.push(SourceStatus {

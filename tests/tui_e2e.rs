@@ -471,3 +471,51 @@ fn cockpit_run_with_a_source_down_asks_first_and_changes_nothing() {
     assert_eq!(wait_file(&code, Duration::from_secs(20)), "exit=0");
     assert!(!dir.path().join("traffic-5").exists());
 }
+
+#[test]
+fn protected_run_asks_for_the_typed_environment_name_on_the_terminal() {
+    if !tmux_or_skip("protected_run_asks_for_the_typed_environment_name") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = marker_config(
+        dir.path(),
+        "",
+        "[[plans.p.steps]]\nkind = \"pause\"\nduration = \"1s\"\n",
+    );
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "name = \"staging\"",
+        "name = \"production\"\nprotected = true",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let (wrong, right) = (dir.path().join("exit1"), dir.path().join("exit2"));
+    // Output to a file (text lines), the question on the terminal.
+    let out = dir.path().join("out.txt");
+    let t = Tmux::start(
+        "protected",
+        120,
+        40,
+        &format!(
+            "{b} run --config {c} > {o}; echo exit=$? > {f1}; {b} run --config {c} >> {o}; echo exit=$? > {f2}; sleep 60",
+            b = bin().display(),
+            c = cfg.display(),
+            o = out.display(),
+            f1 = wrong.display(),
+            f2 = right.display(),
+        ),
+    );
+    t.wait_for("the question", Duration::from_secs(20), |s| {
+        s.contains("type `production` to confirm:")
+    });
+    assert!(!dir.path().join("traffic-5").exists());
+    t.keys(&["staging", "Enter"]);
+    assert_eq!(wait_file(&wrong, Duration::from_secs(20)), "exit=1");
+    assert!(t.screen().contains("not confirmed"), "{}", t.screen());
+    assert!(!dir.path().join("traffic-5").exists(), "nothing ran");
+    t.wait_for("the question again", Duration::from_secs(20), |s| {
+        s.matches("type `production` to confirm:").count() == 2
+    });
+    t.keys(&["production", "Enter"]);
+    assert_eq!(wait_file(&right, Duration::from_secs(30)), "exit=0");
+    assert!(dir.path().join("traffic-5").exists());
+}
