@@ -47,6 +47,8 @@ fn def(i: usize) -> CheckDef {
         min: None,
         max_increase: Some(0.01),
         max_ratio: Some(2.0),
+        min_baseline: None,
+        unit: None,
         interval: Duration::from_secs(10),
         for_: Duration::from_secs(60),
         min_samples: 3,

@@ -56,6 +56,8 @@ fn app() -> App {
                     min: None,
                     max_increase: Some(0.01),
                     max_ratio: None,
+                    min_baseline: None,
+                    unit: None,
                     interval: Duration::from_secs(5),
                     for_: Duration::from_secs(60),
                     min_samples: 3,

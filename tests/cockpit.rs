@@ -32,6 +32,8 @@ fn check(name: &str, max: f64) -> CheckDef {
         min: None,
         max_increase: None,
         max_ratio: None,
+        min_baseline: None,
+        unit: None,
         interval: Duration::from_secs(10),
         for_: Duration::from_secs(30),
         min_samples: 1,

@@ -120,9 +120,19 @@ pub struct PrometheusSource {
     /// Extra CA certificate (PEM) to trust.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Largest answer read, in bytes (default 10 MB); a larger answer is an
+    /// error naming the cap.
+    #[serde(default = "default_big_body")]
+    pub max_body_bytes: u64,
 }
 fn default_prom_timeout() -> Duration {
     d(5)
+}
+fn default_big_body() -> u64 {
+    crate::sources::body::PROMETHEUS_BODY_CAP
+}
+fn default_health_body() -> u64 {
+    crate::sources::body::HEALTH_BODY_CAP
 }
 
 /// HTTP basic auth credentials.
@@ -149,6 +159,9 @@ pub struct ScrapeTarget {
     /// Scrape timeout (default 2 s).
     #[serde(default = "default_probe_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// Largest `/metrics` answer read, in bytes (default 10 MB).
+    #[serde(default = "default_big_body")]
+    pub max_body_bytes: u64,
 }
 fn default_scrape_interval() -> Duration {
     d(5)
@@ -180,6 +193,10 @@ pub struct HealthTarget {
     /// Extra request headers.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Largest body read, in bytes (default 1 MB); a larger or unreadable
+    /// body fails the probe.
+    #[serde(default = "default_health_body")]
+    pub max_body_bytes: u64,
 }
 fn default_status() -> u16 {
     200
@@ -281,9 +298,20 @@ pub struct CheckSpec {
     /// Healthy when canary − baseline ≤ max_increase (absolute, same unit as the value).
     #[serde(default)]
     pub max_increase: Option<f64>,
-    /// Healthy when canary / baseline ≤ max_ratio (skipped when baseline is 0).
+    /// Healthy when canary / max(baseline, min_baseline) ≤ max_ratio. With a
+    /// baseline of 0 and no `min_baseline`, a canary above 0 violates it.
     #[serde(default)]
     pub max_ratio: Option<f64>,
+    /// Floor of the baseline in `max_ratio` (same unit as the value, > 0),
+    /// e.g. 0.001 so that a baseline with no errors still gives a ratio.
+    #[serde(default)]
+    pub min_baseline: Option<f64>,
+    /// The value's unit, which bounds what a source may answer (`ratio`:
+    /// 0–1; `seconds`, `count`, `bytes`: ≥ 0); a value outside is inconclusive.
+    /// Built-in kinds have theirs (`error_rate`: ratio, `latency_quantile`:
+    /// seconds); `promql` checks are unbounded unless set.
+    #[serde(default)]
+    pub unit: Option<crate::release::analysis::Unit>,
     /// Evaluation interval (default 10 s).
     #[serde(default = "default_check_interval", with = "humantime_serde")]
     pub interval: Duration,
@@ -673,6 +701,31 @@ pub fn validate(cfg: &mut Config) -> Vec<Problem> {
             ));
         }
     }
+    // Body caps: 0 would refuse every answer.
+    let caps = (cfg.sources.prometheus.iter())
+        .map(|p| {
+            (
+                path!["sources", "prometheus", "max_body_bytes"],
+                p.max_body_bytes,
+            )
+        })
+        .chain((cfg.sources.scrape.iter().enumerate()).map(|(i, s)| {
+            (
+                path!["sources", "scrape", i, "max_body_bytes"],
+                s.max_body_bytes,
+            )
+        }))
+        .chain((cfg.sources.health.iter().enumerate()).map(|(i, h)| {
+            (
+                path!["sources", "health", i, "max_body_bytes"],
+                h.max_body_bytes,
+            )
+        }));
+    for (at, cap) in caps {
+        if cap == 0 {
+            out.push(problem(at, "must be at least 1 (bytes)"));
+        }
+    }
     let scrape_names: Vec<&str> = cfg.sources.scrape.iter().map(|s| s.name.as_str()).collect();
     for (key, v) in [
         ("baseline_target", &cfg.tracks.baseline_target),
@@ -775,12 +828,34 @@ pub fn validate(cfg: &mut Config) -> Vec<Problem> {
             ("min", c.min),
             ("max_increase", c.max_increase),
             ("max_ratio", c.max_ratio),
+            ("min_baseline", c.min_baseline),
         ] {
             if let Some(v) = v
                 && !v.is_finite()
             {
                 out.push(problem(at(k), "must be a finite number"));
             }
+        }
+        if let Some(f) = c.min_baseline {
+            if c.max_ratio.is_none() {
+                out.push(problem(
+                    at("min_baseline"),
+                    "min_baseline is the floor of max_ratio's baseline; set max_ratio",
+                ));
+            } else if f <= 0.0 {
+                out.push(problem(at("min_baseline"), "must be more than 0"));
+            }
+        }
+        if let (Some(u), Some(own)) = (c.unit, crate::release::analysis::Unit::of_kind(c.kind))
+            && u != own
+        {
+            out.push(problem(
+                at("unit"),
+                format!(
+                    "this built-in check measures in {}; `unit` is for kind `promql`",
+                    own.as_str()
+                ),
+            ));
         }
         if c.interval.is_zero() {
             out.push(problem(at("interval"), "must be more than 0s"));

@@ -2,11 +2,71 @@
 //! verdict, with Prometheus alerting-rule `for` semantics.
 //!
 //! Safety rule: **missing data is never a pass.** An error, no sample, NaN or
-//! ±Inf, or too little traffic gives `inconclusive` with the reason.
+//! ±Inf, a value outside the check's [`Unit`] (a negative or > 1 error
+//! ratio, a negative latency or request count), or too little traffic gives
+//! `inconclusive` with the reason. A condition that cannot be evaluated is
+//! never a pass: `max_ratio` against a baseline of 0 fails for any canary
+//! above 0 unless `min_baseline` gives the baseline a floor.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
+
+/// What a check's value measures, which bounds the values a source may
+/// answer (the check's domain). A value outside is `inconclusive`: the
+/// source is lying or the query is wrong, and neither is evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    /// A ratio between 0 and 1 (error rates).
+    Ratio,
+    /// A duration in seconds, ≥ 0 (latencies).
+    Seconds,
+    /// A count, ≥ 0 (requests, events).
+    Count,
+    /// A size in bytes, ≥ 0 (memory, payloads).
+    Bytes,
+}
+
+impl Unit {
+    /// `ratio`, `seconds`, `count` (as written in the config).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Ratio => "ratio",
+            Unit::Seconds => "seconds",
+            Unit::Count => "count",
+            Unit::Bytes => "bytes",
+        }
+    }
+
+    /// The unit of a built-in check kind: `error_rate` → ratio,
+    /// `latency_quantile` → seconds; `promql` has none (unbounded unless
+    /// the check sets `unit`).
+    pub fn of_kind(kind: crate::config::CheckKind) -> Option<Unit> {
+        match kind {
+            crate::config::CheckKind::ErrorRate => Some(Unit::Ratio),
+            crate::config::CheckKind::LatencyQuantile => Some(Unit::Seconds),
+            crate::config::CheckKind::Promql => None,
+        }
+    }
+
+    /// `Err(why)` when `v` (finite) is outside the unit's domain. A tiny
+    /// float excess over 1 (≤ 1e-9) still counts as a ratio.
+    pub fn admits(self, v: f64) -> Result<(), String> {
+        match self {
+            Unit::Ratio if !(0.0..=1.0 + 1e-9).contains(&v) => Err(format!(
+                "value {} is outside the domain of a ratio (0–1)",
+                fmt_num(v)
+            )),
+            Unit::Seconds | Unit::Count | Unit::Bytes if v < 0.0 => Err(format!(
+                "value {} is negative, impossible in {}",
+                fmt_num(v),
+                self.as_str()
+            )),
+            _ => Ok(()),
+        }
+    }
+}
 
 /// One track's reading at one evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,8 +162,17 @@ pub struct CheckDef {
     pub min: Option<f64>,
     /// Healthy when canary − baseline ≤ max_increase.
     pub max_increase: Option<f64>,
-    /// Healthy when canary / baseline ≤ max_ratio (skipped when baseline is 0).
+    /// Healthy when canary / max(baseline, min_baseline) ≤ max_ratio. With
+    /// a baseline of 0 and no floor, a canary above 0 violates it and a
+    /// canary of 0 satisfies it.
     pub max_ratio: Option<f64>,
+    /// Floor of the baseline in `max_ratio` (same unit as the value, > 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_baseline: Option<f64>,
+    /// The value's unit; values outside its domain are inconclusive. `None`:
+    /// unbounded (custom `promql` checks without `unit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<Unit>,
     /// Evaluation interval.
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
@@ -137,7 +206,14 @@ impl CheckDef {
             parts.push(format!("canary - baseline <= {}", fmt_num(v)));
         }
         if let Some(v) = self.max_ratio {
-            parts.push(format!("canary / baseline <= {}", fmt_num(v)));
+            match self.min_baseline {
+                Some(f) => parts.push(format!(
+                    "canary / max(baseline, {}) <= {}",
+                    fmt_num(f),
+                    fmt_num(v)
+                )),
+                None => parts.push(format!("canary / baseline <= {}", fmt_num(v))),
+            }
         }
         parts.join(" and ")
     }
@@ -178,14 +254,29 @@ fn elapsed(now: Timestamp, since: Timestamp) -> Duration {
     Duration::from_millis(ms.max(0) as u64)
 }
 
-fn usable(r: &TrackResult, track: &str) -> Result<f64, String> {
+/// The track's value when it is evidence: a reading, finite, inside the
+/// check's unit, with a request count (when known) that is a possible one.
+fn usable(r: &TrackResult, track: &str, unit: Option<Unit>) -> Result<f64, String> {
     match r {
         Err(e) => Err(format!("{track}: {e}")),
         Ok(r) if r.value.is_nan() => Err(format!(
             "{track}: value is NaN (no requests in the window?)"
         )),
         Ok(r) if !r.value.is_finite() => Err(format!("{track}: value is {}", r.value)),
-        Ok(r) => Ok(r.value),
+        Ok(r) => {
+            if let Some(u) = unit {
+                u.admits(r.value).map_err(|e| format!("{track}: {e}"))?;
+            }
+            if let Some(n) = r.requests
+                && (n.is_nan() || n < 0.0)
+            {
+                return Err(format!(
+                    "{track}: request count {} is impossible (negative or NaN)",
+                    fmt_num(n)
+                ));
+            }
+            Ok(r.value)
+        }
     }
 }
 
@@ -233,7 +324,7 @@ pub fn judge(
         (v, run)
     };
 
-    let canary = match usable(&m.canary, "canary") {
+    let canary = match usable(&m.canary, "canary", def.unit) {
         Ok(c) => c,
         Err(e) => return inconclusive(v, run, e),
     };
@@ -264,17 +355,26 @@ pub fn judge(
         }
     }
     let baseline = if def.needs_baseline() {
-        match usable(&m.baseline, "baseline") {
+        match usable(&m.baseline, "baseline", def.unit) {
             Ok(b) => Some(b),
             Err(e) => return inconclusive(v, run, e),
         }
     } else {
-        m.baseline
-            .as_ref()
-            .ok()
-            .map(|r| r.value)
-            .filter(|b| b.is_finite())
+        usable(&m.baseline, "baseline", def.unit).ok()
     };
+    if def.max_ratio.is_some()
+        && let Some(b) = baseline
+        && b < 0.0
+    {
+        return inconclusive(
+            v,
+            run,
+            format!(
+                "baseline {} is negative: canary / baseline (max_ratio) has no meaning",
+                fmt_num(b)
+            ),
+        );
+    }
 
     let mut violations = Vec::new();
     if let Some(max) = def.max
@@ -300,18 +400,38 @@ pub fn judge(
         ));
     }
     if let (Some(ratio), Some(b)) = (def.max_ratio, baseline) {
-        if b > 0.0 {
-            if canary / b > ratio {
+        // The denominator: the baseline, raised to its floor when set.
+        let floor = def.min_baseline.filter(|f| *f > 0.0 && b < *f);
+        let denom = floor.unwrap_or(b);
+        let shown = match floor {
+            Some(f) => format!("max(baseline {}, min_baseline {})", fmt_num(b), fmt_num(f)),
+            None => format!("baseline {}", fmt_num(b)),
+        };
+        if denom > 0.0 {
+            if canary / denom > ratio {
                 violations.push(format!(
-                    "canary {} / baseline {} = {} > max_ratio {}",
+                    "canary {} / {shown} = {} > max_ratio {}",
                     fmt_num(canary),
-                    fmt_num(b),
-                    fmt_num(canary / b),
+                    fmt_num(canary / denom),
                     fmt_num(ratio)
                 ));
+            } else if floor.is_some() {
+                notes.push(format!(
+                    "max_ratio used min_baseline {} as the baseline",
+                    fmt_num(denom)
+                ));
             }
+        } else if canary > 0.0 {
+            violations.push(format!(
+                "canary {} against baseline 0: the ratio is unbounded > max_ratio {} (set min_baseline to give the baseline a floor)",
+                fmt_num(canary),
+                fmt_num(ratio)
+            ));
         } else {
-            notes.push("max_ratio skipped: baseline is 0".to_string());
+            notes.push(format!(
+                "max_ratio holds: canary {} and baseline 0",
+                fmt_num(canary)
+            ));
         }
     }
 
@@ -388,6 +508,8 @@ mod tests {
             min: None,
             max_increase: Some(0.01),
             max_ratio: None,
+            min_baseline: None,
+            unit: None,
             interval: Duration::from_secs(10),
             for_: Duration::from_secs(30),
             min_samples: 1,
@@ -544,6 +666,8 @@ mod tests {
             min: None,
             max_increase: None,
             max_ratio: Some(1.5),
+            min_baseline: None,
+            unit: None,
             interval: Duration::from_secs(5),
             for_: Duration::ZERO,
             min_samples: 1,
@@ -578,6 +702,223 @@ mod tests {
         run = judge(&d, &m(ok(0.0, 500.0), ok(0.0, 500.0)), &run, t(5)).1;
         assert_eq!(run.consecutive_inconclusive, 0);
         assert_eq!(run.passes, 1);
+    }
+
+    fn ratio_only(min_baseline: Option<f64>) -> CheckDef {
+        CheckDef {
+            name: "errors-ratio".into(),
+            max: None,
+            min: None,
+            max_increase: None,
+            max_ratio: Some(2.0),
+            min_baseline,
+            unit: Some(Unit::Ratio),
+            interval: Duration::from_secs(5),
+            for_: Duration::ZERO,
+            min_samples: 1,
+            min_requests: None,
+            inconclusive_limit: 3,
+        }
+    }
+
+    #[test]
+    fn ratio_against_a_zero_baseline_fails_a_canary_with_errors() {
+        let (v, run) = judge(
+            &ratio_only(None),
+            &m(ok(0.5, 1000.0), ok(0.0, 1000.0)),
+            &CheckRun::default(),
+            t(0),
+        );
+        assert_eq!(v.verdict, VerdictKind::Fail, "{}", v.reason);
+        assert!(v.reason.contains("against baseline 0"), "{}", v.reason);
+        assert!(v.reason.contains("min_baseline"), "{}", v.reason);
+        assert_eq!(run.passes, 0);
+    }
+
+    #[test]
+    fn ratio_with_both_tracks_at_zero_holds_and_says_so() {
+        let (v, _) = judge(
+            &ratio_only(None),
+            &m(ok(0.0, 1000.0), ok(0.0, 1000.0)),
+            &CheckRun::default(),
+            t(0),
+        );
+        assert_eq!(v.verdict, VerdictKind::Pass, "{}", v.reason);
+        assert!(
+            v.reason
+                .contains("max_ratio holds: canary 0 and baseline 0"),
+            "{}",
+            v.reason
+        );
+    }
+
+    #[test]
+    fn min_baseline_is_the_floor_of_the_ratio() {
+        let d = ratio_only(Some(0.01));
+        // 0.015 / max(0, 0.01) = 1.5 <= 2: pass, and the reason says the floor was used.
+        let (v, _) = judge(
+            &d,
+            &m(ok(0.015, 1000.0), ok(0.0, 1000.0)),
+            &CheckRun::default(),
+            t(0),
+        );
+        assert_eq!(v.verdict, VerdictKind::Pass, "{}", v.reason);
+        assert!(v.reason.contains("min_baseline 0.01"), "{}", v.reason);
+        // 0.5 / max(0, 0.01) = 50 > 2: fail.
+        let (v, _) = judge(
+            &d,
+            &m(ok(0.5, 1000.0), ok(0.0, 1000.0)),
+            &CheckRun::default(),
+            t(0),
+        );
+        assert_eq!(v.verdict, VerdictKind::Fail, "{}", v.reason);
+        assert!(
+            v.reason
+                .contains("max(baseline 0, min_baseline 0.01) = 50 > max_ratio 2"),
+            "{}",
+            v.reason
+        );
+        // A baseline above the floor is used as is.
+        let (v, _) = judge(
+            &d,
+            &m(ok(0.5, 1000.0), ok(0.2, 1000.0)),
+            &CheckRun::default(),
+            t(0),
+        );
+        assert_eq!(v.verdict, VerdictKind::Fail, "{}", v.reason);
+        assert!(v.reason.contains("baseline 0.2 = 2.5"), "{}", v.reason);
+        assert_eq!(d.condition_text(), "canary / max(baseline, 0.01) <= 2");
+    }
+
+    #[test]
+    fn values_outside_the_unit_are_inconclusive_with_the_reason() {
+        let mut d = def();
+        d.unit = Some(Unit::Ratio);
+        for (canary, baseline, why) in [
+            (
+                -5.0,
+                0.0,
+                "canary: value -5 is outside the domain of a ratio (0–1)",
+            ),
+            (
+                1.5,
+                0.0,
+                "canary: value 1.5 is outside the domain of a ratio (0–1)",
+            ),
+            (
+                0.0,
+                -0.2,
+                "baseline: value -0.2 is outside the domain of a ratio (0–1)",
+            ),
+        ] {
+            let (v, run) = judge(
+                &d,
+                &m(ok(canary, 500.0), ok(baseline, 500.0)),
+                &CheckRun::default(),
+                t(0),
+            );
+            assert_eq!(v.verdict, VerdictKind::Inconclusive, "{}", v.reason);
+            assert!(v.reason.contains(why), "{}", v.reason);
+            assert_eq!(run.consecutive_inconclusive, 1);
+        }
+        let mut lat = def();
+        lat.unit = Some(Unit::Seconds);
+        lat.max = Some(0.5);
+        let (v, _) = judge(
+            &lat,
+            &m(ok(-0.1, 500.0), ok(0.1, 500.0)),
+            &CheckRun::default(),
+            t(0),
+        );
+        assert_eq!(v.verdict, VerdictKind::Inconclusive, "{}", v.reason);
+        assert!(v.reason.contains("negative"), "{}", v.reason);
+        // Negative request counts are impossible whatever the unit.
+        let mut custom = def();
+        custom.unit = None;
+        let (v, _) = judge(
+            &custom,
+            &m(ok(0.0, -100.0), ok(0.0, 500.0)),
+            &CheckRun::default(),
+            t(0),
+        );
+        assert_eq!(v.verdict, VerdictKind::Inconclusive, "{}", v.reason);
+        assert!(v.reason.contains("request count -100"), "{}", v.reason);
+        // A custom check without a unit is unbounded: -5 is a value.
+        custom.max_increase = None;
+        custom.min_requests = None;
+        let (v, _) = judge(
+            &custom,
+            &m(ok(-5.0, 500.0), ok(0.0, 500.0)),
+            &CheckRun::default(),
+            t(0),
+        );
+        assert_eq!(v.verdict, VerdictKind::Pass, "{}", v.reason);
+    }
+
+    #[test]
+    fn a_negative_baseline_makes_the_ratio_inconclusive() {
+        let mut d = ratio_only(None);
+        d.unit = None;
+        let (v, _) = judge(
+            &d,
+            &m(ok(0.5, 1000.0), ok(-1.0, 1000.0)),
+            &CheckRun::default(),
+            t(0),
+        );
+        assert_eq!(v.verdict, VerdictKind::Inconclusive, "{}", v.reason);
+        assert!(v.reason.contains("baseline -1 is negative"), "{}", v.reason);
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn value() -> impl Strategy<Value = f64> {
+            prop_oneof![
+                Just(0.0),
+                Just(f64::NAN),
+                Just(f64::INFINITY),
+                Just(f64::NEG_INFINITY),
+                Just(-0.0),
+                -1e12f64..1e12,
+                0.0f64..=1.0,
+                any::<f64>(),
+            ]
+        }
+
+        proptest! {
+            /// With `max_ratio` and no floor, a canary above 0 against a
+            /// baseline of 0 is never a pass.
+            #[test]
+            fn zero_baseline_never_passes_a_canary_above_zero(
+                canary in 1e-12f64..=1.0,
+                ratio in 0.0f64..1e6,
+                unit in prop_oneof![Just(None), Just(Some(Unit::Ratio))],
+            ) {
+                let mut d = ratio_only(None);
+                d.max_ratio = Some(ratio);
+                d.unit = unit;
+                let (v, run) = judge(&d, &m(ok(canary, 100.0), ok(0.0, 100.0)), &CheckRun::default(), t(0));
+                prop_assert_eq!(v.verdict, VerdictKind::Fail, "{}", v.reason);
+                prop_assert_eq!(run.passes, 0);
+            }
+
+            /// A ratio check never passes on a value outside 0–1, NaN or ±Inf,
+            /// for either track it compares.
+            #[test]
+            fn out_of_domain_values_never_pass(c in value(), b in value(), req in value()) {
+                let mut d = def();
+                d.unit = Some(Unit::Ratio);
+                d.max_ratio = Some(2.0);
+                let (v, _) = judge(&d, &m(ok(c, req), ok(b, req)), &CheckRun::default(), t(0));
+                if v.verdict == VerdictKind::Pass {
+                    // (1e-9 above 1 is float noise of a division, still a ratio.)
+                    prop_assert!((0.0..=1.0 + 1e-9).contains(&c), "pass with canary {c}: {}", v.reason);
+                    prop_assert!((0.0..=1.0 + 1e-9).contains(&b), "pass with baseline {b}: {}", v.reason);
+                    prop_assert!(req >= 100.0 && req.is_finite(), "pass with {req} requests");
+                }
+            }
+        }
     }
 
     #[test]

@@ -16,6 +16,8 @@ fn check(name: &str) -> CheckDef {
         min: None,
         max_increase: None,
         max_ratio: None,
+        min_baseline: None,
+        unit: None,
         interval: Duration::from_secs(10),
         for_: Duration::from_secs(20),
         min_samples: 2,

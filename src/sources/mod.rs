@@ -5,6 +5,7 @@
 //! returns the reason as text, which becomes an `inconclusive` verdict or a
 //! `down` line.
 
+pub mod body;
 pub mod prometheus;
 pub mod scrape;
 
@@ -530,15 +531,13 @@ async fn scrape_once(http: &reqwest::Client, t: &ScrapeTarget) -> Result<String,
     if !status.is_success() {
         return Err(format!("HTTP {}", status.as_u16()));
     }
-    tokio::time::timeout(t.timeout, resp.text())
-        .await
-        .map_err(|_| {
-            format!(
-                "no complete answer within {}",
-                humantime::format_duration(t.timeout)
-            )
-        })?
-        .map_err(|e| short_http_error(&e, t.timeout))
+    let body = body::read_capped(resp, t.max_body_bytes, t.timeout).await?;
+    String::from_utf8(body).map_err(|e| {
+        format!(
+            "the answer is not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
+    })
 }
 
 fn short_http_error(e: &reqwest::Error, timeout: Duration) -> String {
@@ -555,7 +554,12 @@ fn short_http_error(e: &reqwest::Error, timeout: Duration) -> String {
 }
 
 /// Probes one health target: GET with its timeout and headers; ok when the
-/// status is `expect_status` and the body contains `body_contains` (if set).
+/// status is `expect_status`, the whole body could be read (at most
+/// `max_body_bytes`, default 1 MB) and contains `body_contains` (if set).
+///
+/// A body that cannot be read completely — cut short before its
+/// `Content-Length`, hanging past the timeout, or larger than the cap — is
+/// a failed probe with that reason, whatever the status.
 pub async fn probe_health(http: &reqwest::Client, h: &HealthTarget) -> Result<String, String> {
     let start = Instant::now();
     let mut req = http.get(&h.url).timeout(h.timeout);
@@ -567,15 +571,9 @@ pub async fn probe_health(http: &reqwest::Client, h: &HealthTarget) -> Result<St
         .await
         .map_err(|e| short_http_error(&e, h.timeout))?;
     let status = resp.status().as_u16();
-    let body = tokio::time::timeout(h.timeout, resp.text())
+    let body = body::read_capped(resp, h.max_body_bytes, h.timeout)
         .await
-        .map_err(|_| {
-            format!(
-                "HTTP {status}, body not complete within {}",
-                humantime::format_duration(h.timeout)
-            )
-        })?
-        .unwrap_or_default();
+        .map_err(|e| format!("HTTP {status}, body unreadable: {e}"))?;
     let ms = start.elapsed().as_millis();
     if status != h.expect_status {
         return Err(format!(
@@ -584,7 +582,7 @@ pub async fn probe_health(http: &reqwest::Client, h: &HealthTarget) -> Result<St
         ));
     }
     if let Some(want) = &h.body_contains
-        && !body.contains(want.as_str())
+        && !String::from_utf8_lossy(&body).contains(want.as_str())
     {
         return Err(format!(
             "HTTP {status} in {ms} ms but the body lacks {want:?}"
