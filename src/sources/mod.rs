@@ -3,7 +3,9 @@
 //!
 //! A failed source is *state*, not an error that unwinds: every call
 //! returns the reason as text, which becomes an `inconclusive` verdict or a
-//! `down` line.
+//! `down` line. That text is one line with terminal control sequences
+//! stripped ([`crate::exec::strip_control`]): a hostile source cannot drive
+//! the terminal through `check`, `snapshot`, the preflight or the journal.
 
 pub mod body;
 pub mod prometheus;
@@ -308,11 +310,12 @@ impl Sources {
                 }),
             ),
         };
+        let clean = |r: TrackResult| r.map_err(|e| crate::exec::strip_control(&e));
         Measurement {
             check: check.into(),
             query,
-            canary,
-            baseline,
+            canary: clean(canary),
+            baseline: clean(baseline),
         }
     }
 
@@ -385,7 +388,10 @@ impl Sources {
         let Some(h) = self.health.get(target) else {
             return Err(format!("unknown health target `{target}`"));
         };
-        probe_health(&self.http, h).await
+        probe_health(&self.http, h)
+            .await
+            .map(|d| crate::exec::strip_control(&d))
+            .map_err(|e| crate::exec::strip_control(&e))
     }
 
     /// Checks every source once (Prometheus API, each scrape target, each
@@ -477,6 +483,9 @@ impl Sources {
         out.extend(p);
         out.extend(s);
         out.extend(h);
+        for s in &mut out {
+            s.detail = crate::exec::strip_control(&s.detail);
+        }
         out
     }
 }
