@@ -396,7 +396,11 @@ fn text_line(v: &serde_json::Value) -> String {
                         .join(", ")
                 })
                 .unwrap_or_default();
-            format!("preflight of plan {}: {}", g("plan"), list)
+            if list.is_empty() {
+                format!("preflight of plan {}: it needs no source", g("plan"))
+            } else {
+                format!("preflight of plan {}: {}", g("plan"), list)
+            }
         }
         "waiting" => g("hint"),
         "resumed" => format!("resumed by {}", g("by")),
@@ -728,7 +732,6 @@ pub async fn drive(
         release: release.id.clone(),
         event: first_event,
     })?;
-    sink(DriverEvent::State(Box::new(release.clone())));
 
     let (tx, mut rx) = mpsc::channel::<Event>(256);
     let (out_tx, mut out_rx) = mpsc::channel::<OutputLine>(1024);
@@ -757,6 +760,7 @@ pub async fn drive(
         })?;
         pending_fx.extend(fx);
     }
+    sink(DriverEvent::State(Box::new(release.clone())));
     tokio::pin!(stop);
     let mut commands_open = true;
 

@@ -598,3 +598,63 @@ fn exit_on_pause_exits_4_saying_what_is_left_unwatched() {
     );
     assert!(reason.contains("canary health failing"), "{reason}");
 }
+
+#[test]
+fn resuming_a_paused_release_in_a_protected_environment_asks_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let steps = format!("{TRAFFIC_5}[[plans.p.steps]]\nkind = \"pause\"\n");
+    let cfg = marker_config(dir.path(), true, "", &steps);
+    let r = run(
+        &[
+            "run",
+            "--headless",
+            "--yes",
+            "--exit-on-pause",
+            "--config",
+            &cfg,
+        ],
+        &[],
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code, 4, "{r:?}");
+    let r = run(
+        &["run", "--headless", "--resume", "--config", &cfg],
+        &[],
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains(
+            "refusing to resume the paused release in protected environment `production`"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.events().iter().any(|e| e["event"] == "resumed"),
+        "{}",
+        r.stdout
+    );
+    // --yes confirms: the operator's resume goes in.
+    let r = run(
+        &[
+            "run",
+            "--headless",
+            "--resume",
+            "--yes",
+            "--exit-on-pause",
+            "--config",
+            &cfg,
+        ],
+        &[],
+        Duration::from_secs(30),
+    );
+    assert_ne!(r.code, 1, "{r:?}");
+    assert!(
+        r.events()
+            .iter()
+            .any(|e| e["event"] == "resumed" && e["by"] != "restart from journal"),
+        "{}",
+        r.stdout
+    );
+}

@@ -519,3 +519,46 @@ fn protected_run_asks_for_the_typed_environment_name_on_the_terminal() {
     assert_eq!(wait_file(&right, Duration::from_secs(30)), "exit=0");
     assert!(dir.path().join("traffic-5").exists());
 }
+
+#[test]
+fn cockpit_run_in_a_protected_environment_starts_only_after_the_typed_name() {
+    if !tmux_or_skip("cockpit_run_in_a_protected_environment") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = marker_config(
+        dir.path(),
+        "",
+        "[[plans.p.steps]]\nkind = \"pause\"\nname = \"bake\"\nduration = \"10m\"\n",
+    );
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "name = \"staging\"",
+        "name = \"production\"\nprotected = true",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let t = Tmux::start(
+        "protected-cockpit",
+        120,
+        40,
+        &format!(
+            "{} run --config {}; sleep 60",
+            bin().display(),
+            cfg.display()
+        ),
+    );
+    let s = t.wait_for("the start confirmation", Duration::from_secs(30), |s| {
+        s.contains("Start a release of plan `p`")
+    });
+    assert!(s.contains("type `production` to confirm"), "{s}");
+    assert!(!s.contains("DOWN"), "no source is needed: {s}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !dir.path().join("traffic-5").exists(),
+        "nothing before the name"
+    );
+    t.keys(&["production", "Enter"]);
+    t.wait_for("the bake step running", Duration::from_secs(30), |s| {
+        s.contains("▶ bake")
+    });
+    assert!(dir.path().join("traffic-5").exists());
+}

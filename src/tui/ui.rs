@@ -902,7 +902,7 @@ fn draw_popup(f: &mut Frame, app: &App, p: &Popup, area: Rect) {
     };
     let rect = centered(area, w.min(area.width.saturating_sub(2)), h);
     f.render_widget(Clear, rect);
-    let dangerous = matches!(p, Popup::Confirm(c) if matches!(
+    let dangerous = matches!(p, Popup::Confirm(c) if !c.down.is_empty() || matches!(
         c.intent,
         super::app::Intent::Command(crate::release::Command::Rollback | crate::release::Command::Abort)
     ));
