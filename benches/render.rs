@@ -74,6 +74,7 @@ fn app() -> App {
         checks,
         triggers: vec![],
         health_intervals: BTreeMap::new(),
+        windows: BTreeMap::new(),
     };
     let start = Event::Start {
         id: "bench".into(),
@@ -108,18 +109,21 @@ fn app() -> App {
         r.apply(&Event::Tick, at);
         for n in &names {
             r.apply(
-                &Event::Measured(Measurement {
-                    check: n.clone(),
-                    query: format!("sum(rate(x{{track=\"canary\",check=\"{n}\"}}[1m]))"),
-                    canary: Ok(Reading {
-                        value: 0.01 + (i % 7) as f64 * 0.001,
-                        requests: Some(500.0),
-                    }),
-                    baseline: Ok(Reading {
-                        value: 0.01,
-                        requests: Some(5000.0),
-                    }),
-                }),
+                &Event::Measured {
+                    epoch: Some(r.epoch),
+                    measurement: Measurement {
+                        check: n.clone(),
+                        query: format!("sum(rate(x{{track=\"canary\",check=\"{n}\"}}[1m]))"),
+                        canary: Ok(Reading {
+                            value: 0.01 + (i % 7) as f64 * 0.001,
+                            requests: Some(500.0),
+                        }),
+                        baseline: Ok(Reading {
+                            value: 0.01,
+                            requests: Some(5000.0),
+                        }),
+                    },
+                },
                 at,
             );
         }

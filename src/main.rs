@@ -301,6 +301,16 @@ async fn check(cfg: &Config) -> i32 {
         cfg.actions.len(),
         cfg.plans.keys().cloned().collect::<Vec<_>>().join(", ")
     );
+    // Plans that will wait or pause for a human (warnings, not errors).
+    for name in cfg.plans.keys() {
+        match rolldeck::release::Plan::from_config(cfg, Some(name)) {
+            Ok(plan) => plan
+                .warnings()
+                .iter()
+                .for_each(|w| println!("warning: {w}")),
+            Err(e) => println!("warning: plan `{name}`: {e}"),
+        }
+    }
     let mut all = rolldeck::preflight::probe(cfg, None).await;
     all.extend(action_statuses(cfg));
     let mut ok = true;

@@ -897,7 +897,7 @@ impl EffectCtx<'_> {
                 tracing::trace!("{}", self.executor.redactor().redact(&format!("{n:?}")));
                 sink(DriverEvent::Notice(n))
             }
-            Effect::Measure { check } => {
+            Effect::Measure { check, epoch } => {
                 let s = self.sources.clone();
                 let tx = self.tx.clone();
                 tokio::spawn(async move {
@@ -909,7 +909,13 @@ impl EffectCtx<'_> {
                             *e = strip_control(e);
                         }
                     }
-                    let _ = tx.send(Event::Measured(m)).await;
+                    let epoch = Some(epoch);
+                    let _ = tx
+                        .send(Event::Measured {
+                            measurement: m,
+                            epoch,
+                        })
+                        .await;
                 });
             }
             Effect::Probe { target } => {

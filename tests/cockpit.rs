@@ -71,21 +71,25 @@ fn analysis() -> Step {
     )
 }
 
-fn m(check: &str, c: Result<f64, &str>, b: f64) -> Event {
-    Event::Measured(Measurement {
-        check: check.into(),
-        query: format!("sum(rate({check}{{track=\"canary\"}}[1m]))"),
-        canary: c
-            .map(|v| Reading {
-                value: v,
-                requests: Some(240.0),
-            })
-            .map_err(str::to_string),
-        baseline: Ok(Reading {
-            value: b,
-            requests: Some(4800.0),
-        }),
-    })
+/// A measurement answering a request made in `epoch`.
+fn m(check: &str, c: Result<f64, &str>, b: f64, epoch: u64) -> Event {
+    Event::Measured {
+        epoch: Some(epoch),
+        measurement: Measurement {
+            check: check.into(),
+            query: format!("sum(rate({check}{{track=\"canary\"}}[1m]))"),
+            canary: c
+                .map(|v| Reading {
+                    value: v,
+                    requests: Some(240.0),
+                })
+                .map_err(str::to_string),
+            baseline: Ok(Reading {
+                value: b,
+                requests: Some(4800.0),
+            }),
+        },
+    }
 }
 
 /// A release at 25 %, analysing: one check passing, one pending a
@@ -117,6 +121,7 @@ fn release() -> Release {
         .into(),
         triggers: vec![],
         health_intervals: BTreeMap::new(),
+        windows: BTreeMap::new(),
     };
     let start = Event::Start {
         id: "checkout-20300317-0800".into(),
@@ -143,13 +148,20 @@ fn release() -> Release {
     r.apply(&done(2), t(3));
     for (i, at) in [13, 23, 33].into_iter().enumerate() {
         r.apply(&Event::Tick, t(at));
-        r.apply(&m("error-rate", Ok(0.004 + i as f64 * 0.001), 0.003), t(at));
-        r.apply(&m("latency-p95", Ok(0.2 + i as f64 * 0.08), 0.21), t(at));
+        r.apply(
+            &m("error-rate", Ok(0.004 + i as f64 * 0.001), 0.003, r.epoch),
+            t(at),
+        );
+        r.apply(
+            &m("latency-p95", Ok(0.2 + i as f64 * 0.08), 0.21, r.epoch),
+            t(at),
+        );
         r.apply(
             &m(
                 "saturation",
                 Err("no data: the query returned an empty vector"),
                 0.4,
+                r.epoch,
             ),
             t(at),
         );
@@ -354,7 +366,7 @@ fn a_failed_verdict_cell_has_the_crit_colour() {
     let mut app = app_with(Role::Driver, false);
     let mut r = app.release.clone().unwrap();
     r.apply(&Event::Tick, t(63));
-    r.apply(&m("latency-p95", Ok(0.5), 0.21), t(63));
+    r.apply(&m("latency-p95", Ok(0.5), 0.21, r.epoch), t(63));
     app.update(Msg::Driver(DriverEvent::State(Box::new(r))));
     let term = render(&app, 160, 48);
     let text = screen_text(&term);
@@ -391,7 +403,7 @@ fn any_size_draws_without_panic_and_tiny_says_too_small() {
 }
 
 #[test]
-fn rollback_key_confirms_with_the_exact_command_and_env_name() {
+fn rollback_key_confirms_with_the_exact_command_without_the_env_name() {
     let mut app = app_with(Role::Driver, true);
     app.update(key('R'));
     let Some(Popup::Confirm(c)) = &app.popup else {
@@ -402,18 +414,14 @@ fn rollback_key_confirms_with_the_exact_command_and_env_name() {
         c.will_run,
         vec!["traffic: kubectl set-weight checkout 0".to_string()]
     );
+    // The safe direction never waits for typing, even in production.
+    assert_eq!(c.type_to_confirm, None);
     let text = screen_text(&render(&app, 160, 48));
     assert!(
         text.contains("$ traffic: kubectl set-weight checkout 0"),
         "{text}"
     );
-    assert!(text.contains("type `production` to confirm"), "{text}");
-    // Enter without the name is refused.
-    assert!(app.update(code(KeyCode::Enter)).is_empty());
-    for ch in "production".chars() {
-        app.update(key(ch));
-    }
-    app.update(code(KeyCode::Tab));
+    assert!(!text.contains("type `production` to confirm"), "{text}");
     for ch in "p99 spike".chars() {
         app.update(key(ch));
     }
@@ -655,4 +663,88 @@ fn quit_confirmation_says_what_stays_behind_with_the_numbers() {
     );
     assert!(text.contains("`rolldeck run`"), "{text}");
     assert_eq!(app.update(key('y')), vec![Out::Quit]);
+}
+
+#[test]
+fn protected_confirmations_ask_the_env_name_only_for_the_risky_direction() {
+    let mut app = app_with(Role::Driver, true);
+    let typed = |app: &mut App, c: Command| {
+        app.popup = None;
+        app.flash = None;
+        app.confirm(c.clone());
+        match &app.popup {
+            Some(Popup::Confirm(k)) => k.type_to_confirm.clone(),
+            other => panic!("{c:?}: {other:?} {:?}", app.flash),
+        }
+    };
+    let env = Some("production".to_string());
+    assert_eq!(typed(&mut app, Command::Promote), env);
+    assert_eq!(typed(&mut app, Command::PromoteFull), env);
+    assert_eq!(typed(&mut app, Command::Pause), None);
+    assert_eq!(typed(&mut app, Command::Abort), None);
+    assert_eq!(typed(&mut app, Command::Rollback), None);
+    // Paused at 25 %: a lower weight is safe, a higher one is not.
+    let mut r = app.release.clone().unwrap();
+    assert_eq!(r.weight, 25);
+    r.apply(
+        &Event::Command(Issued {
+            command: Command::Pause,
+            operator: "alice".into(),
+            reason: None,
+        }),
+        t(41),
+    );
+    app.update(Msg::Driver(DriverEvent::State(Box::new(r))));
+    assert_eq!(typed(&mut app, Command::Resume), env);
+    assert_eq!(typed(&mut app, Command::SetWeight { weight: 10 }), None);
+    assert_eq!(typed(&mut app, Command::SetWeight { weight: 50 }), env);
+}
+
+#[test]
+fn the_cockpit_asks_the_engine_what_applies() {
+    let mut app = app_with(Role::Driver, false);
+    let issue = |r: &mut Release, c: Command, at: i64| {
+        r.apply(
+            &Event::Command(Issued {
+                command: c,
+                operator: "alice".into(),
+                reason: None,
+            }),
+            t(at),
+        )
+    };
+    // Abort still stops a running rollback (the engine allows it).
+    let mut r = app.release.clone().unwrap();
+    issue(&mut r, Command::Rollback, 41);
+    assert!(matches!(
+        r.phase,
+        rolldeck::release::Phase::RollingBack { .. }
+    ));
+    app.update(Msg::Driver(DriverEvent::State(Box::new(r))));
+    app.confirm(Command::Abort);
+    let Some(Popup::Confirm(c)) = &app.popup else {
+        panic!("{:?} {:?}", app.popup, app.flash)
+    };
+    assert_eq!(c.intent, Intent::Command(Command::Abort));
+
+    // While a manual weight change runs, resume is refused with the reason.
+    let mut app = app_with(Role::Driver, false);
+    let mut r = app.release.clone().unwrap();
+    issue(&mut r, Command::Pause, 41);
+    issue(&mut r, Command::SetWeight { weight: 50 }, 42);
+    assert!(r.manual_weight.is_some());
+    app.update(Msg::Driver(DriverEvent::State(Box::new(r.clone()))));
+    app.confirm(Command::Resume);
+    assert!(app.popup.is_none());
+    assert_eq!(
+        app.flash.as_deref(),
+        Some("a manual weight change is running; wait for it")
+    );
+    // The footer offers no resume then, nor a second weight.
+    app.flash = None;
+    let text = screen_text(&render(&app, 200, 48));
+    let footer = text.lines().last().unwrap_or("");
+    assert!(!footer.contains("resume"), "{footer}");
+    assert!(!footer.contains("weight"), "{footer}");
+    assert!(r.can(&Command::Resume).is_err());
 }

@@ -5,7 +5,7 @@
 //! to the journal before its effects run; replaying the journal's events
 //! through [`Release::apply`] rebuilds the state exactly (event sourcing).
 
-use super::analysis::{CheckRun, Measurement, Verdict, VerdictKind, judge};
+use super::analysis::{CheckDef, CheckRun, Measurement, Verdict, VerdictKind, judge};
 use super::plan::{Plan, Step, StepAction, Trigger};
 use crate::config::OnFailure;
 use jiff::Timestamp;
@@ -171,6 +171,19 @@ pub enum Command {
     },
 }
 
+/// Why a command may not run now: one sentence for the operator, e.g.
+/// `nothing waits for approval`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Why(pub String);
+
+impl std::fmt::Display for Why {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Why {}
+
 /// Who issued a command, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Issued {
@@ -212,8 +225,18 @@ pub enum Event {
         /// In words.
         detail: String,
     },
-    /// A check was measured.
-    Measured(Measurement),
+    /// A check was measured. `epoch` echoes [`Effect::Measure::epoch`]: a
+    /// measurement requested in an earlier epoch (before a traffic change or
+    /// step start) never counts as evidence for the current step; one
+    /// without it (journals of older versions) counts for nothing either.
+    Measured {
+        /// The measurement (its fields sit at the top level of the journal line).
+        #[serde(flatten)]
+        measurement: Measurement,
+        /// The evidence epoch the measurement was requested in.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        epoch: Option<u64>,
+    },
     /// A health target was probed.
     Probed {
         /// Target.
@@ -254,10 +277,13 @@ pub enum Effect {
         /// Run id.
         run: u64,
     },
-    /// Measure a check for both tracks; answer with [`Event::Measured`].
+    /// Measure a check for both tracks; answer with [`Event::Measured`]
+    /// carrying the same `epoch`.
     Measure {
         /// Check name.
         check: String,
+        /// The release's evidence epoch when asked ([`Release::epoch`]).
+        epoch: u64,
     },
     /// Probe a health target; answer with [`Event::Probed`].
     Probe {
@@ -407,6 +433,19 @@ pub struct Release {
     /// A manual weight change in flight: (run id, weight).
     #[serde(default)]
     pub manual_weight: Option<(u64, u8)>,
+    /// Evidence epoch: bumped on every step start, traffic change and
+    /// restart. Measurements are tagged with the epoch they were requested
+    /// in; only those of the current epoch count as evidence for the step.
+    #[serde(default)]
+    pub epoch: u64,
+    /// Per `check:NAME` / `health:NAME`: the epoch and time of the last
+    /// measurement or probe asked for.
+    #[serde(default)]
+    pub requested: BTreeMap<String, (u64, Timestamp)>,
+    /// Per `check:NAME` / `health:NAME`: the epoch of the last conclusive
+    /// evaluation (a check's pass or fail, a probe's answer).
+    #[serde(default)]
+    pub conclusive: BTreeMap<String, u64>,
     /// Next run id.
     pub next_run: u64,
     /// When it ended.
@@ -416,6 +455,16 @@ pub struct Release {
 fn add(t: Timestamp, d: Duration) -> Timestamp {
     t.checked_add(jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX))
         .unwrap_or(t)
+}
+
+/// The inconclusive streak after which a blind trigger pauses the release
+/// (plans journaled by older versions had no limit for `query` triggers).
+fn blind_limit(def: &CheckDef) -> u32 {
+    if def.inconclusive_limit == u32::MAX {
+        super::plan::TRIGGER_INCONCLUSIVE_LIMIT
+    } else {
+        def.inconclusive_limit.max(1)
+    }
 }
 
 fn secs_between(a: Timestamp, b: Timestamp) -> f64 {
@@ -463,6 +512,9 @@ impl Release {
             running_action: None,
             rollback_pending: None,
             manual_weight: None,
+            epoch: 0,
+            requested: BTreeMap::new(),
+            conclusive: BTreeMap::new(),
             next_run: 1,
             finished_at: None,
         };
@@ -541,7 +593,9 @@ impl Release {
             Event::ActionFinished { run, ok, detail } => {
                 self.on_action_finished(*run, *ok, detail, now, &mut fx)
             }
-            Event::Measured(m) => self.on_measured(m, now, &mut fx),
+            Event::Measured { measurement, epoch } => {
+                self.on_measured(measurement, *epoch, now, &mut fx)
+            }
             Event::Probed { target, ok, detail } => {
                 self.on_probed(target, *ok, detail, now, &mut fx)
             }
@@ -619,8 +673,12 @@ impl Release {
                 .or_insert_with(|| add(now, interval));
             if due <= now {
                 self.due.insert(key.clone(), add(now, interval));
+                self.requested.insert(key.clone(), (self.epoch, now));
                 self.inflight.push(key);
-                fx.push(Effect::Measure { check: c });
+                fx.push(Effect::Measure {
+                    check: c,
+                    epoch: self.epoch,
+                });
             }
         }
         for t in targets {
@@ -637,6 +695,7 @@ impl Release {
             let due = *self.due.entry(key.clone()).or_insert(now);
             if due <= now {
                 self.due.insert(key.clone(), add(now, interval));
+                self.requested.insert(key.clone(), (self.epoch, now));
                 self.inflight.push(key);
                 fx.push(Effect::Probe { target: t });
             }
@@ -741,6 +800,8 @@ impl Release {
             return;
         };
         let sref = StepRef { rollback, index };
+        // Evidence asked for before this step started counts for nothing in it.
+        self.epoch += 1;
         {
             let run = self.run_mut(sref);
             run.status = StepStatus::Running;
@@ -808,11 +869,13 @@ impl Release {
                     let cr = self.checks.entry(c.clone()).or_default();
                     cr.passes = 0;
                     cr.consecutive_inconclusive = 0;
-                    if let Some(def) = self.plan.checks.get(c) {
-                        // First evaluation one interval after the step starts,
-                        // so the window holds data from the new weight.
-                        self.due
-                            .insert(format!("check:{c}"), add(now, def.interval));
+                    // Evaluations count from one window after the step
+                    // starts, so the window holds data from this weight only.
+                    // A check that is also a rollback trigger keeps its
+                    // cadence (its early evaluations guard, but do not count).
+                    if self.plan.checks.contains_key(c) && self.trigger_of_check(c).is_none() {
+                        let window = self.plan.window(c);
+                        self.due.insert(format!("check:{c}"), add(now, window));
                     }
                 }
                 let run = self.run_mut(sref);
@@ -938,16 +1001,35 @@ impl Release {
         {
             return;
         }
-        // A plan step's action still running must end first: two traffic
-        // commands racing would leave the weight undefined.
+        // A plan step's action or a manual weight change still running must
+        // end first: two traffic commands racing would leave the weight
+        // undefined (and a late manual weight would undo the rollback's).
+        let mut wait = false;
         if let Some((run, s)) = self.running_action
             && !s.rollback
         {
-            self.rollback_pending = Some(reason);
             fx.push(Effect::CancelAction { run });
+            wait = true;
+        }
+        if let Some((run, _)) = self.manual_weight {
+            fx.push(Effect::CancelAction { run });
+            wait = true;
+        }
+        if wait {
+            self.rollback_pending = Some(reason);
             return;
         }
         self.begin_rollback(reason, now, fx);
+    }
+
+    /// A pending rollback begins once nothing it waited for still runs.
+    fn begin_pending_rollback(&mut self, now: Timestamp, fx: &mut Effects) {
+        if self.running_action.is_none()
+            && self.manual_weight.is_none()
+            && let Some(reason) = self.rollback_pending.take()
+        {
+            self.begin_rollback(reason, now, fx);
+        }
     }
 
     fn begin_rollback(&mut self, reason: String, now: Timestamp, fx: &mut Effects) {
@@ -982,6 +1064,10 @@ impl Release {
         if let Some((run, _)) = self.running_action.take() {
             fx.push(Effect::CancelAction { run });
         }
+        if let Some((run, _)) = self.manual_weight.take() {
+            fx.push(Effect::CancelAction { run });
+        }
+        self.rollback_pending = None;
         self.phase = Phase::Finished {
             outcome,
             reason: reason.clone(),
@@ -1009,8 +1095,16 @@ impl Release {
             && r == run
         {
             self.manual_weight = None;
-            if ok {
+            // A rollback waits for this answer (it never begins before), so
+            // the weight set here can never land after the rollback's.
+            if ok
+                && matches!(
+                    self.phase,
+                    Phase::Running | Phase::Paused { .. } | Phase::WaitingApproval { .. }
+                )
+            {
                 self.weight = weight;
+                self.epoch += 1;
                 fx.push(Effect::Notify(Notice::Traffic { weight }));
             }
             fx.push(Effect::Notify(Notice::ManualAction {
@@ -1018,6 +1112,7 @@ impl Release {
                 ok,
                 detail: detail.to_string(),
             }));
+            self.begin_pending_rollback(now, fx);
             return;
         }
         let Some((expected, s)) = self.running_action else {
@@ -1027,20 +1122,27 @@ impl Release {
             return;
         }
         self.running_action = None;
-        if let Some(reason) = self.rollback_pending.take() {
+        if self.rollback_pending.is_some() {
             let status = if ok {
                 StepStatus::Passed
             } else {
                 StepStatus::Failed
             };
+            if ok && let StepAction::Traffic { weight, .. } = self.step_def(s).action {
+                // The world's weight changed before the rollback begins.
+                self.weight = weight;
+                self.epoch += 1;
+                fx.push(Effect::Notify(Notice::Traffic { weight }));
+            }
             self.end_step(s, status, format!("{detail} (then rollback)"), now, fx);
-            self.begin_rollback(reason, now, fx);
+            self.begin_pending_rollback(now, fx);
             return;
         }
         let step = self.step_def(s).clone();
         if ok {
             if let StepAction::Traffic { weight, .. } = step.action {
                 self.weight = weight;
+                self.epoch += 1;
                 fx.push(Effect::Notify(Notice::Traffic { weight }));
             }
             if matches!(self.phase, Phase::Paused { .. }) {
@@ -1054,27 +1156,129 @@ impl Release {
         }
     }
 
-    fn on_measured(&mut self, m: &Measurement, now: Timestamp, fx: &mut Effects) {
+    /// The display name of the rollback trigger watching `check`, if any.
+    fn trigger_of_check(&self, check: &str) -> Option<&str> {
+        self.plan.triggers.iter().find_map(|t| match t {
+            Trigger::Check { name, check: c } if c == check => Some(name.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Whether the triggers' blindness holds the release: the canary gets
+    /// traffic, or the current step is one the triggers guard (pause,
+    /// analysis). Before any traffic a blind trigger has nothing to see.
+    fn triggers_guard_now(&self) -> bool {
+        self.weight > 0
+            || self
+                .steps
+                .get(self.current)
+                .is_some_and(|r| r.status == StepStatus::Running)
+                && self.plan.steps.get(self.current).is_some_and(|s| {
+                    matches!(
+                        s.action,
+                        StepAction::Pause { .. } | StepAction::Analysis { .. }
+                    )
+                })
+    }
+
+    /// The rollback triggers without a conclusive evaluation in the current
+    /// evidence epoch (or with a violation pending), in words; empty when
+    /// every trigger has seen data since the current step started.
+    fn blind_triggers(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for t in &self.plan.triggers {
+            match t {
+                Trigger::Check { name, check } => {
+                    let key = format!("check:{check}");
+                    let last = self.checks.get(check).and_then(|r| r.last.as_ref());
+                    if self.conclusive.get(&key) != Some(&self.epoch) {
+                        out.push(match last {
+                            Some(v) if v.verdict == VerdictKind::Inconclusive && !v.pending => {
+                                format!("rollback_when `{name}` has no data ({})", v.reason)
+                            }
+                            _ => format!(
+                                "rollback_when `{name}` has no conclusive evaluation in this step yet"
+                            ),
+                        });
+                    } else if let Some(v) = last
+                        && v.pending
+                    {
+                        out.push(format!("rollback_when `{name}` is {}", v.reason));
+                    }
+                }
+                Trigger::Health { name, target, .. } => {
+                    if self.conclusive.get(&format!("health:{target}")) != Some(&self.epoch) {
+                        out.push(format!(
+                            "rollback_when `{name}` has no probe of {target} in this step yet"
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn on_measured(&mut self, m: &Measurement, tag: Option<u64>, now: Timestamp, fx: &mut Effects) {
         let key = format!("check:{}", m.check);
-        self.inflight.retain(|k| k != &key);
+        let asked = self.requested.get(&key).copied();
+        // The answer to the outstanding request (or, untagged, from an older
+        // version) frees the check for the next one.
+        if tag.is_none() || asked.is_some_and(|(e, _)| Some(e) == tag) {
+            self.inflight.retain(|k| k != &key);
+        }
         let Some(def) = self.plan.checks.get(&m.check).cloned() else {
             return;
         };
+        let live = matches!(
+            self.phase,
+            Phase::Running | Phase::Paused { .. } | Phase::WaitingApproval { .. }
+        );
         let prev = self.checks.get(&m.check).cloned().unwrap_or_default();
-        let (verdict, run) = judge(&def, m, &prev, now);
+        if tag.is_none() || tag != Some(self.epoch) {
+            // Asked for before a traffic change or step start: no evidence
+            // for this step, whatever it says, except that a rollback
+            // trigger failing still rolls back (the safe direction).
+            let (verdict, _) = judge(&def, m, &prev, now);
+            if verdict.verdict == VerdictKind::Fail
+                && live
+                && let Some(name) = self.trigger_of_check(&m.check).map(str::to_string)
+            {
+                self.start_rollback(
+                    format!(
+                        "rollback_when `{name}`: {}: {} (measured before the last step start)",
+                        m.check, verdict.reason
+                    ),
+                    now,
+                    fx,
+                );
+            }
+            return;
+        }
+        let asked_at = asked.map_or(now, |(_, at)| at);
+        let (verdict, mut run) = judge(&def, m, &prev, now);
+        // Only evaluations asked for one window after the analysis step
+        // started count toward its `min_samples`.
+        let analysed = self.plan.steps.get(self.current).is_some_and(|s| {
+            matches!(&s.action, StepAction::Analysis { checks, .. } if checks.contains(&m.check))
+        }) && self.steps.get(self.current).is_some_and(|r| {
+            r.status == StepStatus::Running
+                && r.started_at
+                    .is_some_and(|s| asked_at >= add(s, self.plan.window(&m.check)))
+        }) && !matches!(self.phase, Phase::RollingBack { .. });
+        if !analysed {
+            run.passes = prev.passes;
+        }
+        if matches!(verdict.verdict, VerdictKind::Pass | VerdictKind::Fail) {
+            self.conclusive.insert(key, self.epoch);
+        }
         self.checks.insert(m.check.clone(), run.clone());
         fx.push(Effect::Notify(Notice::Verdict(verdict.clone())));
 
+        let trigger = self.trigger_of_check(&m.check).map(str::to_string);
         // Rollback triggers apply in every live phase.
         if verdict.verdict == VerdictKind::Fail
-            && matches!(
-                self.phase,
-                Phase::Running | Phase::Paused { .. } | Phase::WaitingApproval { .. }
-            )
-            && let Some(name) = self.plan.triggers.iter().find_map(|t| match t {
-                Trigger::Check { name, check } if check == &m.check => Some(name.clone()),
-                _ => None,
-            })
+            && live
+            && let Some(name) = &trigger
         {
             self.start_rollback(
                 format!("rollback_when `{name}`: {}: {}", m.check, verdict.reason),
@@ -1083,15 +1287,46 @@ impl Release {
             );
             return;
         }
+        self.analysis_verdict(&def, &verdict, &run, now, fx);
 
-        // Analysis step bookkeeping.
+        // A blind trigger guards nothing: past its inconclusive_limit the
+        // release waits for a human.
+        if let Some(name) = trigger
+            && verdict.verdict == VerdictKind::Inconclusive
+            && !verdict.pending
+            && matches!(self.phase, Phase::Running)
+            && run.consecutive_inconclusive >= blind_limit(&def)
+            && self.triggers_guard_now()
+        {
+            self.pause(
+                format!(
+                    "rollback_when `{name}` is blind: check `{}` inconclusive {} times in a row (inconclusive_limit {}): {}",
+                    m.check,
+                    run.consecutive_inconclusive,
+                    blind_limit(&def),
+                    verdict.reason
+                ),
+                fx,
+            );
+        }
+    }
+
+    /// Analysis step bookkeeping for a counted verdict.
+    fn analysis_verdict(
+        &mut self,
+        def: &CheckDef,
+        verdict: &Verdict,
+        run: &CheckRun,
+        now: Timestamp,
+        fx: &mut Effects,
+    ) {
         let Some(step) = self.plan.steps.get(self.current).cloned() else {
             return;
         };
         let StepAction::Analysis { checks, .. } = &step.action else {
             return;
         };
-        if !checks.contains(&m.check) || self.steps[self.current].status != StepStatus::Running {
+        if !checks.contains(&def.name) || self.steps[self.current].status != StepStatus::Running {
             return;
         }
         let s = StepRef {
@@ -1102,7 +1337,7 @@ impl Release {
             VerdictKind::Fail if matches!(self.phase, Phase::Running | Phase::Paused { .. }) => {
                 self.fail_step(
                     s,
-                    format!("check `{}` {}", m.check, verdict.reason),
+                    format!("check `{}` {}", def.name, verdict.reason),
                     now,
                     fx,
                 );
@@ -1116,7 +1351,7 @@ impl Release {
                 self.pause(
                     format!(
                         "check `{}` inconclusive {} times in a row (inconclusive_limit {}): {}",
-                        m.check,
+                        def.name,
                         run.consecutive_inconclusive,
                         def.inconclusive_limit,
                         verdict.reason
@@ -1137,6 +1372,15 @@ impl Release {
         fx: &mut Effects,
     ) {
         let key = format!("health:{target}");
+        // A probe asked for in this epoch is evidence for the current step.
+        if self.inflight.contains(&key)
+            && self
+                .requested
+                .get(&key)
+                .is_some_and(|(e, _)| *e == self.epoch)
+        {
+            self.conclusive.insert(key.clone(), self.epoch);
+        }
         self.inflight.retain(|k| k != &key);
         let h = self.health.entry(target.to_string()).or_default();
         let changed = h.last.as_ref().map(|(o, _)| *o) != Some(ok);
@@ -1254,7 +1498,21 @@ impl Release {
             return;
         }
         match &step.action {
-            StepAction::Pause { .. } => self.pass_step(s, "pause elapsed".into(), now, fx),
+            StepAction::Pause { .. } => {
+                // A bake guarded by blind triggers proved nothing: wait for
+                // their data (past their inconclusive_limit, a human decides).
+                let blind = if s.rollback {
+                    Vec::new()
+                } else {
+                    self.blind_triggers()
+                };
+                if blind.is_empty() {
+                    self.pass_step(s, "pause elapsed".into(), now, fx)
+                } else {
+                    self.run_mut(s).detail =
+                        format!("pause elapsed; waiting for data: {}", blind.join("; "));
+                }
+            }
             StepAction::Health { targets, .. } => {
                 let last: Vec<String> = targets
                     .iter()
@@ -1269,9 +1527,17 @@ impl Release {
             }
             StepAction::Analysis { checks, .. } => {
                 let mut short = Vec::new();
+                let started = self.run_mut(s).started_at;
                 for c in checks {
                     let need = self.plan.checks.get(c).map_or(1, |d| d.min_samples);
                     let run = self.checks.get(c).cloned().unwrap_or_default();
+                    let key = format!("check:{c}");
+                    // An evaluation asked for in this window is on its way.
+                    let counted_inflight = self.inflight.contains(&key)
+                        && self.requested.get(&key).is_some_and(|(e, at)| {
+                            *e == self.epoch
+                                && started.is_some_and(|s| *at >= add(s, self.plan.window(c)))
+                        });
                     match &run.last {
                         Some(v) if v.pending => {
                             // A violation in its `for` window: wait for it to
@@ -1279,6 +1545,7 @@ impl Release {
                             return;
                         }
                         Some(v) if v.verdict == VerdictKind::Pass && run.passes >= need => {}
+                        _ if counted_inflight => return,
                         Some(v) => short.push(format!(
                             "`{c}` has {} of {need} passing evaluations (last: {})",
                             run.passes, v.reason
@@ -1286,7 +1553,13 @@ impl Release {
                         None => short.push(format!("`{c}` was never evaluated")),
                     }
                 }
-                if short.is_empty() {
+                let blind = self.blind_triggers();
+                if short.is_empty() && !blind.is_empty() {
+                    self.run_mut(s).detail = format!(
+                        "analysis window over; waiting for data: {}",
+                        blind.join("; ")
+                    );
+                } else if short.is_empty() {
                     let detail = checks
                         .iter()
                         .map(|c| {
@@ -1307,7 +1580,127 @@ impl Release {
         }
     }
 
+    /// Whether `command` may run now; else why not, as one sentence for the
+    /// operator. The single source of truth: [`Release::apply`] ignores a
+    /// command this refuses, and the cockpit's keys, `:` commands and footer
+    /// ask it before offering or confirming anything.
+    pub fn can(&self, command: &Command) -> Result<(), Why> {
+        let no = |s: &str| Err(Why(s.to_string()));
+        if let Phase::Finished { outcome, .. } = &self.phase {
+            return Err(Why(format!(
+                "the release has finished ({})",
+                outcome.as_str()
+            )));
+        }
+        let paused = matches!(self.phase, Phase::Paused { .. });
+        let waiting = matches!(self.phase, Phase::WaitingApproval { .. });
+        let running = matches!(self.phase, Phase::Running);
+        let rolling = matches!(self.phase, Phase::RollingBack { .. });
+        let busy = self.running_action.is_some();
+        // Commands that move the release forward wait for what runs by hand
+        // or for a rollback that is about to begin.
+        let settled = || {
+            if self.rollback_pending.is_some() {
+                no("a rollback begins as soon as the running action stops")
+            } else if self.manual_weight.is_some() {
+                no("a manual weight change is running; wait for it")
+            } else {
+                Ok(())
+            }
+        };
+        match command {
+            Command::Abort => Ok(()),
+            Command::Rollback => {
+                if rolling {
+                    no("the rollback is already running")
+                } else if self.rollback_pending.is_some() {
+                    no("the rollback begins as soon as the running action stops")
+                } else {
+                    Ok(())
+                }
+            }
+            Command::Pause => {
+                if running {
+                    Ok(())
+                } else if rolling {
+                    no("the rollback is running and cannot be paused (abort stops it)")
+                } else if paused {
+                    no("the release is already paused")
+                } else {
+                    no("the release waits for approval: nothing advances until it is approved")
+                }
+            }
+            Command::Resume => {
+                if !paused {
+                    return no("the release is not paused");
+                }
+                settled()
+            }
+            Command::Approve => {
+                if !waiting {
+                    return no("nothing waits for approval");
+                }
+                settled()
+            }
+            Command::Retry => {
+                let failed = self.steps.get(self.current).is_some_and(|s| {
+                    matches!(s.status, StepStatus::Failed | StepStatus::Interrupted)
+                });
+                if !(running || paused) || !failed {
+                    return no("no failed or interrupted step to retry");
+                }
+                settled()
+            }
+            Command::Promote | Command::PromoteFull => {
+                if rolling {
+                    return no("the rollback is running: nothing to promote");
+                }
+                if busy {
+                    return no("an action is running; wait for it");
+                }
+                settled()?;
+                if self.current >= self.steps.len() {
+                    return no("no step left to promote");
+                }
+                Ok(())
+            }
+            Command::SetWeight { weight } => {
+                if *weight > 100 {
+                    return Err(Why(format!("weight {weight} is not a percentage 0–100")));
+                }
+                if !(paused || waiting) {
+                    return no(
+                        "pause first: the weight is set by hand only while paused or waiting for approval, so no analysis window mixes two weights",
+                    );
+                }
+                if busy {
+                    return no("an action is running; wait for it");
+                }
+                settled()
+            }
+        }
+    }
+
+    /// Whether `command` moves the release in the safe direction (rollback,
+    /// pause, abort, a lower or equal canary weight): such commands never
+    /// need the environment name typed to confirm; promote, approve, resume,
+    /// retry and a higher weight do in a protected environment.
+    pub fn is_safe_direction(&self, command: &Command) -> bool {
+        match command {
+            Command::Rollback | Command::Pause | Command::Abort => true,
+            Command::SetWeight { weight } => *weight <= self.weight,
+            Command::Approve
+            | Command::Resume
+            | Command::Promote
+            | Command::PromoteFull
+            | Command::Retry => false,
+        }
+    }
+
     fn on_command(&mut self, c: &Issued, now: Timestamp, fx: &mut Effects) {
+        if self.can(&c.command).is_err() {
+            return;
+        }
         let by = &c.operator;
         let why = c
             .reason
@@ -1316,116 +1709,90 @@ impl Release {
             .unwrap_or_default();
         match c.command {
             Command::Approve => {
-                if let Phase::WaitingApproval { .. } = self.phase {
-                    self.phase = Phase::Running;
-                    let s = StepRef {
-                        rollback: false,
-                        index: self.current,
-                    };
-                    self.pass_step(s, format!("approved by {by}{why}"), now, fx);
-                }
+                self.phase = Phase::Running;
+                let s = StepRef {
+                    rollback: false,
+                    index: self.current,
+                };
+                self.pass_step(s, format!("approved by {by}{why}"), now, fx);
             }
-            Command::Pause => {
-                if matches!(self.phase, Phase::Running) {
-                    self.pause(format!("paused by {by}{why}"), fx);
-                }
-            }
+            Command::Pause => self.pause(format!("paused by {by}{why}"), fx),
             Command::Resume => {
-                if let Phase::Paused { .. } = self.phase {
-                    self.phase = Phase::Running;
-                    fx.push(Effect::Notify(Notice::Resumed { by: by.clone() }));
-                    self.continue_current(now, fx);
+                self.phase = Phase::Running;
+                // The human has seen why: blind triggers get a fresh count.
+                for t in &self.plan.triggers {
+                    if let Trigger::Check { check, .. } = t
+                        && let Some(run) = self.checks.get_mut(check)
+                    {
+                        run.consecutive_inconclusive = 0;
+                    }
                 }
+                fx.push(Effect::Notify(Notice::Resumed { by: by.clone() }));
+                self.continue_current(now, fx);
             }
             Command::Retry => {
-                if matches!(self.phase, Phase::Paused { .. } | Phase::Running)
-                    && let Some(run) = self.steps.get(self.current)
-                    && matches!(run.status, StepStatus::Failed | StepStatus::Interrupted)
-                {
-                    self.phase = Phase::Running;
-                    fx.push(Effect::Notify(Notice::Resumed { by: by.clone() }));
-                    self.begin_step(now, fx);
-                }
+                self.phase = Phase::Running;
+                fx.push(Effect::Notify(Notice::Resumed { by: by.clone() }));
+                self.begin_step(now, fx);
             }
             Command::Promote => {
-                if matches!(
-                    self.phase,
-                    Phase::Running | Phase::Paused { .. } | Phase::WaitingApproval { .. }
-                ) && self.running_action.is_none()
-                    && self.current < self.steps.len()
-                {
-                    self.phase = Phase::Running;
-                    let s = StepRef {
-                        rollback: false,
-                        index: self.current,
-                    };
-                    self.end_step(
-                        s,
-                        StepStatus::Skipped,
-                        format!("promoted by {by}{why}"),
-                        now,
-                        fx,
-                    );
-                    self.advance(now, fx);
-                }
+                self.phase = Phase::Running;
+                let s = StepRef {
+                    rollback: false,
+                    index: self.current,
+                };
+                self.end_step(
+                    s,
+                    StepStatus::Skipped,
+                    format!("promoted by {by}{why}"),
+                    now,
+                    fx,
+                );
+                self.advance(now, fx);
             }
             Command::PromoteFull => {
-                if matches!(
-                    self.phase,
-                    Phase::Running | Phase::Paused { .. } | Phase::WaitingApproval { .. }
-                ) && self.running_action.is_none()
-                {
-                    self.phase = Phase::Running;
-                    for i in self.current..self.steps.len() {
-                        if !self.plan.steps[i].runs_action()
-                            && self.steps[i].status != StepStatus::Passed
-                        {
-                            self.steps[i].status = StepStatus::Skipped;
-                            self.steps[i].detail = format!("skipped: full promotion by {by}{why}");
-                        }
-                    }
-                    if let Some(run) = self.steps.get(self.current)
-                        && run.status == StepStatus::Passed
+                self.phase = Phase::Running;
+                for i in self.current..self.steps.len() {
+                    if !self.plan.steps[i].runs_action()
+                        && self.steps[i].status != StepStatus::Passed
                     {
-                        self.advance(now, fx);
-                    } else {
-                        self.begin_step(now, fx);
+                        self.steps[i].status = StepStatus::Skipped;
+                        self.steps[i].detail = format!("skipped: full promotion by {by}{why}");
                     }
+                }
+                if let Some(run) = self.steps.get(self.current)
+                    && run.status == StepStatus::Passed
+                {
+                    self.advance(now, fx);
+                } else {
+                    self.begin_step(now, fx);
                 }
             }
             Command::Rollback => {
                 self.start_rollback(format!("rollback by {by}{why}"), now, fx);
             }
             Command::Abort => {
-                if !matches!(self.phase, Phase::Finished { .. }) {
-                    self.finish(Outcome::Aborted, format!("aborted by {by}{why}"), now, fx);
-                }
+                self.finish(Outcome::Aborted, format!("aborted by {by}{why}"), now, fx);
             }
             Command::SetWeight { weight } => {
-                if matches!(
-                    self.phase,
-                    Phase::Paused { .. } | Phase::WaitingApproval { .. }
-                ) && self.running_action.is_none()
-                    && self.manual_weight.is_none()
-                {
-                    let weight = weight.min(100);
-                    let run = self.next_run;
-                    self.next_run += 1;
-                    self.manual_weight = Some((run, weight));
-                    let name = format!("manual weight {weight}%");
-                    let reason = Some(format!("set by {by}{why}"));
-                    fx.push(Effect::RunAction {
-                        run,
-                        step: StepRef {
-                            rollback: false,
-                            index: self.current.min(self.steps.len().saturating_sub(1)),
-                        },
-                        vars: self.action_vars(&name, Some(weight), reason.as_deref()),
-                        step_name: name,
-                        action: self.traffic_action(),
-                        reason,
-                    });
-                }
+                let run = self.next_run;
+                self.next_run += 1;
+                self.manual_weight = Some((run, weight));
+                // The weight is in flux from now on.
+                self.epoch += 1;
+                let name = format!("manual weight {weight}%");
+                let reason = Some(format!("set by {by}{why}"));
+                fx.push(Effect::RunAction {
+                    run,
+                    step: StepRef {
+                        rollback: false,
+                        index: self.current.min(self.steps.len().saturating_sub(1)),
+                    },
+                    vars: self.action_vars(&name, Some(weight), reason.as_deref()),
+                    step_name: name,
+                    action: self.traffic_action(),
+                    reason,
+                });
             }
         }
     }
@@ -1529,12 +1896,26 @@ impl Release {
 
     fn on_resumed(&mut self, now: Timestamp, fx: &mut Effects) {
         self.inflight.clear();
+        // Answers to the old process's requests never count.
+        self.epoch += 1;
         for v in self.due.values_mut() {
             *v = now;
         }
         fx.push(Effect::Notify(Notice::Resumed {
             by: "restart from journal".into(),
         }));
+        // The manual weight change died with the old process: its answer
+        // will never come, and the weight may or may not have been set.
+        if let Some((_, w)) = self.manual_weight.take() {
+            fx.push(Effect::Notify(Notice::ManualAction {
+                action: self.traffic_action(),
+                ok: false,
+                detail: format!(
+                    "interrupted by a restart: the canary weight may be {w}% or still {}%",
+                    self.weight
+                ),
+            }));
+        }
         if let Some(reason) = self.rollback_pending.take() {
             // The cancelled action's answer was lost with the old process.
             if let Some((_, s)) = self.running_action.take() {

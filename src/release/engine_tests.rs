@@ -84,6 +84,7 @@ fn plan() -> Plan {
         checks: [("error-rate".to_string(), check("error-rate"))].into(),
         triggers: vec![],
         health_intervals: Default::default(),
+        windows: Default::default(),
     }
 }
 
@@ -104,8 +105,40 @@ fn start(p: Plan) -> (Release, Effects, Vec<Record>) {
     (r, fx, vec![rec])
 }
 
-/// Applies and journals an event, like the runtime does.
+/// A measurement as the runtime answers it; `step_at` tags it with the
+/// epoch of the outstanding request, as the runtime echoes it.
+fn measured(m: Measurement) -> Event {
+    Event::Measured {
+        measurement: m,
+        epoch: None,
+    }
+}
+
+/// Applies and journals an event, like the runtime does. An untagged
+/// measurement answers the outstanding request of its check (tagged with
+/// that request's epoch, else the current one).
 fn step_at(r: &mut Release, j: &mut Vec<Record>, ev: Event, at: i64) -> Effects {
+    let ev = match ev {
+        Event::Measured {
+            measurement,
+            epoch: None,
+        } => {
+            let epoch = r
+                .requested
+                .get(&format!("check:{}", measurement.check))
+                .map_or(r.epoch, |(e, _)| *e);
+            Event::Measured {
+                measurement,
+                epoch: Some(epoch),
+            }
+        }
+        ev => ev,
+    };
+    step_raw(r, j, ev, at)
+}
+
+/// Applies and journals an event exactly as given.
+fn step_raw(r: &mut Release, j: &mut Vec<Record>, ev: Event, at: i64) -> Effects {
     let fx = r.apply(&ev, t(at));
     j.push(Record {
         ts: t(at),
@@ -129,14 +162,14 @@ fn run_ids(fx: &Effects) -> Vec<(u64, String, BTreeMap<String, String>)> {
 fn measures(fx: &Effects) -> Vec<String> {
     fx.iter()
         .filter_map(|e| match e {
-            Effect::Measure { check } => Some(check.clone()),
+            Effect::Measure { check, .. } => Some(check.clone()),
             _ => None,
         })
         .collect()
 }
 
 fn good(check: &str) -> Event {
-    Event::Measured(Measurement {
+    measured(Measurement {
         check: check.into(),
         query: "q".into(),
         canary: Ok(Reading {
@@ -151,7 +184,7 @@ fn good(check: &str) -> Event {
 }
 
 fn bad(check: &str) -> Event {
-    Event::Measured(Measurement {
+    measured(Measurement {
         check: check.into(),
         query: "q".into(),
         canary: Ok(Reading {
@@ -166,7 +199,7 @@ fn bad(check: &str) -> Event {
 }
 
 fn no_data(check: &str) -> Event {
-    Event::Measured(Measurement {
+    measured(Measurement {
         check: check.into(),
         query: "q".into(),
         canary: Err("no data: the query returned an empty vector".into()),
@@ -615,4 +648,449 @@ fn manual_weight_only_while_paused_and_confirmations_list_the_actions() {
     assert_eq!(rb[0].1["weight"], "0");
     assert_eq!(rb[0].1["reason"], "rollback by alice: p99 spike");
     assert_eq!(replay(&j).pop().unwrap(), r);
+}
+
+fn cmd(command: Command) -> Event {
+    Event::Command(Issued {
+        command,
+        operator: "alice".into(),
+        reason: None,
+    })
+}
+
+fn weights(fx: &Effects) -> Vec<u8> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Notify(Notice::Traffic { weight }) => Some(*weight),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_measurement_asked_for_before_a_traffic_change_never_counts() {
+    let (mut r, mut j) = to_analysis();
+    let fx = step_at(&mut r, &mut j, Event::Tick, 12);
+    let asked = fx
+        .iter()
+        .find_map(|e| match e {
+            Effect::Measure { epoch, .. } => Some(*epoch),
+            _ => None,
+        })
+        .expect("measured");
+    // While it is in flight the operator pauses, sets 25 % and resumes.
+    step_at(&mut r, &mut j, cmd(Command::Pause), 13);
+    let run = run_ids(&step_at(
+        &mut r,
+        &mut j,
+        cmd(Command::SetWeight { weight: 25 }),
+        14,
+    ))[0]
+        .0;
+    step_at(&mut r, &mut j, done(run, true), 15);
+    step_at(&mut r, &mut j, cmd(Command::Resume), 16);
+    assert_eq!(r.weight, 25);
+    assert_eq!(r.steps[2].status, StepStatus::Running);
+    // The answer (taken at 5 %) arrives: it counts for nothing.
+    let m = match good("error-rate") {
+        Event::Measured { measurement, .. } => measurement,
+        _ => unreachable!(),
+    };
+    step_raw(
+        &mut r,
+        &mut j,
+        Event::Measured {
+            measurement: m.clone(),
+            epoch: Some(asked),
+        },
+        17,
+    );
+    assert_eq!(r.checks["error-rate"].passes, 0, "stale evidence counted");
+    assert!(r.checks["error-rate"].last.is_none());
+    // Nor does an untagged one (journals of older versions).
+    step_raw(
+        &mut r,
+        &mut j,
+        Event::Measured {
+            measurement: m,
+            epoch: None,
+        },
+        18,
+    );
+    assert_eq!(r.checks["error-rate"].passes, 0);
+    assert_eq!(replay(&j).pop().unwrap(), r);
+}
+
+#[test]
+fn old_journal_lines_without_an_epoch_still_parse() {
+    let line = r#"{"type":"measured","check":"error-rate","query":"q","canary":{"Ok":{"value":0.01,"requests":500.0}},"baseline":{"Err":"down"}}"#;
+    let ev: Event = serde_json::from_str(line).unwrap();
+    let Event::Measured { measurement, epoch } = &ev else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(measurement.check, "error-rate");
+    assert_eq!(*epoch, None);
+    let tagged = Event::Measured {
+        measurement: measurement.clone(),
+        epoch: Some(7),
+    };
+    let text = serde_json::to_string(&tagged).unwrap();
+    assert!(text.contains(r#""epoch":7"#), "{text}");
+    assert_eq!(serde_json::from_str::<Event>(&text).unwrap(), tagged);
+}
+
+#[test]
+fn the_first_counted_evaluation_comes_one_window_after_the_step_starts() {
+    let mut p = plan();
+    p.windows
+        .insert("error-rate".into(), Duration::from_secs(60));
+    if let StepAction::Analysis { duration, .. } = &mut p.steps[2].action {
+        *duration = Duration::from_secs(120);
+    }
+    // The same check also guards as a trigger elsewhere: it keeps its cadence.
+    let (mut r, fx, mut j) = start(p.clone());
+    let fx = step_at(&mut r, &mut j, done(run_ids(&fx)[0].0, true), 1);
+    step_at(&mut r, &mut j, done(run_ids(&fx)[0].0, true), 2);
+    assert_eq!(r.current, 2);
+    for at in [12, 30, 50, 61] {
+        assert!(
+            measures(&step_at(&mut r, &mut j, Event::Tick, at)).is_empty(),
+            "measured at {at}s, inside the first window"
+        );
+    }
+    assert_eq!(
+        measures(&step_at(&mut r, &mut j, Event::Tick, 62)),
+        vec!["error-rate"]
+    );
+
+    // A check that is also a rollback trigger is measured on its cadence,
+    // but evaluations before the window is full do not count as passes.
+    p.triggers.push(Trigger::Check {
+        name: "errors".into(),
+        check: "error-rate".into(),
+    });
+    let (mut r, fx, mut j) = start(p);
+    let fx = step_at(&mut r, &mut j, done(run_ids(&fx)[0].0, true), 1);
+    step_at(&mut r, &mut j, done(run_ids(&fx)[0].0, true), 2);
+    for at in [12, 22, 32, 42, 52] {
+        step_at(&mut r, &mut j, Event::Tick, at);
+        step_at(&mut r, &mut j, good("error-rate"), at);
+    }
+    assert_eq!(r.checks["error-rate"].passes, 0);
+    for at in [62, 72] {
+        step_at(&mut r, &mut j, Event::Tick, at);
+        step_at(&mut r, &mut j, good("error-rate"), at);
+    }
+    assert_eq!(r.checks["error-rate"].passes, 2);
+    step_at(&mut r, &mut j, Event::Tick, 122);
+    assert_eq!(r.steps[2].status, StepStatus::Passed);
+}
+
+#[test]
+fn an_analysis_step_waits_for_a_counted_evaluation_in_flight_at_its_end() {
+    let (mut r, mut j) = to_analysis();
+    step_at(&mut r, &mut j, Event::Tick, 12);
+    step_at(&mut r, &mut j, good("error-rate"), 12);
+    step_at(&mut r, &mut j, Event::Tick, 61);
+    assert_eq!(measures(&step_at(&mut r, &mut j, Event::Tick, 22)).len(), 0);
+    // Asked at 61, answered after the window's end at 62.
+    let (mut r2, mut j2) = to_analysis();
+    step_at(&mut r2, &mut j2, Event::Tick, 12);
+    step_at(&mut r2, &mut j2, good("error-rate"), 12);
+    assert_eq!(
+        measures(&step_at(&mut r2, &mut j2, Event::Tick, 61)),
+        vec!["error-rate"]
+    );
+    step_at(&mut r2, &mut j2, Event::Tick, 62);
+    assert_eq!(
+        r2.steps[2].status,
+        StepStatus::Running,
+        "waits for the answer"
+    );
+    assert!(matches!(r2.phase, Phase::Running));
+    step_at(&mut r2, &mut j2, good("error-rate"), 63);
+    step_at(&mut r2, &mut j2, Event::Tick, 63);
+    assert_eq!(r2.steps[2].status, StepStatus::Passed);
+    let _ = (r, j);
+}
+
+/// A plan whose only gate is a 30 s bake guarded by a `query` trigger.
+fn bake_plan() -> Plan {
+    let mut p = plan();
+    let mut trig = check("rollback_when[0]");
+    trig.min_requests = None;
+    trig.min_samples = 1;
+    trig.for_ = Duration::ZERO;
+    trig.inconclusive_limit = crate::release::plan::TRIGGER_INCONCLUSIVE_LIMIT;
+    p.checks.insert("rollback_when[0]".into(), trig);
+    p.triggers.push(Trigger::Check {
+        name: "errors > 5%".into(),
+        check: "rollback_when[0]".into(),
+    });
+    p.steps = vec![
+        step(
+            "traffic 5%",
+            StepAction::Traffic {
+                action: "traffic".into(),
+                weight: 5,
+            },
+        ),
+        step(
+            "bake",
+            StepAction::Pause {
+                duration: Some(Duration::from_secs(30)),
+            },
+        ),
+    ];
+    p
+}
+
+#[test]
+fn a_bake_with_blind_triggers_never_passes_and_pauses_for_a_human() {
+    let (mut r, fx, mut j) = start(bake_plan());
+    step_at(&mut r, &mut j, done(run_ids(&fx)[0].0, true), 1);
+    assert_eq!(r.current, 1);
+    // The trigger's source answers nothing usable.
+    for at in [11, 21] {
+        step_at(&mut r, &mut j, Event::Tick, at);
+        step_at(&mut r, &mut j, no_data("rollback_when[0]"), at);
+    }
+    step_at(&mut r, &mut j, Event::Tick, 31);
+    assert_eq!(
+        r.steps[1].status,
+        StepStatus::Running,
+        "the bake passed on time alone"
+    );
+    assert!(!r.is_finished());
+    assert!(
+        r.steps[1].detail.contains("errors > 5%"),
+        "{}",
+        r.steps[1].detail
+    );
+    step_at(&mut r, &mut j, no_data("rollback_when[0]"), 31);
+    let Phase::Paused { reason } = &r.phase else {
+        panic!("{:?}", r.phase)
+    };
+    assert!(
+        reason.contains("rollback_when `errors > 5%` is blind"),
+        "{reason}"
+    );
+    assert!(reason.contains("inconclusive 3 times"), "{reason}");
+    assert!(reason.contains("empty vector"), "{reason}");
+
+    // With data, the bake passes once its time is up.
+    let (mut r, fx, mut j) = start(bake_plan());
+    step_at(&mut r, &mut j, done(run_ids(&fx)[0].0, true), 1);
+    step_at(&mut r, &mut j, Event::Tick, 11);
+    step_at(&mut r, &mut j, good("rollback_when[0]"), 11);
+    step_at(&mut r, &mut j, Event::Tick, 31);
+    assert!(matches!(
+        r.phase,
+        Phase::Finished {
+            outcome: Outcome::Promoted,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn query_triggers_have_a_finite_inconclusive_limit() {
+    let text = r#"
+service = "checkout"
+[environment]
+name = "staging"
+[sources.prometheus]
+url = "http://127.0.0.1:9"
+[actions.traffic]
+argv = ["true", "{weight}"]
+[[checks]]
+name = "error-rate"
+query = 'sum(rate(errors{track="{track}"}[5m]))'
+window = "5m"
+interval = "30s"
+min_samples = 2
+max = 0.05
+[plans.canary]
+[[plans.canary.steps]]
+kind = "traffic"
+weight = 5
+[[plans.canary.steps]]
+kind = "analysis"
+duration = "6m"
+[[plans.canary.steps]]
+kind = "analysis"
+duration = "2m"
+[[rollback]]
+kind = "traffic"
+weight = 0
+[[rollback_when]]
+query = 'sum(rate(errors{track="{track}"}[1m]))'
+max = 0.2
+"#;
+    let cfg = crate::config::parse(text, std::path::Path::new("rolldeck.toml")).unwrap();
+    let p = Plan::from_config(&cfg, None).unwrap();
+    let trig = &p.checks[&crate::release::plan::trigger_check_name(0)];
+    assert_eq!(
+        trig.inconclusive_limit,
+        crate::release::plan::TRIGGER_INCONCLUSIVE_LIMIT
+    );
+    assert_eq!(p.window("error-rate"), Duration::from_secs(300));
+    // `rolldeck check` warns about the 2 m one, not the 6 m one.
+    let w = p.warnings();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("step 3"), "{}", w[0]);
+    assert!(
+        w[0].contains("window 5m + 2 × interval 30s = 6m"),
+        "{}",
+        w[0]
+    );
+}
+
+/// Paused at 5 % in the analysis step with a manual weight change of 50 %
+/// in flight; returns its run id.
+fn manual_weight_in_flight() -> (Release, Vec<Record>, u64) {
+    let (mut r, mut j) = to_analysis();
+    step_at(&mut r, &mut j, cmd(Command::Pause), 5);
+    let fx = step_at(&mut r, &mut j, cmd(Command::SetWeight { weight: 50 }), 6);
+    let run = run_ids(&fx)[0].0;
+    (r, j, run)
+}
+
+#[test]
+fn a_rollback_waits_for_a_manual_weight_change_and_no_weight_lands_after_it() {
+    let (mut r, mut j, manual) = manual_weight_in_flight();
+    let fx = step_at(&mut r, &mut j, cmd(Command::Rollback), 7);
+    assert!(fx.contains(&Effect::CancelAction { run: manual }), "{fx:?}");
+    assert!(
+        run_ids(&fx).is_empty(),
+        "the rollback's traffic action races the manual one"
+    );
+    // The manual change ends (killed, or it got through first).
+    let fx = step_at(&mut r, &mut j, done(manual, true), 8);
+    let Phase::RollingBack { .. } = r.phase else {
+        panic!("{:?}", r.phase)
+    };
+    let rb = run_ids(&fx);
+    assert_eq!(rb[0].2["weight"], "0");
+    let fx = step_at(&mut r, &mut j, done(rb[0].0, true), 9);
+    assert_eq!(weights(&fx), vec![0]);
+    assert_eq!(r.weight, 0);
+    assert!(matches!(
+        r.phase,
+        Phase::Finished {
+            outcome: Outcome::RolledBack,
+            ..
+        }
+    ));
+    assert_eq!(replay(&j).pop().unwrap(), r);
+
+    // A trigger's rollback waits the same way.
+    let (mut r, mut j, manual) = manual_weight_in_flight();
+    let fx = step_at(&mut r, &mut j, cmd(Command::Abort), 7);
+    assert!(fx.contains(&Effect::CancelAction { run: manual }));
+    let fx = step_at(&mut r, &mut j, done(manual, true), 8);
+    assert!(weights(&fx).is_empty(), "a weight landed after the abort");
+}
+
+#[test]
+fn after_a_restart_manual_weight_works_again() {
+    let (r, j, _manual) = manual_weight_in_flight();
+    let mut resumed = replay(&j).pop().unwrap();
+    assert_eq!(resumed, r);
+    let fx = resumed.apply(&Event::Resumed, t(100));
+    assert!(resumed.manual_weight.is_none());
+    assert!(
+        fx.iter().any(|e| matches!(e,
+            Effect::Notify(Notice::ManualAction { ok: false, detail, .. }) if detail.contains("may be 50%"))),
+        "{fx:?}"
+    );
+    assert!(resumed.can(&Command::SetWeight { weight: 30 }).is_ok());
+    let fx = resumed.apply(&cmd(Command::SetWeight { weight: 30 }), t(101));
+    assert_eq!(run_ids(&fx)[0].2["weight"], "30");
+}
+
+#[test]
+fn can_is_what_apply_does() {
+    // Every command in a few states: refused ⇔ the state does not change.
+    let mut states = Vec::new();
+    let (r, _) = to_analysis();
+    states.push(r.clone());
+    let (r2, _, _) = manual_weight_in_flight();
+    states.push(r2);
+    let mut paused = r.clone();
+    paused.apply(&cmd(Command::Pause), t(5));
+    states.push(paused);
+    let mut rolling = r.clone();
+    rolling.apply(&cmd(Command::Rollback), t(5));
+    states.push(rolling);
+    let (waiting, _, _) = start({
+        let mut p = plan();
+        p.steps.swap(0, 3);
+        p
+    });
+    states.push(waiting);
+    let all = [
+        Command::Approve,
+        Command::Pause,
+        Command::Resume,
+        Command::Promote,
+        Command::PromoteFull,
+        Command::Retry,
+        Command::Rollback,
+        Command::Abort,
+        Command::SetWeight { weight: 20 },
+        Command::SetWeight { weight: 101 },
+    ];
+    for s in &states {
+        for c in &all {
+            let mut after = s.clone();
+            after.apply(&cmd(c.clone()), t(6));
+            let mut ticked = s.clone();
+            ticked.apply(&Event::Tick, t(6));
+            assert_eq!(
+                s.can(c).is_ok(),
+                after != ticked,
+                "{c:?} in {:?}: can = {:?}",
+                s.phase,
+                s.can(c)
+            );
+        }
+    }
+    // Abort stops a running rollback; a second rollback is refused with why.
+    let mut rolling = r.clone();
+    rolling.apply(&cmd(Command::Rollback), t(5));
+    assert!(rolling.can(&Command::Abort).is_ok());
+    assert_eq!(
+        rolling.can(&Command::Rollback).unwrap_err().to_string(),
+        "the rollback is already running"
+    );
+    // While a manual weight change runs, nothing moves the release forward.
+    let (m, _, _) = manual_weight_in_flight();
+    assert!(
+        m.can(&Command::Resume)
+            .unwrap_err()
+            .0
+            .contains("manual weight change is running")
+    );
+}
+
+#[test]
+fn the_safe_direction_is_rollback_pause_abort_and_lower_weights() {
+    let (r, _) = to_analysis();
+    assert_eq!(r.weight, 5);
+    for c in [Command::Rollback, Command::Pause, Command::Abort] {
+        assert!(r.is_safe_direction(&c), "{c:?}");
+    }
+    assert!(r.is_safe_direction(&Command::SetWeight { weight: 0 }));
+    assert!(r.is_safe_direction(&Command::SetWeight { weight: 5 }));
+    assert!(!r.is_safe_direction(&Command::SetWeight { weight: 6 }));
+    for c in [
+        Command::Promote,
+        Command::PromoteFull,
+        Command::Resume,
+        Command::Approve,
+        Command::Retry,
+    ] {
+        assert!(!r.is_safe_direction(&c), "{c:?}");
+    }
 }

@@ -129,6 +129,13 @@ pub struct Plan {
     /// Probe interval of each health target.
     #[serde(with = "duration_map")]
     pub health_intervals: BTreeMap<String, Duration>,
+    /// The data window of each check (the `window` its query looks back
+    /// over). An analysis step counts a check's evaluations only from one
+    /// window after the step started, so every counted evaluation holds
+    /// data from the step's traffic weight only. Absent in plans journaled
+    /// by older versions (then the check's `interval` applies).
+    #[serde(default, with = "duration_map")]
+    pub windows: BTreeMap<String, Duration>,
 }
 
 mod duration_map {
@@ -154,6 +161,11 @@ mod duration_map {
     }
 }
 
+/// Consecutive inconclusive evaluations after which a blind `query`
+/// trigger pauses the release (a `check` trigger uses its check's
+/// `inconclusive_limit`).
+pub const TRIGGER_INCONCLUSIVE_LIMIT: u32 = 3;
+
 /// The synthetic check name of the `i`th `query` trigger.
 pub fn trigger_check_name(i: usize) -> String {
     format!("rollback_when[{i}]")
@@ -175,6 +187,14 @@ pub fn check_def(c: &CheckSpec) -> CheckDef {
         min_requests: c.min_requests,
         inconclusive_limit: c.inconclusive_limit.max(1),
     }
+}
+
+/// The shortest analysis step in which a check with this `window`,
+/// `interval` and `min_samples` can collect its passes: the first counted
+/// evaluation comes one window after the step starts, then one per
+/// interval (saturating: durations are bounded at load).
+pub fn analysis_needs(window: Duration, interval: Duration, min_samples: u32) -> Duration {
+    window.saturating_add(interval.saturating_mul(min_samples))
 }
 
 fn step(cfg: &Config, s: &StepSpec, all_checks: &[String]) -> Step {
@@ -292,7 +312,7 @@ impl Plan {
                         for_: t.for_,
                         min_samples: 1,
                         min_requests: None,
-                        inconclusive_limit: u32::MAX,
+                        inconclusive_limit: TRIGGER_INCONCLUSIVE_LIMIT,
                     },
                 );
                 triggers.push(Trigger::Check {
@@ -321,6 +341,56 @@ impl Plan {
                 .iter()
                 .map(|h| (h.name.clone(), h.interval))
                 .collect(),
+            windows: cfg
+                .checks
+                .iter()
+                .map(|c| (c.name.clone(), c.window))
+                .collect(),
         })
+    }
+
+    /// The data window of `check`: its configured `window`, else (a plan
+    /// journaled by an older version) its `interval`; zero for an unknown check.
+    pub fn window(&self, check: &str) -> Duration {
+        self.windows
+            .get(check)
+            .copied()
+            .or_else(|| self.checks.get(check).map(|c| c.interval))
+            .unwrap_or_default()
+    }
+
+    /// Problems that do not stop a release but make it wait or pause for a
+    /// human, in words (for `rolldeck check`): an analysis step shorter than
+    /// one of its checks' `window` + `min_samples` × `interval` (the first
+    /// counted evaluation comes one window after the step starts, so the
+    /// step ends without enough passes and pauses).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, s) in self.steps.iter().enumerate() {
+            let StepAction::Analysis { checks, duration } = &s.action else {
+                continue;
+            };
+            for c in checks {
+                let Some(def) = self.checks.get(c) else {
+                    continue;
+                };
+                let window = self.window(c);
+                let needs = analysis_needs(window, def.interval, def.min_samples.max(1));
+                if *duration < needs {
+                    out.push(format!(
+                        "plan `{}` step {} `{}`: analysis {} is shorter than check `{c}`'s window {} + {} × interval {} = {}: its first counted evaluation comes one window after the step starts, so the step ends without enough passing evaluations and pauses for a human",
+                        self.name,
+                        i + 1,
+                        s.name,
+                        humantime::format_duration(*duration),
+                        humantime::format_duration(window),
+                        def.min_samples.max(1),
+                        humantime::format_duration(def.interval),
+                        humantime::format_duration(needs),
+                    ));
+                }
+            }
+        }
+        out
     }
 }

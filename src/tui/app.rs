@@ -863,10 +863,15 @@ impl App {
             self.flash = Some("no release".into());
             return;
         };
-        if let Err(why) = applicable(r, &command) {
-            self.flash = Some(why);
+        // The engine decides what applies now (one source of truth).
+        if let Err(why) = r.can(&command) {
+            self.flash = Some(why.to_string());
             return;
         }
+        // The safe direction (rollback, pause, abort, a lower weight) never
+        // waits for the environment name to be typed.
+        let type_to_confirm =
+            (self.protected && !r.is_safe_direction(&command)).then(|| self.environment.clone());
         let will_run: Vec<String> = r
             .planned_actions(&command, &self.operator, None)
             .into_iter()
@@ -893,7 +898,7 @@ impl App {
             intent: Intent::Command(command),
             title,
             will_run,
-            type_to_confirm: self.protected.then(|| self.environment.clone()),
+            type_to_confirm,
             typed: String::new(),
             reason: String::new(),
             field: 0,
@@ -979,7 +984,7 @@ impl App {
                 let allowed = self
                     .release
                     .as_ref()
-                    .map(|r| applicable(r, &Command::SetWeight { weight: 0 }));
+                    .map(|r| r.can(&Command::SetWeight { weight: 0 }));
                 match allowed {
                     Some(Ok(())) if self.can_act() => {
                         self.popup = Some(Popup::Weight(String::new()))
@@ -1002,46 +1007,6 @@ impl App {
         }
         Vec::new()
     }
-}
-
-/// Whether the engine would act on `c` now; else why not, in words (the
-/// engine ignores commands that do not apply, so the cockpit says so first).
-pub fn applicable(r: &Release, c: &Command) -> Result<(), String> {
-    let paused = matches!(r.phase, Phase::Paused { .. });
-    let waiting = matches!(r.phase, Phase::WaitingApproval { .. });
-    let running = matches!(r.phase, Phase::Running);
-    let busy = r.running_action.is_some();
-    let failed = r
-        .steps
-        .get(r.current)
-        .is_some_and(|s| matches!(s.status, StepStatus::Failed | StepStatus::Interrupted));
-    let ok = match c {
-        Command::Approve => waiting,
-        Command::Pause => running,
-        Command::Resume => paused,
-        Command::Promote | Command::PromoteFull => (running || paused || waiting) && !busy,
-        Command::Retry => (running || paused) && failed,
-        Command::Rollback | Command::Abort => !matches!(r.phase, Phase::RollingBack { .. }),
-        Command::SetWeight { .. } => (paused || waiting) && !busy,
-    };
-    if ok {
-        return Ok(());
-    }
-    Err(match c {
-        Command::Approve => "nothing waits for approval".into(),
-        Command::Pause => "the release is not running".into(),
-        Command::Resume => "the release is not paused".into(),
-        Command::Promote | Command::PromoteFull if busy => {
-            "an action is running; wait for it".into()
-        }
-        Command::Retry => "no failed or interrupted step to retry".into(),
-        Command::SetWeight { .. } if busy => "an action is running; wait for it".into(),
-        Command::SetWeight { .. } => {
-            "pause first (p): the weight is set by hand only while paused".into()
-        }
-        Command::Rollback | Command::Abort => "the rollback is already running".into(),
-        _ => "not now".into(),
-    })
 }
 
 fn mv(cur: usize, a: Action, n: usize, rows: usize) -> usize {

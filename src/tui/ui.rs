@@ -815,7 +815,7 @@ fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
             (Action::Promote, Command::Promote, "promote"),
         ];
         for (action, command, label) in now {
-            if super::app::applicable(r, &command).is_ok()
+            if r.can(&command).is_ok()
                 && let Some(k) = app.keymap.keys_for(action).first()
                 && !hints.iter().any(|(_, l)| l == label)
             {
