@@ -160,6 +160,7 @@ fn app() -> App {
             duration_s: 0.5,
             detail: "exit 0".into(),
             reason: None,
+            run_id: None,
         })
         .collect();
     app.update(Msg::Audit(records));

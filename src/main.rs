@@ -99,6 +99,19 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args
+        .get(1)
+        .is_some_and(|a| a == rolldeck::demo::supervise::SUBCOMMAND)
+    {
+        let code = rolldeck::demo::supervise::main(&args[2..]);
+        return ExitCode::from(code.clamp(0, 255) as u8);
+    }
+    // The demo's children (Prometheus) start through `rolldeck __supervise`
+    // so they die with this process.
+    if let Ok(exe) = std::env::current_exe() {
+        rolldeck::demo::supervise::use_supervisor(exe);
+    }
     let cli = Cli::parse();
     // The cockpit routes tracing into its Logs pane; everything else to stderr.
     let cockpit = std::io::IsTerminal::is_terminal(&std::io::stdout())

@@ -701,6 +701,15 @@ pub async fn drive(
     let releases = journal::replay(&records);
     let mut journal = Journal::open(&paths.journal, redactor.clone())?;
     let audit = AuditLog::open(&paths.audit)?;
+    // An action started by a driver that was killed may still run: never
+    // start anything (nor run it again) until it has ended.
+    match audit.settle_unfinished()? {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            "{n} action run(s) of an earlier rolldeck ended without a result; audited as outcome unknown"
+        ),
+        Err(live) => anyhow::bail!("{live}"),
+    }
     let operator = Operator::current();
     let executor = Executor::new(audit, operator.clone(), redactor.clone());
     let sources = Sources::new(cfg);
@@ -735,7 +744,7 @@ pub async fn drive(
 
     let (tx, mut rx) = mpsc::channel::<Event>(256);
     let (out_tx, mut out_rx) = mpsc::channel::<OutputLine>(1024);
-    let mut running: HashMap<u64, tokio::task::JoinHandle<()>> = HashMap::new();
+    let mut running: HashMap<u64, RunningAction> = HashMap::new();
     let ctx = EffectCtx {
         cfg,
         executor: &executor,
@@ -826,10 +835,8 @@ pub async fn drive(
                 },
                 _ = tokio::time::sleep(sleep_for) => Event::Tick,
                 why = &mut stop => {
-                    // Aborting the tasks drops the action futures, which kill their process groups.
-                    for (_, h) in running.drain() {
-                        h.abort();
-                    }
+                    // Cancel the actions and wait until their process groups are gone.
+                    stop_actions(running.drain().map(|(_, r)| r).collect()).await;
                     sink(DriverEvent::Stopped {
                         outcome: match why {
                             Stop::Signal(_) => "interrupted",
@@ -871,6 +878,27 @@ pub async fn drive(
     Ok(code)
 }
 
+/// An action task and the way to cancel it.
+struct RunningAction {
+    handle: tokio::task::JoinHandle<()>,
+    cancel: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// Cancels every action and waits (bounded) until each has stopped its
+/// process group; a task still running after that is aborted (which kills
+/// its group with `SIGKILL`).
+async fn stop_actions(list: Vec<RunningAction>) {
+    let limit = crate::exec::CANCEL_GRACE + Duration::from_secs(6);
+    for mut r in list {
+        if let Some(c) = r.cancel.take() {
+            let _ = c.send(());
+        }
+        if tokio::time::timeout(limit, &mut r.handle).await.is_err() {
+            r.handle.abort();
+        }
+    }
+}
+
 fn secs(a: Timestamp, b: Timestamp) -> f64 {
     (b.as_millisecond() - a.as_millisecond()) as f64 / 1000.0
 }
@@ -890,7 +918,7 @@ impl EffectCtx<'_> {
         &self,
         e: Effect,
         sink: &mut (dyn FnMut(DriverEvent) + Send),
-        running: &mut HashMap<u64, tokio::task::JoinHandle<()>>,
+        running: &mut HashMap<u64, RunningAction>,
     ) {
         match e {
             Effect::Notify(n) => {
@@ -959,8 +987,15 @@ impl EffectCtx<'_> {
                 };
                 let ex = self.executor.clone();
                 let out = self.out_tx.clone();
+                let (cancel_tx, cancel_rx) = tokio::sync::oneshot::channel::<()>();
+                let cancelled = async move {
+                    if cancel_rx.await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                };
                 let h = tokio::spawn(async move {
-                    let o = ex.run(req, out).await;
+                    // Answers only once the action (its whole process group) has ended.
+                    let o = ex.run_until(req, out, cancelled).await;
                     let _ = tx
                         .send(Event::ActionFinished {
                             run,
@@ -969,16 +1004,19 @@ impl EffectCtx<'_> {
                         })
                         .await;
                 });
-                running.insert(run, h);
+                running.insert(
+                    run,
+                    RunningAction {
+                        handle: h,
+                        cancel: Some(cancel_tx),
+                    },
+                );
             }
             Effect::CancelAction { run } => {
-                if let Some(h) = running.remove(&run) {
-                    h.abort();
-                    let _ = self.tx.try_send(Event::ActionFinished {
-                        run,
-                        ok: false,
-                        detail: "cancelled: process group killed".into(),
-                    });
+                // The action's task answers `ActionFinished` once its process
+                // group is gone, never before.
+                if let Some(c) = running.get_mut(&run).and_then(|r| r.cancel.take()) {
+                    let _ = c.send(());
                 }
             }
         }

@@ -251,6 +251,7 @@ fn app_with(role: Role, protected: bool) -> App {
             duration_s: 0.4,
             detail: detail.into(),
             reason: None,
+            run_id: None,
         };
     app.update(Msg::Audit(vec![
         rec(1, "traffic", "traffic 5%", true, "exit 0"),

@@ -9,8 +9,8 @@ use nix::errno::Errno;
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
 use rolldeck::exec::{
-    ActionOutcome, ActionRequest, ActionSpec, AuditLog, AuditRecord, Executor, Operator,
-    OutputLine, Stream,
+    ActionOutcome, ActionRequest, ActionSpec, AuditLog, AuditRecord, AuditStage, Executor,
+    Operator, OutputLine, Stream,
 };
 use rolldeck::redact::Redactor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -427,9 +427,10 @@ async fn audit_record_is_on_disk_when_run_returns() {
     req.step = Some("canary-25".into());
     let (o, _) = run(&f.ex, req).await;
     // Read the file directly, right after `run` returned.
+    // Lines: started, spawned, then the result.
     let raw = std::fs::read_to_string(&f.audit).unwrap();
-    assert_eq!(raw.lines().count(), 1);
-    let rec: AuditRecord = serde_json::from_str(raw.lines().next().unwrap()).unwrap();
+    assert_eq!(raw.lines().count(), 3);
+    let rec: AuditRecord = serde_json::from_str(raw.lines().nth(2).unwrap()).unwrap();
     assert_eq!(rec.operator, *f.ex.operator());
     assert_eq!(rec.operator.to_string(), "alice@bastion (ssh 10.0.0.5)");
     assert_eq!(rec.action, "traffic");
@@ -685,4 +686,379 @@ fn config_shaped_toml_parses() {
     }
     assert_eq!(actions["traffic"].program(), Some("kubectl"));
     assert_eq!(actions["notify"].placeholders(), vec!["service", "weight"]);
+}
+
+// ----- audit or nothing, process groups across restarts, cancellation -----
+
+fn fixture_at(audit: &Path) -> Executor {
+    Executor::new(
+        AuditLog::open(audit).unwrap(),
+        Operator {
+            user: "alice".into(),
+            host: "bastion".into(),
+            ssh_client: None,
+            tty: None,
+        },
+        Redactor::new(Vec::<String>::new()),
+    )
+}
+
+#[tokio::test]
+async fn an_action_that_cannot_be_audited_does_not_run() {
+    // Writes to /dev/full fail with ENOSPC: a full disk without mounting one.
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    std::os::unix::fs::symlink("/dev/full", &audit).unwrap();
+    let ex = fixture_at(&audit);
+    let marker = dir.path().join("ran");
+    let (o, _) = run(
+        &ex,
+        request(
+            "deploy",
+            shell(&format!("echo ran > {}", marker.display())),
+            &[],
+        ),
+    )
+    .await;
+    assert!(!o.ok, "{o:?}");
+    assert!(
+        o.detail
+            .starts_with("not run: the audit log cannot be written"),
+        "{}",
+        o.detail
+    );
+    assert!(o.detail.contains("No space left"), "{}", o.detail);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!marker.exists(), "the unaudited action ran");
+}
+
+/// A small tmpfs mounted for the test (root only); unmounted on drop.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(test: &str, size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return Some(Tmpfs { dir });
+        }
+        let req = std::env::var("ROLLDECK_TEST_REQUIRE").unwrap_or_default();
+        assert!(
+            !req.split(',').any(|s| s.trim() == "tmpfs"),
+            "{test}: mounting a tmpfs is required (ROLLDECK_TEST_REQUIRE) but failed"
+        );
+        eprintln!("skipped {test}: cannot mount a tmpfs here (needs root)");
+        None
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn disk_full_mid_run_fails_the_action_and_freed_space_audits_again() {
+    let Some(fs) = Tmpfs::mount("disk_full_mid_run", "64k") else {
+        return;
+    };
+    let audit = fs.path().join("state/audit.jsonl");
+    let ex = fixture_at(&audit);
+    let fill = fs.path().join("fill");
+    // The action itself fills the disk: its start is audited, its result
+    // cannot be (a long reason makes the record need a fresh page).
+    let mut req = request(
+        "deploy",
+        shell(&format!(
+            "head -c 1048576 /dev/zero > {} ; true",
+            fill.display()
+        )),
+        &[],
+    );
+    req.reason = Some("r".repeat(5000));
+    let (o, _) = run(&ex, req).await;
+    assert!(!o.ok, "ran but not audited must not be ok: {o:?}");
+    assert!(o.detail.contains("audit log write failed"), "{}", o.detail);
+    assert!(
+        o.detail
+            .contains("the action ran but its result is not in the audit log"),
+        "{}",
+        o.detail
+    );
+    // Full: the next action does not run.
+    let marker = fs.path().join("second");
+    let mut req = request(
+        "second",
+        shell(&format!("echo x > {}", marker.display())),
+        &[],
+    );
+    req.reason = Some("r".repeat(5000));
+    let (o, _) = run(&ex, req).await;
+    assert!(o.detail.starts_with("not run:"), "{}", o.detail);
+    assert!(!marker.exists());
+    // Space freed: actions run and are audited again; the log reads back
+    // (no torn line glued in the middle).
+    std::fs::remove_file(&fill).unwrap();
+    let (o, _) = run(&ex, request("third", argv(&["true"]), &[])).await;
+    assert!(o.ok, "{o:?}");
+    let entries = AuditLog::read_entries(&audit).unwrap();
+    let started: Vec<_> = entries
+        .iter()
+        .filter_map(|e| match e {
+            rolldeck::exec::AuditEntry::Mark(m) if m.event == AuditStage::Started => {
+                Some(m.action.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started, ["deploy", "third"], "{entries:#?}");
+    let done = AuditLog::read_all(&audit).unwrap();
+    assert_eq!(done.len(), 1, "{done:#?}");
+    assert_eq!(done[0].action, "third");
+    // The deploy run is left unfinished in the log (its group is gone).
+    let open = AuditLog::unfinished(&audit).unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].started.action, "deploy");
+    assert!(!open[0].alive());
+}
+
+#[tokio::test]
+async fn every_run_is_started_spawned_and_finished_in_the_audit_log() {
+    let f = fixture(&[]);
+    let (o, _) = run(&f.ex, request("one", argv(&["true"]), &[])).await;
+    assert!(o.ok);
+    let entries = AuditLog::read_entries(&f.audit).unwrap();
+    assert_eq!(entries.len(), 3, "{entries:#?}");
+    let (rolldeck::exec::AuditEntry::Mark(s), rolldeck::exec::AuditEntry::Mark(p)) =
+        (&entries[0], &entries[1])
+    else {
+        panic!("{entries:#?}")
+    };
+    let rolldeck::exec::AuditEntry::Finished(r) = &entries[2] else {
+        panic!("{entries:#?}")
+    };
+    assert_eq!(s.event, AuditStage::Started);
+    assert_eq!(p.event, AuditStage::Spawned);
+    assert!(s.pgid.is_none() && p.pgid.is_some() && p.leader_start.is_some());
+    assert_eq!(s.run_id, p.run_id);
+    assert_eq!(r.run_id.as_deref(), Some(s.run_id.as_str()));
+    assert_eq!(s.driver_pid, std::process::id());
+    assert!(AuditLog::unfinished(&f.audit).unwrap().is_empty());
+}
+
+/// Writes `started` + `spawned` lines as a killed driver would have left them.
+fn orphan_marks(audit: &Path, pgid: i32, leader_start: Option<u64>) {
+    let mark = |event: &str| {
+        let mut v = serde_json::json!({
+            "event": event, "ts": "2026-01-01T00:00:00Z", "run_id": "999999-1-0",
+            "operator": {"user": "bob", "host": "bastion", "ssh_client": null, "tty": null},
+            "action": "deploy", "release": "r1", "step": "deploy", "rendered": "deploy.sh",
+            "reason": null, "driver_pid": 999999
+        });
+        if event == "spawned" {
+            v["pgid"] = pgid.into();
+            if let Some(s) = leader_start {
+                v["leader_start"] = s.into();
+            }
+        }
+        format!("{v}\n")
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(audit)
+        .unwrap();
+    std::io::Write::write_all(&mut f, (mark("started") + &mark("spawned")).as_bytes()).unwrap();
+}
+
+fn start_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = stat.rsplit_once(") ").unwrap().1;
+    rest.split_whitespace().nth(19).unwrap().parse().unwrap()
+}
+
+#[test]
+fn an_orphaned_action_blocks_until_its_process_group_is_gone() {
+    use std::os::unix::process::CommandExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    // The "action" a killed driver left behind: its own process group.
+    let mut child = std::process::Command::new("sleep")
+        .arg("300")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pgid = child.id() as i32;
+    orphan_marks(&audit, pgid, Some(start_ticks(pgid)));
+    let log = AuditLog::open(&audit).unwrap();
+    let live = log.settle_unfinished().unwrap().unwrap_err();
+    assert_eq!(live.pgid, pgid);
+    let msg = live.to_string();
+    assert!(msg.contains(&format!("pid {pgid}")), "{msg}");
+    assert!(
+        msg.contains("still running") && msg.contains("check what it changed"),
+        "{msg}"
+    );
+    // Refusing wrote nothing.
+    assert_eq!(AuditLog::unfinished(&audit).unwrap().len(), 1);
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(log.settle_unfinished().unwrap().unwrap(), 1);
+    assert!(AuditLog::unfinished(&audit).unwrap().is_empty());
+    let done = AuditLog::read_all(&audit).unwrap();
+    assert_eq!(done.len(), 1);
+    assert!(!done[0].ok);
+    assert!(
+        done[0].detail.starts_with("outcome unknown"),
+        "{}",
+        done[0].detail
+    );
+    assert_eq!(log.settle_unfinished().unwrap().unwrap(), 0);
+}
+
+#[test]
+fn a_reused_pid_is_not_the_orphaned_action() {
+    use std::os::unix::process::CommandExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let mut child = std::process::Command::new("sleep")
+        .arg("300")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pgid = child.id() as i32;
+    // Same pid, another start time: someone else's process now.
+    orphan_marks(&audit, pgid, Some(start_ticks(pgid) + 1));
+    let log = AuditLog::open(&audit).unwrap();
+    assert_eq!(log.settle_unfinished().unwrap().unwrap(), 1);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_torn_audit_tail_is_moved_aside_before_appending() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    std::fs::write(&audit, "{\"ts\":\"2026-01-").unwrap();
+    let log = AuditLog::open(&audit).unwrap();
+    let rec = AuditRecord {
+        ts: "2026-01-02T00:00:00Z".into(),
+        operator: Operator {
+            user: "u".into(),
+            host: "h".into(),
+            ssh_client: None,
+            tty: None,
+        },
+        action: "a".into(),
+        release: None,
+        step: None,
+        rendered: "true".into(),
+        exit_code: Some(0),
+        http_status: None,
+        ok: true,
+        duration_s: 0.0,
+        detail: "exit 0".into(),
+        reason: None,
+        run_id: None,
+    };
+    log.append(&rec).unwrap();
+    log.append(&rec).unwrap();
+    assert_eq!(AuditLog::read_all(&audit).unwrap().len(), 2);
+    let torn: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().contains(".torn-"))
+        .collect();
+    assert_eq!(torn.len(), 1);
+    assert_eq!(
+        std::fs::read_to_string(torn[0].path()).unwrap(),
+        "{\"ts\":\"2026-01-"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_returns_only_once_the_process_group_is_gone() {
+    let f = fixture(&[]);
+    let pidfile = f.dir.path().join("pid");
+    let cleaned = f.dir.path().join("cleaned");
+    // Cleans up for a second on SIGTERM; its background child dies at once.
+    let mut spec = shell(&format!(
+        "trap 'sleep 1; echo yes > {c}; exit 1' TERM; sleep 300 & echo $! > {p}; wait",
+        c = cleaned.display(),
+        p = pidfile.display()
+    ));
+    spec.timeout = Duration::from_secs(120);
+    let (cancel_tx, cancel_rx) = tokio::sync::oneshot::channel::<()>();
+    let (tx, _rx) = mpsc::channel(16);
+    let ex = f.ex.clone();
+    let task = tokio::spawn(async move {
+        ex.run_until(request("slow", spec, &[]), tx, async {
+            let _ = cancel_rx.await;
+        })
+        .await
+    });
+    let pid = read_pid(&pidfile).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    cancel_tx.send(()).unwrap();
+    let o = task.await.unwrap();
+    assert!(!o.ok);
+    assert!(o.detail.starts_with("cancelled"), "{}", o.detail);
+    assert!(
+        cleaned.exists(),
+        "returned before the group finished its cleanup"
+    );
+    assert!(
+        dead(pid),
+        "background child {pid} outlived the cancelled run"
+    );
+    let recs = audit(&f);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].detail, o.detail);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_kills_a_group_that_ignores_sigterm() {
+    let f = fixture(&[]);
+    let pidfile = f.dir.path().join("pid");
+    let mut spec = shell(&format!(
+        "trap '' TERM; sleep 300 & echo $! > {p}; while :; do sleep 1; done",
+        p = pidfile.display()
+    ));
+    spec.timeout = Duration::from_secs(120);
+    let (cancel_tx, cancel_rx) = tokio::sync::oneshot::channel::<()>();
+    let (tx, _rx) = mpsc::channel(16);
+    let ex = f.ex.clone();
+    let task = tokio::spawn(async move {
+        ex.run_until(request("stubborn", spec, &[]), tx, async {
+            let _ = cancel_rx.await;
+        })
+        .await
+    });
+    let pid = read_pid(&pidfile).await;
+    cancel_tx.send(()).unwrap();
+    let o = task.await.unwrap();
+    assert!(
+        o.detail
+            .starts_with("cancelled: process group killed (SIGKILL after"),
+        "{}",
+        o.detail
+    );
+    // `sleep 300` ignores SIGTERM too (inherited); it is gone when run returns.
+    assert!(dead(pid), "{pid} outlived the cancelled run");
 }

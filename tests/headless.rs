@@ -212,40 +212,148 @@ fn prometheus_killed_mid_analysis_is_inconclusive_never_promoted() {
     rt.block_on(env.stop());
 }
 
+/// Lines of a file the test's actions append to (empty if missing).
+fn lines_of(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn started_in_audit(dir: &std::path::Path, action: &str) -> usize {
+    let audit_path = std::fs::read_dir(dir.join("state"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("audit.jsonl");
+    rolldeck::exec::AuditLog::read_entries(&audit_path)
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            matches!(e, rolldeck::exec::AuditEntry::Mark(m)
+                if m.event == rolldeck::exec::AuditStage::Started && m.action == action)
+        })
+        .count()
+}
+
 #[test]
-fn kill_9_mid_analysis_then_resume_reaches_the_same_outcome() {
+fn kill_9_during_the_non_idempotent_step_then_resume_never_runs_it_twice_at_once() {
     let _g = heavy();
     let prom = rolldeck::demo::find_prometheus(None);
     let (rt, env, dir, cfg) = env_with_config(Scenario::Good, prom);
-    // The preflight action is not idempotent here: it must never run twice.
-    let text = std::fs::read_to_string(&cfg).unwrap().replacen(
-        "idempotent = true\ntimeout = \"5s\"",
-        "idempotent = false\ntimeout = \"5s\"",
+    // The preflight action is not idempotent here and takes a while: the
+    // driver is killed while it runs.
+    let runs = dir.path().join("preflight.runs");
+    let pidfile = dir.path().join("preflight.pid");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let old = text
+        .lines()
+        .skip_while(|l| *l != "[actions.preflight]")
+        .take_while(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(old.contains("argv"), "{text}");
+    let text = text.replacen(
+        &old,
+        &format!(
+            "[actions.preflight]\nargv = [\"sh\", \"-c\", \"echo $$ > {pid}; echo start >> {runs}; sleep 6; echo end >> {runs}\"]\nidempotent = false\ntimeout = \"60s\"",
+            pid = pidfile.display(),
+            runs = runs.display()
+        ),
         1,
     );
     std::fs::write(&cfg, text).unwrap();
-    let args = ["run", "--headless", "--config", cfg.to_str().unwrap()];
+    let args = [
+        "run",
+        "--headless",
+        "--exit-on-pause",
+        "--config",
+        cfg.to_str().unwrap(),
+    ];
+    let resume = [
+        "run",
+        "--headless",
+        "--exit-on-pause",
+        "--resume",
+        "--config",
+        cfg.to_str().unwrap(),
+    ];
     let mut first = Live::spawn(&args);
     first.wait_for(Duration::from_secs(60), |e| {
-        e["event"] == "step_started" && e["kind"] == "analysis"
+        e["event"] == "step_started" && e["kind"] == "action"
     });
-    std::thread::sleep(Duration::from_secs(3));
+    let start = std::time::Instant::now();
+    while lines_of(&runs).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "preflight never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(first.child.id() as i32),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
     let _ = first.child.wait();
+    let pgid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(alive(pgid), "the preflight should outlive its driver");
 
-    let second = run(&args, &[], DEMO_DEADLINE);
-    let fin = second.finished();
+    // What the pause message says to type: refused while the first still runs.
+    let second = run(&resume, &[], Duration::from_secs(30));
+    assert_eq!(second.code, 1, "{second:?}");
+    assert!(
+        second.stderr.contains("still running") && second.stderr.contains(&format!("pid {pgid}")),
+        "{}",
+        second.stderr
+    );
+    assert!(
+        second.stderr.contains("check what it changed"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(lines_of(&runs), ["start"], "started again while it ran");
+    assert_eq!(started_in_audit(dir.path(), "preflight"), 1);
+
+    // Once it has ended: `run` resumes and pauses on the interrupted
+    // non-idempotent step without running it again.
+    let start = std::time::Instant::now();
+    while alive(pgid) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "preflight never ended"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let third = run(&args, &[], DEMO_DEADLINE);
+    assert_eq!(third.code, 4, "{}\n{}", third.stdout, third.stderr);
+    let reason = third.finished()["reason"].as_str().unwrap().to_string();
+    assert!(
+        reason.contains("interrupted") && reason.contains("not idempotent"),
+        "{reason}"
+    );
+    assert_eq!(lines_of(&runs), ["start", "end"]);
+    assert_eq!(started_in_audit(dir.path(), "preflight"), 1);
+
+    // The operator checked and resumes: the step runs again and the release
+    // reaches the outcome it would have.
+    let fourth = run(&resume, &[], DEMO_DEADLINE);
+    let fin = fourth.finished();
     assert_eq!(
         fin["outcome"], "promoted",
         "{}\n{}",
-        second.stdout, second.stderr
+        fourth.stdout, fourth.stderr
     );
-    assert_eq!(second.code, 0);
-    assert!(second.events().iter().any(|e| e["event"] == "resumed"));
+    assert_eq!(fourth.code, 0);
+    assert_eq!(lines_of(&runs), ["start", "end", "start", "end"]);
+    assert_eq!(started_in_audit(dir.path(), "preflight"), 2);
 
     let audit_path = std::fs::read_dir(dir.path().join("state"))
         .unwrap()
@@ -255,8 +363,13 @@ fn kill_9_mid_analysis_then_resume_reaches_the_same_outcome() {
         .path()
         .join("audit.jsonl");
     let audit = rolldeck::exec::AuditLog::read_all(&audit_path).unwrap();
-    let preflights = audit.iter().filter(|a| a.action == "preflight").count();
-    assert_eq!(preflights, 1, "{audit:#?}");
+    let preflights: Vec<_> = audit.iter().filter(|a| a.action == "preflight").collect();
+    assert_eq!(preflights.len(), 2, "{audit:#?}");
+    assert!(
+        preflights[0].detail.starts_with("outcome unknown"),
+        "{audit:#?}"
+    );
+    assert!(preflights[1].ok, "{audit:#?}");
     assert!(audit.iter().all(|a| !a.operator.user.is_empty()));
     // The status API reads the same journal.
     let st = run(
@@ -264,7 +377,8 @@ fn kill_9_mid_analysis_then_resume_reaches_the_same_outcome() {
         &[],
         Duration::from_secs(20),
     );
-    let v: serde_json::Value = serde_json::from_str(st.stdout.trim()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(st.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {st:?}"));
     assert_eq!(v["phase"], "promoted");
     assert_eq!(v["weight"], 100);
     assert_eq!(v["progress"], 1.0);
@@ -277,6 +391,59 @@ fn kill_9_mid_analysis_then_resume_reaches_the_same_outcome() {
     assert_eq!(h.as_array().unwrap().len(), 1);
     assert_eq!(h[0]["outcome"], "promoted");
     rt.block_on(env.stop());
+}
+
+#[test]
+fn a_cancelled_action_has_ended_before_the_rollback_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("order.log");
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            r#"service = "svc"
+state_dir = "{state}"
+[environment]
+name = "staging"
+[[sources.health]]
+name = "dead"
+url = "http://127.0.0.1:{closed_port}/health"
+interval = "1s"
+timeout = "1s"
+[actions.slow]
+argv = ["sh", "-c", "trap 'sleep 1; echo cleaned >> {log}; exit 1' TERM; echo started >> {log}; sleep 300 & wait"]
+timeout = "120s"
+[actions.undo]
+argv = ["sh", "-c", "echo rollback >> {log}"]
+[plans.p]
+[[plans.p.steps]]
+kind = "action"
+action = "slow"
+[[rollback]]
+kind = "action"
+action = "undo"
+[[rollback_when]]
+name = "dead target"
+health = "dead"
+consecutive_failures = 3
+"#,
+            state = dir.path().join("state").display(),
+            log = log.display()
+        ),
+    );
+    let r = run(
+        &["run", "--headless", "--config", cfg.to_str().unwrap()],
+        &[],
+        Duration::from_secs(60),
+    );
+    assert_eq!(r.code, 3, "{r:?}");
+    // The cancelled action cleaned up (SIGTERM, then its group gone)
+    // before the engine heard it finished and ran the rollback.
+    assert_eq!(lines_of(&log), ["started", "cleaned", "rollback"], "{r:?}");
 }
 
 #[test]

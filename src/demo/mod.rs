@@ -16,6 +16,7 @@ pub mod load;
 pub mod prometheus;
 pub mod scenario_config;
 pub mod service;
+pub mod supervise;
 
 pub use scenario_config::{DemoOptions, run_demo};
 

@@ -16,7 +16,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::time::Instant;
 
 /// How long [`PrometheusServer::start`] waits for `GET /-/ready` to answer
@@ -212,7 +212,9 @@ impl PrometheusServer {
     ) -> anyhow::Result<Attempt> {
         let log = std::fs::File::create(log_path)
             .with_context(|| format!("creating {}", log_path.display()))?;
-        let mut child = Command::new(bin)
+        // Through the supervisor: Prometheus dies with rolldeck, even on
+        // `kill -9`.
+        let mut child = super::supervise::command(bin)
             .arg(format!("--config.file={}", config_path.display()))
             .arg(format!("--storage.tsdb.path={}", data_path.display()))
             .arg(format!("--web.listen-address={addr}"))

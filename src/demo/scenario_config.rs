@@ -3,6 +3,7 @@
 
 use super::{DemoEnv, Scenario};
 use crate::runtime::{self, OutputMode, RunOptions};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// The demo plan's analysis window per weight step.
@@ -221,7 +222,34 @@ pub async fn run_demo(
             (_, found) => found,
         }
     };
-    let env = DemoEnv::start(scenario, bin).await?;
+    // A dropped terminal (SIGHUP), SIGTERM or SIGINT stops everything the
+    // demo started and removes its temp dirs, at any moment.
+    use tokio::signal::unix::{SignalKind, signal};
+    let (mut hup, mut term, mut int) = (
+        signal(SignalKind::hangup())?,
+        signal(SignalKind::terminate())?,
+        signal(SignalKind::interrupt())?,
+    );
+    let stop = async move {
+        tokio::select! {
+            _ = hup.recv() => {
+                crate::tui::run::silence_dead_terminal();
+                "SIGHUP"
+            }
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        }
+    };
+    tokio::pin!(stop);
+    // Dropping a half-started environment kills its Prometheus and removes
+    // its temp dir.
+    let env = tokio::select! {
+        env = DemoEnv::start(scenario, bin) => env?,
+        sig = &mut stop => {
+            let _ = writeln!(std::io::stderr(), "rolldeck demo: {sig} while starting; stopped");
+            return Ok(runtime::exit::INTERRUPTED);
+        }
+    };
     let dir = tempfile::Builder::new()
         .prefix("rolldeck-demo-")
         .tempdir()?;
@@ -258,17 +286,57 @@ pub async fn run_demo(
         },
     };
     // Without a terminal (piped) the demo prints readable text instead.
-    let code = if headless {
-        runtime::run(&cfg, &opts).await
-    } else if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-        for line in &banner {
-            println!("{line}");
+    let body = async {
+        if headless {
+            runtime::run(&cfg, &opts).await
+        } else if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            for line in &banner {
+                let _ = writeln!(std::io::stdout(), "{line}");
+            }
+            runtime::run(&cfg, &opts).await
+        } else {
+            tui.banner = banner.clone();
+            crate::tui::run::run_tui(cfg.clone(), opts.clone(), tui).await
         }
-        runtime::run(&cfg, &opts).await
-    } else {
-        tui.banner = banner;
-        crate::tui::run::run_tui(cfg, opts, tui).await
+    };
+    // Even a panicking cockpit (e.g. the terminal vanished as it started)
+    // must not leave Prometheus and the temp dirs behind.
+    let body = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(body));
+    let body = async move {
+        match body.await {
+            Ok(code) => code,
+            Err(p) => {
+                let why = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                Err(anyhow::anyhow!("the demo's release panicked: {why}"))
+            }
+        }
+    };
+    tokio::pin!(body);
+    let code = tokio::select! {
+        code = &mut body => code,
+        sig = &mut stop => {
+            // The run saw the signal too: let it stop its actions and close
+            // the journal, within bounds.
+            match tokio::time::timeout(STOP_GRACE, &mut body).await {
+                Ok(code) => code,
+                Err(_) => {
+                    tracing::warn!("{sig}: the release did not stop within {STOP_GRACE:?}; dropping it");
+                    Ok(runtime::exit::INTERRUPTED)
+                }
+            }
+        }
     };
     env.stop().await;
+    if let Err(e) = dir.close() {
+        tracing::warn!("removing the demo temp dir: {e}");
+    }
     code
 }
+
+/// After a signal, how long the demo waits for its release to stop before
+/// tearing the environment down anyway.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(20);

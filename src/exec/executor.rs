@@ -2,12 +2,14 @@
 //! streaming, timeouts and auditing.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::io;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::Path;
+use std::pin::Pin;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
@@ -15,10 +17,12 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
 use tokio::sync::mpsc::{self, error::SendTimeoutError, error::TrySendError};
 
+use super::audit::{group_alive, start_time};
 use super::template::{mask_url_password, template_display};
 use super::{
-    ActionOutcome, ActionRequest, AuditLog, AuditRecord, MAX_HTTP_BODY_BYTES, MAX_HTTP_BODY_LINES,
-    MAX_LINE_BYTES, Operator, OutputLine, Rendered, Stream, render, strip_control,
+    ActionOutcome, ActionRequest, AuditLog, AuditMark, AuditRecord, AuditStage,
+    MAX_HTTP_BODY_BYTES, MAX_HTTP_BODY_LINES, MAX_LINE_BYTES, Operator, OutputLine, Rendered,
+    Stream, render, strip_control,
 };
 use crate::redact::Redactor;
 
@@ -28,6 +32,16 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// After killing a timed-out process group, how long to wait to reap it.
 const REAP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A cancelled command's process group gets `SIGTERM`, then this long to
+/// exit before `SIGKILL`.
+pub const CANCEL_GRACE: Duration = Duration::from_secs(5);
+
+/// How often a stopping process group is checked for being gone.
+const GONE_POLL: Duration = Duration::from_millis(20);
+
+/// Makes run ids unique within one process.
+static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// How long one output line may wait for room in a full output channel
 /// before lines are dropped (until the receiver catches up).
@@ -118,9 +132,35 @@ impl Executor {
     ///
     /// Never panics on bad input: a render error, a missing program, a
     /// refused connection are all `ActionOutcome { ok: false, detail, .. }`
-    /// and are audited too. If the audit record cannot be written the
-    /// outcome is returned anyway, with the failure appended to `detail`.
+    /// and are audited too.
+    ///
+    /// Audit or nothing: a `started` line ([`AuditMark`]) is fsynced before
+    /// anything runs; if it cannot be written the action does not run and
+    /// the outcome is unsuccessful with `detail` starting `not run: the
+    /// audit log cannot be written`. A command's process group is recorded
+    /// (`spawned`) right after the spawn; if that fails the group is killed
+    /// at once. If the result cannot be written, the outcome is made
+    /// unsuccessful (`ok: false`) whatever the action did, with `audit log
+    /// write failed … the action ran but its result is not in the audit log`
+    /// appended to `detail`.
     pub async fn run(&self, req: ActionRequest, out: mpsc::Sender<OutputLine>) -> ActionOutcome {
+        self.run_until(req, out, std::future::pending()).await
+    }
+
+    /// [`Executor::run`], stopped early when `cancel` resolves: a command's
+    /// process group gets `SIGTERM`, then `SIGKILL` after [`CANCEL_GRACE`];
+    /// this returns only once no process of the group is left (or the kill
+    /// failed, which `detail` says). An HTTP request in flight is abandoned.
+    /// The outcome is unsuccessful, `detail` starting with `cancelled`, and
+    /// is audited like any other.
+    pub async fn run_until(
+        &self,
+        req: ActionRequest,
+        out: mpsc::Sender<OutputLine>,
+        cancel: impl Future<Output = ()> + Send,
+    ) -> ActionOutcome {
+        tokio::pin!(cancel);
+        let cancel: Pin<&mut (dyn Future<Output = ()> + Send)> = cancel;
         let start = Instant::now();
         let inner = &self.inner;
         let redactor = &inner.redactor;
@@ -144,6 +184,36 @@ impl Executor {
             Err(_) => template_display(&req.spec, redactor),
         };
         let red = |s: &Option<String>| s.as_deref().map(|s| redactor.redact(s));
+        let run_id = format!(
+            "{}-{}-{}",
+            std::process::id(),
+            jiff::Timestamp::now().as_millisecond(),
+            RUN_COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let mark = AuditMark {
+            event: AuditStage::Started,
+            ts: jiff::Timestamp::now().to_string(),
+            run_id: run_id.clone(),
+            operator: inner.operator.clone(),
+            action: req.name.clone(),
+            release: red(&req.release),
+            step: red(&req.step),
+            rendered: shown.clone(),
+            reason: red(&req.reason),
+            driver_pid: std::process::id(),
+            pgid: None,
+            leader_start: None,
+        };
+        if let Err(e) = append_mark(&self.inner, mark.clone()).await {
+            tracing::error!(action = %req.name, path = %inner.audit.path().display(), "cannot write the audit log; the action does not run: {e}");
+            let mut o = failed(format!(
+                "not run: the audit log cannot be written ({}): {e}",
+                inner.audit.path().display()
+            ));
+            o.detail = one_line(&redactor.redact(&o.detail));
+            o.duration_s = secs(start.elapsed());
+            return o;
+        }
         let mut guard = Inflight {
             pgid: None,
             pending: Some(Pending {
@@ -162,6 +232,7 @@ impl Executor {
                     duration_s: 0.0,
                     detail: String::new(),
                     reason: red(&req.reason),
+                    run_id: Some(run_id),
                 },
             }),
         };
@@ -175,6 +246,7 @@ impl Executor {
         };
         let timeout = req.spec.timeout;
 
+        let mut cancel = cancel;
         let mut outcome = match rendered {
             Err(e) => failed(format!("cannot render the action: {e}")),
             Ok(Rendered::Command {
@@ -191,6 +263,8 @@ impl Executor {
                     timeout,
                     &sink,
                     &mut guard,
+                    (&self.inner, &mark),
+                    cancel.as_mut(),
                 )
                 .await
             }
@@ -203,10 +277,13 @@ impl Executor {
                 Err(e) => failed(format!("HTTP client unavailable: {e}")),
                 Ok(client) => {
                     let expect = req.spec.expect_status.as_deref();
-                    run_http(
+                    let http = run_http(
                         client, &method, &url, &headers, body, expect, timeout, &sink,
-                    )
-                    .await
+                    );
+                    tokio::select! {
+                        o = http => o,
+                        () = cancel.as_mut() => failed("cancelled: the request was abandoned".into()),
+                    }
                 }
             },
         };
@@ -227,9 +304,39 @@ impl Executor {
         };
         if let Err(e) = written {
             tracing::error!(action = %req.name, path = %inner.audit.path().display(), "cannot write the audit log: {e}");
-            outcome.detail = format!("{}; audit log write failed: {e}", outcome.detail);
+            outcome.ok = false;
+            outcome.detail = one_line(&redactor.redact(&format!(
+                "{}; audit log write failed ({}): {e} — the action ran but its result is not in the audit log",
+                outcome.detail,
+                inner.audit.path().display()
+            )));
         }
         outcome
+    }
+}
+
+/// Appends (fsynced) off the async threads.
+async fn append_mark(inner: &Arc<Inner>, mark: AuditMark) -> io::Result<()> {
+    let log = Arc::clone(inner);
+    match tokio::task::spawn_blocking(move || log.audit.append_mark(&mark)).await {
+        Ok(r) => r,
+        Err(e) => Err(io::Error::other(format!("audit writer task failed: {e}"))),
+    }
+}
+
+/// Waits (up to `within`) until process group `pgid` has no live process,
+/// reaping `child` on the way. True when it is gone.
+async fn wait_gone(pgid: Pid, child: &mut tokio::process::Child, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        let _ = child.try_wait();
+        if !group_alive(pgid.as_raw(), None) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(GONE_POLL).await;
     }
 }
 
@@ -384,6 +491,7 @@ async fn pump<R: AsyncRead + Unpin>(reader: Option<R>, stream: Stream, sink: &Li
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_command(
     argv: &[String],
     shell: bool,
@@ -392,6 +500,8 @@ async fn run_command(
     timeout: Duration,
     sink: &LineSink,
     guard: &mut Inflight,
+    (inner, mark): (&Arc<Inner>, &AuditMark),
+    mut cancel: Pin<&mut (dyn Future<Output = ()> + Send)>,
 ) -> ActionOutcome {
     let Some((program, args)) = argv.split_first() else {
         return failed("nothing to run (empty argv)".into());
@@ -425,6 +535,29 @@ async fn run_command(
     };
     // process_group(0): the child leads a new group whose id is its pid.
     guard.pgid = Some(pgid);
+    // Record the group durably, so that a rolldeck started after this one is
+    // killed can tell whether the action still runs.
+    let spawned = AuditMark {
+        event: AuditStage::Spawned,
+        ts: jiff::Timestamp::now().to_string(),
+        pgid: Some(pgid.as_raw()),
+        leader_start: start_time(pgid.as_raw()),
+        ..mark.clone()
+    };
+    if let Err(e) = append_mark(inner, spawned).await {
+        let _ = killpg(pgid, Signal::SIGKILL);
+        let gone = wait_gone(pgid, &mut child, REAP_TIMEOUT).await;
+        guard.pgid = None;
+        return failed(format!(
+            "killed at once: its process group could not be recorded in the audit log ({}): {e}{}",
+            inner.audit.path().display(),
+            if gone {
+                ""
+            } else {
+                "; the process group did not exit after SIGKILL"
+            }
+        ));
+    }
 
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
@@ -437,37 +570,62 @@ async fn run_command(
     tokio::pin!(readers);
     let deadline = tokio::time::Instant::now() + timeout;
     let mut readers_done = false;
+    enum Ended {
+        Exited(io::Result<ExitStatus>),
+        TimedOut,
+        Cancelled,
+    }
     let ended = loop {
         tokio::select! {
-            st = child.wait() => break Some(st),
+            st = child.wait() => break Ended::Exited(st),
             () = &mut readers, if !readers_done => readers_done = true,
-            () = tokio::time::sleep_until(deadline) => break None,
+            () = tokio::time::sleep_until(deadline) => break Ended::TimedOut,
+            () = cancel.as_mut() => break Ended::Cancelled,
         }
     };
 
     let mut notes: Vec<&str> = Vec::new();
     let mut outcome = match ended {
-        Some(Ok(status)) => {
+        Ended::Exited(Ok(status)) => {
             // The main process is reaped; anything still in its group was
             // left behind in the background. Kill it right away (no await in
             // between, so the group id cannot have been reused).
             if killpg(pgid, Signal::SIGKILL).is_ok() {
                 notes.push("leftover background processes killed");
+                if !wait_gone(pgid, &mut child, REAP_TIMEOUT).await {
+                    notes.push("some did not exit after SIGKILL");
+                }
             }
             guard.pgid = None;
             status_outcome(status, shell)
         }
-        Some(Err(e)) => {
+        Ended::Exited(Err(e)) => {
             let _ = killpg(pgid, Signal::SIGKILL);
-            let _ = tokio::time::timeout(REAP_TIMEOUT, child.wait()).await;
+            let _ = wait_gone(pgid, &mut child, REAP_TIMEOUT).await;
             guard.pgid = None;
             failed(format!("cannot wait for {program}: {e}"))
         }
-        None => {
+        Ended::Cancelled => {
+            let _ = killpg(pgid, Signal::SIGTERM);
+            let detail = if wait_gone(pgid, &mut child, CANCEL_GRACE).await {
+                "cancelled: process group stopped (SIGTERM)".to_string()
+            } else {
+                let _ = killpg(pgid, Signal::SIGKILL);
+                if wait_gone(pgid, &mut child, REAP_TIMEOUT).await {
+                    format!(
+                        "cancelled: process group killed (SIGKILL after {})",
+                        humantime::format_duration(CANCEL_GRACE)
+                    )
+                } else {
+                    format!("cancelled: process group {pgid} did not exit after SIGKILL")
+                }
+            };
+            guard.pgid = None;
+            failed(detail)
+        }
+        Ended::TimedOut => {
             let _ = killpg(pgid, Signal::SIGKILL);
-            let reaped = tokio::time::timeout(REAP_TIMEOUT, child.wait())
-                .await
-                .is_ok();
+            let reaped = wait_gone(pgid, &mut child, REAP_TIMEOUT).await;
             guard.pgid = None;
             if !reaped {
                 notes.push("the process did not exit after SIGKILL");

@@ -15,6 +15,11 @@
 //! 3. appends an [`AuditRecord`] to the [`AuditLog`] (fsynced) before
 //!    returning the [`ActionOutcome`].
 //!
+//! Audit or nothing: a `started` line is fsynced to the audit log before
+//! anything runs, and an action whose `started` line cannot be written does
+//! not run. One that ran but whose result cannot be written comes back
+//! unsuccessful, its `detail` saying the audit log failed.
+//!
 //! Nothing here panics on bad input: a render error, a missing program or a
 //! refused connection all come back as an unsuccessful [`ActionOutcome`] and
 //! are audited like any other run.
@@ -32,8 +37,10 @@ mod template;
 #[cfg(test)]
 mod tests;
 
-pub use audit::{AuditLog, AuditRecord};
-pub use executor::Executor;
+pub use audit::{
+    AuditEntry, AuditLog, AuditMark, AuditRecord, AuditStage, StillRunning, UnfinishedRun,
+};
+pub use executor::{CANCEL_GRACE, Executor};
 pub use operator::Operator;
 pub use template::{Rendered, render};
 

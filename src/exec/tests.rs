@@ -438,6 +438,7 @@ fn record(action: &str) -> AuditRecord {
         duration_s: 0.01,
         detail: "exit 0".into(),
         reason: None,
+        run_id: None,
     }
 }
 

@@ -221,7 +221,8 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
         app.confirm_start(Some(plan));
     }
     let result = event_loop(&mut terminal, &mut app, &mut msg_rx, &cmd_tx, &mut starter).await;
-    ratatui::restore();
+    // `ratatui::restore` prints (and so panics) when the terminal is gone.
+    let _ = ratatui::try_restore();
 
     // An error of the UI itself stops the driver like a quit.
     let stop = *result.as_ref().unwrap_or(&Stop::Quit);
@@ -286,14 +287,25 @@ async fn event_loop(
                 Some(Ok(crossterm::event::Event::Key(k))) if k.kind == crossterm::event::KeyEventKind::Press => Msg::Key(k),
                 Some(Ok(crossterm::event::Event::Resize(_, _))) => Msg::Resize,
                 Some(Ok(_)) => continue,
-                Some(Err(e)) => return Err(e.into()),
+                Some(Err(e)) => {
+                    if e.raw_os_error() == Some(nix::libc::EIO) {
+                        silence_dead_terminal();
+                    }
+                    return Err(e.into());
+                }
                 // The terminal is gone, as on a hang-up.
-                None => return Ok(Stop::Signal("SIGHUP")),
+                None => {
+                    silence_dead_terminal();
+                    return Ok(Stop::Signal("SIGHUP"));
+                }
             },
             Some(m) = msg_rx.recv() => m,
             _ = tick.tick() => Msg::Tick(Timestamp::now()),
             _ = sigterm.recv() => return Ok(Stop::Signal("SIGTERM")),
-            _ = sighup.recv() => return Ok(Stop::Signal("SIGHUP")),
+            _ = sighup.recv() => {
+                silence_dead_terminal();
+                return Ok(Stop::Signal("SIGHUP"));
+            }
             _ = sigint.recv() => return Ok(Stop::Signal("SIGINT")),
         };
         let mut outs = app.update(msg);
@@ -491,5 +503,16 @@ async fn follow_file(
         {
             break;
         }
+    }
+}
+
+/// The terminal hung up (SIGHUP): point stdout and stderr at `/dev/null`,
+/// so that nothing (`eprintln!`, a panic message) fails writing to it and
+/// turns an orderly shutdown — stopping actions, the demo's Prometheus,
+/// removing temp dirs — into an abort.
+pub(crate) fn silence_dead_terminal() {
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        let _ = nix::unistd::dup2_stdout(&null);
+        let _ = nix::unistd::dup2_stderr(&null);
     }
 }
