@@ -435,8 +435,15 @@ consecutive_failures = 3
             log = log.display()
         ),
     );
+    // --force: the dead target is the point (it triggers the rollback).
     let r = run(
-        &["run", "--headless", "--config", cfg.to_str().unwrap()],
+        &[
+            "run",
+            "--headless",
+            "--force",
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
         &[],
         Duration::from_secs(60),
     );
