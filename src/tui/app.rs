@@ -170,6 +170,8 @@ pub enum Out {
     SaveLogs(std::path::PathBuf),
     /// Take the driver lock and start a release of this plan.
     Start(Option<String>),
+    /// The driver is gone: take the driver lock and resume from the journal.
+    Takeover,
 }
 
 /// A message to the app.
@@ -189,6 +191,9 @@ pub enum Msg {
     Log(LogLine),
     /// The audit log's records (all of them, oldest first).
     Audit(Vec<crate::exec::AuditRecord>),
+    /// The observer's lock probe: whether the driver lock is free (the
+    /// driver is gone — killed, crashed — without finishing).
+    DriverGone(bool),
 }
 
 /// Per-check chart history: (canary, baseline) values, newest last.
@@ -229,6 +234,9 @@ pub struct App {
     pub check_pinned: bool,
     /// A one-line message for the footer (e.g. "refused: observer").
     pub flash: Option<String>,
+    /// Observer: the lock probe found the driver lock free — the driver
+    /// was killed or crashed; `:takeover` offers to drive.
+    pub driver_gone: bool,
     /// Now (from the last tick).
     pub now: Timestamp,
     /// Keys.
@@ -292,6 +300,7 @@ impl App {
             selected_check: 0,
             check_pinned: false,
             flash: None,
+            driver_gone: false,
             now,
             keymap,
             theme,
@@ -383,6 +392,16 @@ impl App {
             Msg::Driver(e) => {
                 self.on_driver(e);
                 self.dirty = true;
+                Vec::new()
+            }
+            Msg::DriverGone(gone) => {
+                let gone = gone
+                    && matches!(self.role, Role::Observer(_))
+                    && self.release.as_ref().is_some_and(|r| !r.is_finished());
+                if gone != self.driver_gone {
+                    self.driver_gone = gone;
+                    self.dirty = true;
+                }
                 Vec::new()
             }
             Msg::Sources(list, at) => {
@@ -774,6 +793,22 @@ impl App {
             Ok(CommandLine::Approve) => self.act(Command::Approve),
             Ok(CommandLine::Retry) => self.act(Command::Retry),
             Ok(CommandLine::Abort) => self.act(Command::Abort),
+            Ok(CommandLine::Takeover) => {
+                if self.driver_gone && matches!(self.role, Role::Observer(_)) {
+                    vec![Out::Takeover]
+                } else {
+                    self.flash = Some(match &self.role {
+                        Role::Observer(Some(h)) => {
+                            format!("takeover: {h} still drives this release")
+                        }
+                        Role::Observer(None) => {
+                            "takeover: another rolldeck still drives this release".into()
+                        }
+                        _ => "takeover: only an observer whose driver is gone can take over".into(),
+                    });
+                    Vec::new()
+                }
+            }
             Ok(CommandLine::Start { plan }) => {
                 self.confirm_start(plan);
                 Vec::new()

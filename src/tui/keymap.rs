@@ -913,6 +913,9 @@ pub enum CommandLine {
     Quit,
     /// `help`.
     Help,
+    /// `takeover`: an observer whose driver is gone takes the driver lock
+    /// and resumes the release from the journal.
+    Takeover,
     /// `start [PLAN]`: begin a new release (plan: the default one).
     Start {
         /// The plan, if named.
@@ -931,7 +934,7 @@ impl CommandLine {
 /// The commands [`parse_command`] knows, for completion and error messages.
 pub const COMMANDS: &[&str] = &[
     "rollback", "promote", "weight", "pause", "resume", "approve", "retry", "abort", "quit",
-    "help", "start",
+    "help", "start", "takeover",
 ];
 
 /// Parses a `:` command line (with or without the leading `:`): `rollback
@@ -947,7 +950,7 @@ pub const COMMANDS: &[&str] = &[
 /// none, or a weight that is not a whole number from 0 to 100.
 pub fn parse_command(line: &str) -> Result<CommandLine, String> {
     let usage = "commands: rollback [reason], promote [--full], weight N, pause, resume, \
-                 approve, retry, abort, start [plan], quit, help";
+                 approve, retry, abort, start [plan], takeover, quit, help";
     let line = line.trim();
     let line = line.strip_prefix(':').unwrap_or(line).trim();
     let (word, rest) = match line.split_once(char::is_whitespace) {
@@ -996,6 +999,7 @@ pub fn parse_command(line: &str) -> Result<CommandLine, String> {
             }
         }
         "pause" => no_args(CommandLine::Pause),
+        "takeover" => no_args(CommandLine::Takeover),
         "resume" => no_args(CommandLine::Resume),
         "approve" => no_args(CommandLine::Approve),
         "retry" => no_args(CommandLine::Retry),

@@ -37,6 +37,9 @@ pub struct TuiOptions {
     pub start: bool,
 }
 
+/// How often an observer checks that its driver still holds the lock.
+const LOCK_PROBE: Duration = Duration::from_secs(2);
+
 /// How often the header's sources are probed.
 const SOURCE_POLL: Duration = Duration::from_secs(5);
 
@@ -175,6 +178,26 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
                 },
             ));
         }
+    }
+    // Observer: probe the driver lock every LOCK_PROBE; a free lock means
+    // the driver is gone (a killed driver's lock dies with it).
+    {
+        let lock = paths.lock.clone();
+        let driving = starter.driving.clone();
+        let tx = msg_tx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(LOCK_PROBE);
+            loop {
+                tick.tick().await;
+                if driving.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let gone = !DriverLock::is_held(&lock) && lock.exists();
+                if tx.send(Msg::DriverGone(gone)).await.is_err() {
+                    break;
+                }
+            }
+        });
     }
     // The action history: the audit log, re-read when it grows.
     tokio::spawn(follow_file(paths.audit.clone(), msg_tx.clone(), |p| {
@@ -329,6 +352,23 @@ async fn event_loop(
                             app.role = Role::Observer(Some(h));
                         }
                         Err(e) => app.flash = Some(format!("cannot start: {e}")),
+                    }
+                    app.dirty = true;
+                }
+                Out::Takeover => {
+                    match DriverLock::acquire(&starter.paths.lock) {
+                        Ok(lock) => {
+                            starter.spawn(lock);
+                            app.role = Role::Driver;
+                            app.driver_gone = false;
+                            app.flash = Some("took over: driving, resumed from the journal".into());
+                        }
+                        Err(runtime::LockError::Held(h)) => {
+                            app.flash = Some(format!("cannot take over: {h} drives this release"));
+                            app.role = Role::Observer(Some(h));
+                            app.driver_gone = false;
+                        }
+                        Err(e) => app.flash = Some(format!("cannot take over: {e}")),
                     }
                     app.dirty = true;
                 }

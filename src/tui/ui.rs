@@ -143,6 +143,16 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
         l1.push(Span::styled("  no release", t.muted));
     }
     let role = match &app.role {
+        Role::Observer(h) if app.driver_gone => Span::styled(
+            match h {
+                Some(h) => format!(
+                    "  DRIVER GONE — {}@{} (pid {}) stopped; :takeover to drive",
+                    h.user, h.host, h.pid
+                ),
+                None => "  DRIVER GONE — :takeover to drive".to_string(),
+            },
+            t.danger_env,
+        ),
         Role::Driver => Span::styled("  driver", t.muted),
         Role::Observer(Some(h)) => Span::styled(format!("  OBSERVER — driven by {h}"), t.warn),
         Role::Observer(None) => Span::styled("  OBSERVER", t.warn),
