@@ -1221,6 +1221,7 @@ impl Release {
     fn on_measured(&mut self, m: &Measurement, tag: Option<u64>, now: Timestamp, fx: &mut Effects) {
         let key = format!("check:{}", m.check);
         let asked = self.requested.get(&key).copied();
+        let outstanding = self.inflight.contains(&key);
         // The answer to the outstanding request (or, untagged, from an older
         // version) frees the check for the next one.
         if tag.is_none() || asked.is_some_and(|(e, _)| Some(e) == tag) {
@@ -1234,9 +1235,9 @@ impl Release {
             Phase::Running | Phase::Paused { .. } | Phase::WaitingApproval { .. }
         );
         let prev = self.checks.get(&m.check).cloned().unwrap_or_default();
-        if tag.is_none() || tag != Some(self.epoch) {
-            // Asked for before a traffic change or step start: no evidence
-            // for this step, whatever it says, except that a rollback
+        if tag.is_none() || tag != Some(self.epoch) || !outstanding {
+            // Asked for before a traffic change or step start (or not asked
+            // for at all): no evidence for this step, whatever it says, except that a rollback
             // trigger failing still rolls back (the safe direction).
             let (verdict, _) = judge(&def, m, &prev, now);
             if verdict.verdict == VerdictKind::Fail

@@ -1094,3 +1094,506 @@ fn the_safe_direction_is_rollback_pause_abort_and_lower_weights() {
         assert!(!r.is_safe_direction(&c), "{c:?}");
     }
 }
+
+/// Property tests: arbitrary, realistic interleavings of what the runtime
+/// and operators do (answers to the engine's own requests, late answers,
+/// hostile values, commands, restarts), checked against an independent
+/// oracle of the safety rules.
+mod props {
+    use super::*;
+    use crate::release::analysis::Unit;
+    use proptest::prelude::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const WINDOW: u64 = 20;
+    const TRIGGER: &str = "rollback_when[0]";
+
+    fn prop_plan() -> Plan {
+        let mut p = plan();
+        let mut c = check("error-rate");
+        c.unit = Some(Unit::Ratio);
+        c.for_ = Duration::from_secs(10);
+        let mut trig = check(TRIGGER);
+        trig.unit = Some(Unit::Ratio);
+        trig.max = Some(0.2);
+        trig.min_requests = None;
+        trig.min_samples = 1;
+        trig.for_ = Duration::ZERO;
+        trig.inconclusive_limit = crate::release::plan::TRIGGER_INCONCLUSIVE_LIMIT;
+        p.checks = [("error-rate".to_string(), c), (TRIGGER.to_string(), trig)].into();
+        p.windows = [
+            ("error-rate".to_string(), Duration::from_secs(WINDOW)),
+            (TRIGGER.to_string(), Duration::from_secs(WINDOW)),
+        ]
+        .into();
+        // `error-rate` also guards as a trigger, so it is measured on its
+        // cadence from the step's start (early samples must not count).
+        p.triggers = vec![
+            Trigger::Check {
+                name: "errors".into(),
+                check: TRIGGER.into(),
+            },
+            Trigger::Check {
+                name: "error rate".into(),
+                check: "error-rate".into(),
+            },
+        ];
+        let analysis = |w: u64| {
+            step(
+                &format!("analysis {w}"),
+                StepAction::Analysis {
+                    checks: vec!["error-rate".into()],
+                    duration: Duration::from_secs(45),
+                },
+            )
+        };
+        let traffic = |w: u8| {
+            step(
+                &format!("traffic {w}%"),
+                StepAction::Traffic {
+                    action: "traffic".into(),
+                    weight: w,
+                },
+            )
+        };
+        p.steps = vec![
+            traffic(5),
+            analysis(5),
+            step(
+                "bake",
+                StepAction::Pause {
+                    duration: Some(Duration::from_secs(20)),
+                },
+            ),
+            traffic(50),
+            analysis(50),
+            step(
+                "approval",
+                StepAction::Approval {
+                    message: "100%?".into(),
+                },
+            ),
+            traffic(100),
+        ];
+        p
+    }
+
+    /// What a source answers.
+    #[derive(Debug, Clone, Copy)]
+    enum V {
+        Good,
+        Zero,
+        Bad,
+        NaN,
+        PosInf,
+        NegInf,
+        Negative,
+        Huge,
+        Missing,
+        LowTraffic,
+    }
+
+    impl V {
+        fn track(self) -> crate::release::analysis::TrackResult {
+            let (value, requests) = match self {
+                V::Good => (0.01, 500.0),
+                V::Zero => (0.0, 500.0),
+                V::Bad => (0.5, 500.0),
+                V::NaN => (f64::NAN, 500.0),
+                V::PosInf => (f64::INFINITY, 500.0),
+                V::NegInf => (f64::NEG_INFINITY, 500.0),
+                V::Negative => (-5.0, 500.0),
+                V::Huge => (1e300, 1e300),
+                V::Missing => return Err("no data: empty vector".into()),
+                V::LowTraffic => (0.01, 3.0),
+            };
+            Ok(Reading {
+                value,
+                requests: Some(requests),
+            })
+        }
+        /// The oracle's own judgement: a passing sample of `error-rate`.
+        fn passes(self) -> bool {
+            matches!(self, V::Good | V::Zero)
+        }
+        /// The oracle's own judgement: data the trigger (no `min_requests`)
+        /// can judge.
+        fn conclusive(self) -> bool {
+            matches!(self, V::Good | V::Zero | V::Bad | V::LowTraffic)
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Advance(u8),
+        Answer(usize, V),
+        Finish(usize, bool),
+        Late(usize, V, bool),
+        Command(Command),
+        Restart,
+    }
+
+    fn value() -> impl Strategy<Value = V> {
+        prop_oneof![
+            12 => Just(V::Good),
+            2 => Just(V::Zero),
+            1 => Just(V::Bad),
+            1 => Just(V::NaN),
+            1 => Just(V::PosInf),
+            1 => Just(V::NegInf),
+            1 => Just(V::Negative),
+            1 => Just(V::Huge),
+            1 => Just(V::Missing),
+            1 => Just(V::LowTraffic),
+        ]
+    }
+
+    fn command() -> impl Strategy<Value = Command> {
+        prop_oneof![
+            6 => Just(Command::Approve),
+            4 => Just(Command::Resume),
+            3 => Just(Command::Pause),
+            1 => Just(Command::Promote),
+            1 => Just(Command::Retry),
+            2 => Just(Command::Rollback),
+            1 => Just(Command::PromoteFull),
+            1 => Just(Command::Abort),
+            5 => (0u8..=110).prop_map(|weight| Command::SetWeight { weight }),
+        ]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            8 => (1u8..15).prop_map(Op::Advance),
+            10 => (any::<usize>(), value()).prop_map(|(i, v)| Op::Answer(i, v)),
+            6 => (any::<usize>(), prop_oneof![9 => Just(true), 1 => Just(false)])
+                .prop_map(|(i, ok)| Op::Finish(i, ok)),
+            1 => (any::<usize>(), value(), any::<bool>()).prop_map(|(i, v, t)| Op::Late(i, v, t)),
+            3 => command().prop_map(Op::Command),
+            1 => Just(Op::Restart),
+        ]
+    }
+
+    /// The runtime and the oracle.
+    struct Sim {
+        r: Release,
+        now: i64,
+        /// Outstanding actions: run id.
+        actions: Vec<u64>,
+        /// Outstanding measurements: (check, epoch, asked at).
+        measures: Vec<(String, u64, i64)>,
+        /// Requests whose answers died with a restart (delivered late by `Late`).
+        lost: Vec<(String, u64, i64)>,
+        lost_actions: Vec<u64>,
+        /// Run id → the rollback step's weight, for rollback traffic actions.
+        rollback_runs: BTreeMap<u64, Option<u8>>,
+        rollback_started: bool,
+        /// Plan step → (start time of the latest attempt).
+        started: BTreeMap<usize, i64>,
+        /// Latest weight change.
+        weight_changed_at: i64,
+        /// Plan step → counted passing samples of `error-rate` in its latest attempt.
+        evidence: BTreeMap<usize, u32>,
+        /// Plan step → conclusive trigger answers in its latest attempt.
+        trigger_seen: BTreeMap<usize, u32>,
+        promoted: bool,
+    }
+
+    impl Sim {
+        fn new() -> Sim {
+            let ev = Event::Start {
+                id: "p".into(),
+                service: "s".into(),
+                environment: "prod".into(),
+                version: None,
+                plan: Box::new(prop_plan()),
+            };
+            let (r, fx) = Release::start(&ev, t(0)).unwrap();
+            let mut s = Sim {
+                r,
+                now: 0,
+                actions: vec![],
+                measures: vec![],
+                lost: vec![],
+                lost_actions: vec![],
+                rollback_runs: BTreeMap::new(),
+                rollback_started: false,
+                started: BTreeMap::new(),
+                weight_changed_at: 0,
+                evidence: BTreeMap::new(),
+                trigger_seen: BTreeMap::new(),
+                promoted: false,
+            };
+            s.effects(&fx, None).unwrap();
+            s
+        }
+
+        fn current_running(&self, kind: fn(&StepAction) -> bool) -> Option<usize> {
+            let i = self.r.current;
+            (!matches!(
+                self.r.phase,
+                Phase::RollingBack { .. } | Phase::Finished { .. }
+            ) && self.r.steps.get(i)?.status == StepStatus::Running
+                && kind(&self.r.plan.steps[i].action))
+            .then_some(i)
+        }
+
+        /// Applies an event and checks its effects; `finished_run` is the
+        /// action run the event answers, if any.
+        fn apply(&mut self, ev: Event, finished_run: Option<u64>) -> Result<(), TestCaseError> {
+            let fx = self.r.apply(&ev, t(self.now));
+            self.effects(&fx, finished_run)
+        }
+
+        fn effects(&mut self, fx: &Effects, finished: Option<u64>) -> Result<(), TestCaseError> {
+            for e in fx {
+                match e {
+                    Effect::RunAction { run, step, .. } => {
+                        self.actions.push(*run);
+                        if step.rollback {
+                            let w = match &self.r.plan.rollback[step.index].action {
+                                StepAction::Traffic { weight, .. } => Some(*weight),
+                                _ => None,
+                            };
+                            self.rollback_runs.insert(*run, w);
+                        }
+                    }
+                    Effect::Measure { check, epoch } => {
+                        self.measures.push((check.clone(), *epoch, self.now))
+                    }
+                    Effect::Notify(Notice::RollbackStarted { .. }) => self.rollback_started = true,
+                    Effect::Notify(Notice::Traffic { weight }) => {
+                        self.weight_changed_at = self.now;
+                        if self.rollback_started {
+                            let by_rollback = finished
+                                .and_then(|r| self.rollback_runs.get(&r))
+                                .is_some_and(|w| *w == Some(*weight));
+                            prop_assert!(
+                                by_rollback,
+                                "weight {weight}% set after the rollback started"
+                            );
+                        }
+                    }
+                    Effect::Notify(Notice::StepStarted {
+                        step,
+                        rollback: false,
+                        ..
+                    }) => {
+                        self.started.insert(*step, self.now);
+                        self.evidence.insert(*step, 0);
+                        self.trigger_seen.insert(*step, 0);
+                    }
+                    Effect::Notify(Notice::StepFinished {
+                        step,
+                        status: StepStatus::Passed,
+                        rollback: false,
+                        ..
+                    }) => {
+                        let def = &self.r.plan.steps[*step];
+                        match &def.action {
+                            StepAction::Analysis { .. } => {
+                                let n = self.evidence.get(step).copied().unwrap_or(0);
+                                prop_assert!(
+                                    n >= 2,
+                                    "analysis step {step} passed with {n} counted passes"
+                                );
+                                prop_assert!(
+                                    self.trigger_seen.get(step).copied().unwrap_or(0) > 0,
+                                    "analysis step {step} passed with a blind trigger"
+                                );
+                            }
+                            StepAction::Pause { .. } => prop_assert!(
+                                self.trigger_seen.get(step).copied().unwrap_or(0) > 0,
+                                "bake step {step} passed with a blind trigger"
+                            ),
+                            _ => {}
+                        }
+                    }
+                    Effect::Notify(Notice::ReleaseFinished {
+                        outcome: Outcome::Promoted,
+                        ..
+                    }) => {
+                        prop_assert!(!self.rollback_started, "promoted after a rollback");
+                        self.promoted = true;
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
+        }
+
+        fn measurement(check: &str, v: V) -> Measurement {
+            Measurement {
+                check: check.into(),
+                query: "q".into(),
+                canary: v.track(),
+                baseline: Ok(Reading {
+                    value: 0.01,
+                    requests: Some(5000.0),
+                }),
+            }
+        }
+
+        fn step(&mut self, op: Op) -> Result<(), TestCaseError> {
+            match op {
+                Op::Advance(s) => {
+                    self.now += i64::from(s);
+                    self.apply(Event::Tick, None)
+                }
+                Op::Answer(i, v) => {
+                    if self.measures.is_empty() {
+                        return Ok(());
+                    }
+                    let (check, epoch, asked) = self.measures.remove(i % self.measures.len());
+                    // The oracle's count: a passing sample asked for one
+                    // window after the analysis step started, with no
+                    // traffic change since it was asked.
+                    if let Some(i) =
+                        self.current_running(|a| matches!(a, StepAction::Analysis { .. }))
+                        && check == "error-rate"
+                        && v.passes()
+                        && asked >= self.started[&i] + WINDOW as i64
+                        && self.weight_changed_at <= asked
+                        && matches!(self.r.phase, Phase::Running | Phase::Paused { .. })
+                    {
+                        *self.evidence.entry(i).or_default() += 1;
+                    }
+                    if let Some(i) = self.current_running(|a| {
+                        matches!(a, StepAction::Analysis { .. } | StepAction::Pause { .. })
+                    }) && check == TRIGGER
+                        && v.conclusive()
+                        && asked >= self.started[&i]
+                    {
+                        *self.trigger_seen.entry(i).or_default() += 1;
+                    }
+                    self.apply(
+                        Event::Measured {
+                            measurement: Self::measurement(&check, v),
+                            epoch: Some(epoch),
+                        },
+                        None,
+                    )
+                }
+                Op::Finish(i, ok) => {
+                    if self.actions.is_empty() {
+                        return Ok(());
+                    }
+                    let run = self.actions.remove(i % self.actions.len());
+                    self.apply(
+                        Event::ActionFinished {
+                            run,
+                            ok,
+                            detail: "done".into(),
+                        },
+                        Some(run),
+                    )
+                }
+                Op::Late(i, v, tagged) => {
+                    if !self.lost_actions.is_empty() && i % 2 == 0 {
+                        let run = self.lost_actions.remove(i % self.lost_actions.len());
+                        return self.apply(
+                            Event::ActionFinished {
+                                run,
+                                ok: tagged,
+                                detail: "late".into(),
+                            },
+                            Some(run),
+                        );
+                    }
+                    if self.lost.is_empty() {
+                        return Ok(());
+                    }
+                    let (check, epoch, _) = self.lost.remove(i % self.lost.len());
+                    self.apply(
+                        Event::Measured {
+                            measurement: Self::measurement(&check, v),
+                            epoch: tagged.then_some(epoch),
+                        },
+                        None,
+                    )
+                }
+                Op::Command(command) => {
+                    // `can` is what the engine does: refused ⇔ no effect.
+                    let allowed = self.r.can(&command).is_ok();
+                    let mut ticked = self.r.clone();
+                    ticked.apply(&Event::Tick, t(self.now));
+                    self.apply(
+                        Event::Command(Issued {
+                            command: command.clone(),
+                            operator: "op".into(),
+                            reason: None,
+                        }),
+                        None,
+                    )?;
+                    // (Compared as text: a NaN in a verdict is never == itself.)
+                    prop_assert_eq!(
+                        allowed,
+                        format!("{:?}", self.r) != format!("{ticked:?}"),
+                        "{:?}: can = {:?}",
+                        command,
+                        allowed
+                    );
+                    Ok(())
+                }
+                Op::Restart => {
+                    // The old process's requests never answer (until `Late`).
+                    self.lost.append(&mut self.measures);
+                    self.lost_actions.append(&mut self.actions);
+                    self.apply(Event::Resumed, None)
+                }
+            }
+        }
+    }
+
+    static PROMOTED: AtomicUsize = AtomicUsize::new(0);
+    static CASES: AtomicUsize = AtomicUsize::new(0);
+
+    fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+        let mut sim = Sim::new();
+        for op in ops {
+            if sim.r.is_finished() {
+                break;
+            }
+            let before_weight = sim.r.weight;
+            let rolling = sim.rollback_started;
+            sim.step(op)?;
+            if rolling && sim.r.weight != before_weight {
+                let w = sim.r.weight;
+                prop_assert!(
+                    sim.r.plan.rollback.iter().any(|s| matches!(
+                        s.action,
+                        StepAction::Traffic { weight, .. } if weight == w
+                    )),
+                    "weight {w}% after the rollback started"
+                );
+            }
+        }
+        CASES.fetch_add(1, Ordering::Relaxed);
+        if sim.promoted {
+            PROMOTED.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn no_promotion_without_evidence_no_weight_after_rollback_no_blind_bake() {
+        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+            cases: 400,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        });
+        let result = runner.run(&proptest::collection::vec(op(), 50..400), run);
+        if let Err(e) = result {
+            panic!("{e}");
+        }
+        let (p, n) = (
+            PROMOTED.load(Ordering::Relaxed),
+            CASES.load(Ordering::Relaxed),
+        );
+        eprintln!("{p} of {n} runs promoted");
+        assert!(
+            p * 20 >= n,
+            "only {p} of {n} runs promoted: the property is vacuous"
+        );
+    }
+}
