@@ -54,8 +54,10 @@ enum Cmd {
         /// it unwatched (default: keep watching the rollback triggers).
         #[arg(long)]
         exit_on_pause: bool,
-        /// The version being released (overrides `version` in the config).
-        #[arg(long = "release-version", value_name = "VERSION")]
+        /// The version being released (overrides `version` in the config):
+        /// 1–128 characters from A-Z a-z 0-9 . _ + - (it reaches actions as
+        /// `{version}`, so it is a version, never a script).
+        #[arg(long = "release-version", value_name = "VERSION", value_parser = parse_version)]
         version: Option<String>,
     },
     /// Validate the config and probe every source and action binary.
@@ -98,6 +100,11 @@ enum Cmd {
     },
 }
 
+/// `--release-version`: a version ([`config::check_version`]).
+fn parse_version(v: &str) -> Result<String, String> {
+    config::check_version(v).map(|()| v.to_string())
+}
+
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args
@@ -112,7 +119,21 @@ fn main() -> ExitCode {
     if let Ok(exe) = std::env::current_exe() {
         rolldeck::demo::supervise::use_supervisor(exe);
     }
-    let cli = Cli::parse();
+    // Usage errors exit 1 (exit::ERROR), never clap's 2, which rolldeck
+    // uses for "the rollback failed".
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::ERROR } else { 0 };
+            let text = e.render().to_string();
+            if e.use_stderr() {
+                eprint!("{}", printable(&text));
+            } else {
+                print!("{text}");
+            }
+            return ExitCode::from(code as u8);
+        }
+    };
     // The cockpit routes tracing into its Logs pane; everything else to stderr.
     let cockpit = std::io::IsTerminal::is_terminal(&std::io::stdout())
         && match &cli.command {
@@ -150,11 +171,11 @@ fn init_stderr_tracing() {
 
 fn load_config(explicit: Option<&Path>) -> Result<Config, i32> {
     let path = config::discover(explicit).map_err(|e| {
-        eprintln!("rolldeck: {e}");
+        eprintln!("rolldeck: {}", printable(&e.to_string()));
         exit::ERROR
     })?;
     config::load(&path).map_err(|e| {
-        eprintln!("{e}");
+        eprintln!("{}", printable(&e.to_string()));
         exit::ERROR
     })
 }
@@ -246,10 +267,37 @@ async fn async_main(cli: Cli) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("rolldeck: {e:#}");
+            eprintln!("rolldeck: {}", printable(&error_chain(&e)));
             exit::ERROR
         }
     }
+}
+
+/// An error and its causes, `: `-joined, each cause once: a cause whose
+/// text its parent's message already ends with (`journal X: Not a directory
+/// (os error 20)` over the OS error itself) is not repeated.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) || out.contains(&format!("{text}: ")) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+/// `text` with control characters other than newline escaped (paths and
+/// values echoed in errors cannot drive the terminal).
+fn printable(text: &str) -> String {
+    text.split('\n')
+        .map(config::clean)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn which(program: &str) -> Option<PathBuf> {

@@ -1,18 +1,61 @@
-//! The TOML configuration: schema, discovery, secrets and validation.
+//! The TOML configuration: schema, discovery, references, secrets and
+//! validation.
 //!
 //! Every error names `file:line:col`, says what was expected and, for an
-//! unknown key or name, suggests the nearest valid one. See
-//! `config.example.toml` at the top of the repository for every key.
+//! unknown key or name, suggests the nearest valid one; values echoed in
+//! errors have their control characters escaped. See `config.example.toml`
+//! at the top of the repository for every key.
 //!
-//! Secrets: any string value may contain `${env:VAR}` (the environment
-//! variable's value) or `${file:PATH}` (the file's contents, trailing newline
-//! removed). The resolved values are collected in [`Config::secrets`] and are
-//! redacted wherever rolldeck writes text ([`crate::redact::Redactor`]).
-
+//! # Bounds checked at load
+//!
+//! Every duration is at most [`MAX_DURATION`] (30 days), so no deadline can
+//! overflow (`"8000y"` is an error, never "elapsed"). Every `interval` is at
+//! least [`MIN_INTERVAL`] (1 s), every `timeout` and `window` more than 0 s.
+//! Every PromQL `query` must parse (`promql-parser`, with `{track}` replaced
+//! by each track's value); header values carry no CR/LF; `version` is a
+//! version ([`check_version`]).
+//!
+//! # References and secrets
+//!
+//! Strings in URLs, `bearer_token`, `basic_auth`, health `headers` and every
+//! action field may hold references, resolved at load:
+//!
+//! * `${env:VAR}` — the environment variable's value;
+//! * `${file:PATH}` — the file's contents, trailing newline removed;
+//! * `${secret:env:VAR}`, `${secret:file:PATH}` — the same, marked secret.
+//!
+//! Anything else (`${vault:x}`, `${env:}`, an unclosed `${env:X`) is an
+//! error, and so is a `${` in any other key. In an action, `${{NAME}` is a
+//! literal `${NAME}` (a shell variable).
+//!
+//! A **secret** is redacted wherever rolldeck writes text (screen, journal,
+//! audit log, output; [`crate::redact::Redactor`] over [`Config::secrets`]).
+//! Plain `${env:…}`/`${file:…}` values are NOT secrets (`NAMESPACE=default`
+//! must not turn every "default" into `***`), except values that are secret
+//! by nature, which are secrets whatever the syntax — written inline,
+//! through a reference or through `${secret:…}`:
+//!
+//! * `bearer_token` and `basic_auth.password`;
+//! * header values of credential headers (`Authorization`,
+//!   `Proxy-Authorization`, `Cookie`, `X-Api-Key`, and any header named like
+//!   token/key/secret/password, see [`is_secret_name`]), whole and without
+//!   the scheme (`Bearer abc` → `abc` too);
+//! * action `env` values whose name is secret-like (`PGPASSWORD`);
+//! * URL credentials: the userinfo password (or a lone user, as in
+//!   `https://TOKEN@host`) and query parameters named like
+//!   token/key/password/secret/signature (`?token=…`), as written and
+//!   percent-decoded;
+//! * a referenced variable or file whose own name is secret-like
+//!   (`${env:CHAT_TOKEN}`, `${file:/run/secrets/db}`).
 mod locate;
+mod refs;
 mod schema;
 
 pub use locate::{Pos, Seg};
+pub use refs::{
+    Field, MAX_VERSION_LEN, check_header_value, check_version, clean, is_secret_name, resolve,
+    url_secrets,
+};
 pub use schema::*;
 
 use std::fmt;
@@ -38,13 +81,13 @@ impl fmt::Display for ConfigError {
         write!(
             f,
             "{}:{}:{}: {}",
-            self.path.display(),
+            clean(&self.path.display().to_string()),
             self.line,
             self.col,
-            self.message
+            clean(&self.message)
         )?;
         if let Some(h) = &self.help {
-            write!(f, "\n  help: {h}")?;
+            write!(f, "\n  help: {}", clean(h))?;
         }
         Ok(())
     }
@@ -117,58 +160,150 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
 }
 
 /// Parses and validates config text; `path` is used in error messages.
+///
+/// Never panics, whatever the text; every error carries the position of
+/// what it is about (`1:1` only for what concerns the whole file, e.g. "no
+/// plan defined").
 pub fn parse(text: &str, path: &Path) -> Result<Config, LoadError> {
     let positions = locate::Locator::new(text);
+    let error = |(line, col): (usize, usize), message: String, help: Option<String>| ConfigError {
+        path: path.to_path_buf(),
+        line,
+        col,
+        message: clean(&message),
+        help: help.map(|h| clean(&h)),
+    };
     // Syntax first: toml_edit gives precise spans for syntax errors.
-    if let Err(e) = text.parse::<toml_edit::Document<String>>() {
-        let (line, col) = e
-            .span()
-            .map(|s| positions.line_col(s.start))
-            .unwrap_or((1, 1));
-        return Err(LoadError::Invalid(vec![ConfigError {
-            path: path.to_path_buf(),
-            line,
-            col,
-            message: format!("TOML syntax error: {}", e.message().trim()),
-            help: None,
-        }]));
-    }
+    let doc = match text.parse::<toml_edit::Document<String>>() {
+        Ok(d) => d,
+        Err(e) => {
+            let at = e
+                .span()
+                .map(|s| positions.line_col(s.start))
+                .unwrap_or((1, 1));
+            let msg = e.message().trim().replace('\n', "; ");
+            return Err(LoadError::Invalid(vec![error(
+                at,
+                format!("TOML syntax error: {msg}"),
+                None,
+            )]));
+        }
+    };
     let mut cfg: Config = match toml::from_str(text) {
         Ok(c) => c,
         Err(e) => {
-            let (line, col) = e
+            let at = e
                 .span()
                 .map(|s| positions.line_col(s.start))
                 .unwrap_or((1, 1));
             let (message, help) = explain_serde_error(e.message());
-            return Err(LoadError::Invalid(vec![ConfigError {
-                path: path.to_path_buf(),
-                line,
-                col,
-                message,
-                help,
-            }]));
+            return Err(LoadError::Invalid(vec![error(at, message, help)]));
         }
     };
+    let mut errors: Vec<ConfigError> = Vec::new();
+    stray_references(doc.as_table(), &mut Vec::new(), &mut |at, span| {
+        errors.push(error(
+            span.map(|s| positions.line_col(s.start)).unwrap_or((1, 1)),
+            format!(
+                "{}: `${{…}}` references are only resolved in URLs, bearer_token, basic_auth, health headers and action fields; here the text would be used as written",
+                locate::display_path(at)
+            ),
+            Some("remove the `${`, or move the value to a key that resolves references".into()),
+        ));
+    });
     let problems = schema::validate(&mut cfg);
-    if problems.is_empty() {
+    errors.extend(problems.into_iter().map(|p| {
+        let Pos { line, col } = positions.find(&p.at);
+        error(
+            (line, col),
+            format!("{}: {}", locate::display_path(&p.at), p.message),
+            p.help,
+        )
+    }));
+    if errors.is_empty() {
         cfg.source_path = Some(path.to_path_buf());
         return Ok(cfg);
     }
-    let errors = problems
-        .into_iter()
-        .map(|p| {
-            let Pos { line, col } = positions.find(&p.at);
-            ConfigError {
-                path: path.to_path_buf(),
-                line,
-                col,
-                message: format!("{}: {}", locate::display_path(&p.at), p.message),
-                help: p.help,
-            }
+    Err(LoadError::Invalid(errors))
+}
+
+/// Called with the key path and span of a string holding a stray `${`.
+type Found<'a> = dyn FnMut(&[Seg], Option<std::ops::Range<usize>>) + 'a;
+
+/// Whether the string at `path` has its `${…}` references resolved (see the
+/// module documentation).
+fn resolves_references(path: &[Seg]) -> bool {
+    let keys: Vec<&str> = path
+        .iter()
+        .map(|s| match s {
+            Seg::Key(k) => k.as_str(),
+            Seg::Index(_) => "[]",
         })
         .collect();
-    Err(LoadError::Invalid(errors))
+    matches!(
+        keys.as_slice(),
+        ["sources", "prometheus", "url" | "bearer_token"]
+            | [
+                "sources",
+                "prometheus",
+                "basic_auth",
+                "username" | "password"
+            ]
+            | ["sources", "scrape", "[]", "url"]
+            | ["sources", "health", "[]", "url"]
+            | ["sources", "health", "[]", "headers", _]
+            | ["actions", _, "argv", "[]"]
+            | ["actions", _, "command" | "url" | "body"]
+            | ["actions", _, "headers" | "env", _]
+    )
+}
+
+/// Calls `found` for every string holding `${` at a key that does not
+/// resolve references (it would be used as written: a silent mistake).
+fn stray_references(table: &toml_edit::Table, path: &mut Vec<Seg>, found: &mut Found<'_>) {
+    for (k, item) in table.iter() {
+        path.push(Seg::Key(k.to_string()));
+        stray_in_item(item, path, found);
+        path.pop();
+    }
+}
+
+fn stray_in_item(item: &toml_edit::Item, path: &mut Vec<Seg>, found: &mut Found<'_>) {
+    match item {
+        toml_edit::Item::Table(t) => stray_references(t, path, found),
+        toml_edit::Item::ArrayOfTables(a) => {
+            for (i, t) in a.iter().enumerate() {
+                path.push(Seg::Index(i));
+                stray_references(t, path, found);
+                path.pop();
+            }
+        }
+        toml_edit::Item::Value(v) => stray_in_value(v, path, found),
+        toml_edit::Item::None => {}
+    }
+}
+
+fn stray_in_value(v: &toml_edit::Value, path: &mut Vec<Seg>, found: &mut Found<'_>) {
+    match v {
+        toml_edit::Value::String(s) if s.value().contains("${") && !resolves_references(path) => {
+            found(path, s.span());
+        }
+        toml_edit::Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                path.push(Seg::Index(i));
+                stray_in_value(x, path, found);
+                path.pop();
+            }
+        }
+        toml_edit::Value::InlineTable(t) => {
+            for (k, x) in t.iter() {
+                path.push(Seg::Key(k.to_string()));
+                stray_in_value(x, path, found);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Turns serde's messages into ours, adding a "did you mean" for unknown
@@ -236,55 +371,6 @@ pub fn suggest<'a>(bad: &str, candidates: impl IntoIterator<Item = &'a str>) -> 
         .filter(|(_, s)| *s >= 0.8)
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(c, _)| c)
-}
-
-/// Resolves `${env:VAR}` and `${file:PATH}` references inside `value`,
-/// pushing each resolved value onto `secrets`.
-///
-/// Errors: an unset variable, an unreadable file, an unknown reference kind
-/// or an unterminated `${`.
-pub fn resolve_secrets(value: &str, secrets: &mut Vec<String>) -> Result<String, String> {
-    resolve_secrets_escaped(value, secrets, false)
-}
-
-/// Like [`resolve_secrets`]; with `escape_braces`, a `{` in a resolved value
-/// is written as `{{` so an action template never reads a secret's text as a
-/// placeholder.
-pub fn resolve_secrets_escaped(
-    value: &str,
-    secrets: &mut Vec<String>,
-    escape_braces: bool,
-) -> Result<String, String> {
-    let mut out = String::new();
-    let mut rest = value;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find('}') else {
-            return Err(format!("unterminated `${{` in {value:?}"));
-        };
-        let reference = &after[..end];
-        let resolved = if let Some(var) = reference.strip_prefix("env:") {
-            std::env::var(var).map_err(|_| format!("environment variable `{var}` is not set"))?
-        } else if let Some(file) = reference.strip_prefix("file:") {
-            let s = std::fs::read_to_string(file)
-                .map_err(|e| format!("cannot read secret file `{file}`: {e}"))?;
-            s.trim_end_matches(['\n', '\r']).to_string()
-        } else {
-            return Err(format!(
-                "unknown reference `${{{reference}}}`: use `${{env:VAR}}` or `${{file:PATH}}`"
-            ));
-        };
-        secrets.push(resolved.clone());
-        if escape_braces {
-            out.push_str(&resolved.replace('{', "{{"));
-        } else {
-            out.push_str(&resolved);
-        }
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The config schema (serde) and its semantic validation.
 
-use super::{Seg, resolve_secrets, resolve_secrets_escaped, suggest};
+use super::{Field, Seg, check_header_value, check_version, is_secret_name, suggest, url_secrets};
 use crate::exec::ActionSpec;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -68,8 +68,9 @@ pub struct Config {
     /// The file this config was read from (set by the loader).
     #[serde(skip)]
     pub source_path: Option<PathBuf>,
-    /// The resolved values of `${env:…}` / `${file:…}` references; redact
-    /// these everywhere.
+    /// The secret values found at load: `${secret:…}` references and values
+    /// secret by nature (see the module documentation of [`crate::config`]);
+    /// redact these everywhere.
     #[serde(skip)]
     pub secrets: Vec<String>,
 }
@@ -564,60 +565,101 @@ impl Config {
 }
 
 /// Checks everything serde cannot: references between sections, ranges,
-/// required fields per step kind; resolves `${env:…}`/`${file:…}` in place.
+/// required fields per step kind, duration bounds, PromQL syntax, header
+/// values; resolves `${…}` references in place and collects
+/// [`Config::secrets`].
 /// Returns every problem found.
 pub fn validate(cfg: &mut Config) -> Vec<Problem> {
     let mut out = Vec::new();
     let mut secrets = Vec::new();
 
-    // Secrets, in every string that may carry one.
-    let mut resolve = |s: &mut String, at: Vec<Seg>, out: &mut Vec<Problem>| match resolve_secrets(
-        s,
-        &mut secrets,
-    ) {
-        Ok(v) => *s = v,
-        Err(e) => out.push(problem(at, e)),
+    // References, in every string that may carry one; which values are
+    // secret is decided here (see the module documentation of `config`).
+    let mut resolve =
+        |s: &mut String, at: Vec<Seg>, field: Field, out: &mut Vec<Problem>| match super::resolve(
+            s,
+            field,
+            &mut secrets,
+        ) {
+            Ok(v) => *s = v,
+            Err(e) => out.push(problem(at, e)),
+        };
+    let plain = Field::default();
+    let credential = Field {
+        secret: true,
+        template: false,
     };
     if let Some(p) = cfg.sources.prometheus.as_mut() {
-        resolve(&mut p.url, path!["sources", "prometheus", "url"], &mut out);
+        resolve(
+            &mut p.url,
+            path!["sources", "prometheus", "url"],
+            plain,
+            &mut out,
+        );
         if let Some(t) = p.bearer_token.as_mut() {
-            resolve(t, path!["sources", "prometheus", "bearer_token"], &mut out);
+            resolve(
+                t,
+                path!["sources", "prometheus", "bearer_token"],
+                credential,
+                &mut out,
+            );
         }
         if let Some(b) = p.basic_auth.as_mut() {
             resolve(
                 &mut b.username,
                 path!["sources", "prometheus", "basic_auth", "username"],
+                plain,
                 &mut out,
             );
             resolve(
                 &mut b.password,
                 path!["sources", "prometheus", "basic_auth", "password"],
+                credential,
                 &mut out,
             );
         }
     }
     for (i, s) in cfg.sources.scrape.iter_mut().enumerate() {
-        resolve(&mut s.url, path!["sources", "scrape", i, "url"], &mut out);
+        resolve(
+            &mut s.url,
+            path!["sources", "scrape", i, "url"],
+            plain,
+            &mut out,
+        );
     }
     for (i, h) in cfg.sources.health.iter_mut().enumerate() {
-        resolve(&mut h.url, path!["sources", "health", i, "url"], &mut out);
+        resolve(
+            &mut h.url,
+            path!["sources", "health", i, "url"],
+            plain,
+            &mut out,
+        );
         for (k, v) in h.headers.iter_mut() {
+            let field = Field {
+                secret: is_secret_name(k),
+                template: false,
+            };
             resolve(
                 v,
                 path!["sources", "health", i, "headers", k.as_str()],
+                field,
                 &mut out,
             );
         }
     }
-    // Action fields are templates: a `{` in a secret must stay literal.
+    // Action fields are templates: a `{` in a resolved value must stay literal.
     for (name, a) in cfg.actions.iter_mut() {
         let base = || path!["actions", name.as_str()];
-        let mut fields: Vec<(Vec<Seg>, &mut String)> = Vec::new();
+        let template = Field {
+            secret: false,
+            template: true,
+        };
+        let mut fields: Vec<(Vec<Seg>, &mut String, Field)> = Vec::new();
         if let Some(argv) = a.argv.as_mut() {
             for (j, arg) in argv.iter_mut().enumerate() {
                 let mut at = base();
                 at.extend(path!["argv", j]);
-                fields.push((at, arg));
+                fields.push((at, arg, template));
             }
         }
         for (key, v) in [
@@ -628,27 +670,64 @@ pub fn validate(cfg: &mut Config) -> Vec<Problem> {
             if let Some(v) = v {
                 let mut at = base();
                 at.push(key.into());
-                fields.push((at, v));
+                fields.push((at, v, template));
             }
         }
-        for (k, v) in a.headers.iter_mut() {
-            let mut at = base();
-            at.extend(path!["headers", k.as_str()]);
-            fields.push((at, v));
+        for (key, map) in [("headers", &mut a.headers), ("env", &mut a.env)] {
+            for (k, v) in map.iter_mut() {
+                let mut at = base();
+                at.extend(path![key, k.as_str()]);
+                let field = Field {
+                    secret: is_secret_name(k),
+                    template: true,
+                };
+                fields.push((at, v, field));
+            }
         }
-        for (k, v) in a.env.iter_mut() {
-            let mut at = base();
-            at.extend(path!["env", k.as_str()]);
-            fields.push((at, v));
+        for (at, v, field) in fields {
+            resolve(v, at, field, &mut out);
         }
-        for (at, v) in fields {
-            match resolve_secrets_escaped(v, &mut secrets, true) {
-                Ok(r) => *v = r,
-                Err(e) => out.push(problem(at, e)),
+    }
+    // Secret by nature, however written: URL credentials, and credential
+    // headers and env values of actions (templates: only when they have no
+    // placeholders; their references were handled above).
+    if let Some(p) = &cfg.sources.prometheus {
+        secrets.extend(url_secrets(&p.url));
+    }
+    for s in &cfg.sources.scrape {
+        secrets.extend(url_secrets(&s.url));
+    }
+    for h in &cfg.sources.health {
+        secrets.extend(url_secrets(&h.url));
+    }
+    for a in cfg.actions.values() {
+        if let Some(u) = &a.url {
+            secrets.extend(
+                url_secrets(u)
+                    .iter()
+                    .filter_map(|s| crate::exec::literal_text(s)),
+            );
+        }
+        for (k, v) in a.headers.iter().chain(a.env.iter()) {
+            if is_secret_name(k)
+                && let Some(l) = crate::exec::literal_text(v)
+            {
+                super::refs::push_credential(&l, &mut secrets);
             }
         }
     }
+    secrets.retain(|s| !s.trim().is_empty());
+    secrets.sort();
+    secrets.dedup();
     cfg.secrets = secrets;
+
+    // Durations: bounded, so no deadline overflows; intervals have a floor.
+    validate_durations(cfg, &mut out);
+    if let Some(v) = &cfg.version
+        && let Err(e) = check_version(v)
+    {
+        out.push(problem(path!["version"], e));
+    }
 
     if cfg.service.trim().is_empty() {
         out.push(problem(path!["service"], "must not be empty"));
@@ -693,6 +772,18 @@ pub fn validate(cfg: &mut Config) -> Vec<Problem> {
                 path!["sources", "health", i, "name"],
                 format!("duplicate name `{}`", h.name),
             ));
+        }
+        for (k, v) in &h.headers {
+            let at = path!["sources", "health", i, "headers", k.as_str()];
+            if k.is_empty() || !k.bytes().all(is_token_byte) {
+                out.push(problem(
+                    at.clone(),
+                    format!("invalid HTTP header name {:?}", k),
+                ));
+            }
+            if let Err(e) = check_header_value(v) {
+                out.push(problem(at, e));
+            }
         }
         if !(100..=599).contains(&h.expect_status) {
             out.push(problem(
@@ -857,23 +948,65 @@ pub fn validate(cfg: &mut Config) -> Vec<Problem> {
                 ),
             ));
         }
-        if c.interval.is_zero() {
-            out.push(problem(at("interval"), "must be more than 0s"));
-        }
         if c.inconclusive_limit == 0 {
             out.push(problem(at("inconclusive_limit"), "must be at least 1"));
         }
-        for q in [&c.query, &c.requests_query].into_iter().flatten() {
+        for (key, q) in [("query", &c.query), ("requests_query", &c.requests_query)] {
+            let Some(q) = q else { continue };
             if !q.contains("{track}") {
-                out.push(problem(at("query"), "the query has no {track} placeholder, so canary and baseline would read the same series"));
+                out.push(problem(at(key), "the query has no {track} placeholder, so canary and baseline would read the same series"));
+            }
+            check_promql(q, &cfg.tracks, at(key), &mut out);
+        }
+        if has_prom
+            && c.kind != CheckKind::Promql
+            && let Some((q, rq)) = crate::sources::builtin_promql(c, &cfg.tracks.label)
+        {
+            for q in [q, rq] {
+                check_promql(&q, &cfg.tracks, at("metric"), &mut out);
             }
         }
     }
 
     // Actions.
     for (name, a) in &cfg.actions {
+        // Template problems at their key; the rest of `validate` at the action.
+        let templated = crate::exec::template_problems(a);
+        for (key, msg) in &templated {
+            let mut at = path!["actions", name.as_str()];
+            match key {
+                crate::exec::TemplateKey::Argv(i) => at.extend(path!["argv", *i]),
+                crate::exec::TemplateKey::Key(k) => at.push((*k).into()),
+                crate::exec::TemplateKey::Entry(t, k) => at.extend(path![*t, k.as_str()]),
+            }
+            out.push(problem(at, msg.clone()));
+        }
         if let Err(e) = a.validate() {
-            out.push(problem(path!["actions", name.as_str()], e));
+            let rest: Vec<&str> = e
+                .split("; ")
+                .filter(|p| {
+                    !templated
+                        .iter()
+                        .any(|(_, m)| m.starts_with(p) || m.contains(&format!("; {p}")))
+                })
+                .collect();
+            let rest = rest.join("; ");
+            if !rest.is_empty() {
+                let at = if rest.contains("`timeout`") {
+                    path!["actions", name.as_str(), "timeout"]
+                } else {
+                    path!["actions", name.as_str()]
+                };
+                out.push(problem(at, rest));
+            }
+        }
+        for (k, v) in &a.headers {
+            if let Err(e) = check_header_value(v) {
+                out.push(problem(
+                    path!["actions", name.as_str(), "headers", k.as_str()],
+                    e,
+                ));
+            }
         }
     }
 
@@ -965,6 +1098,9 @@ pub fn validate(cfg: &mut Config) -> Vec<Problem> {
                 h,
                 health_names.iter().copied(),
             ));
+        }
+        if let Some(q) = &t.query {
+            check_promql(q, &cfg.tracks, at("query"), &mut out);
         }
         if t.query.is_some() {
             if !has_prom {
@@ -1165,7 +1301,168 @@ pub fn kind_name(k: StepKind) -> &'static str {
     }
 }
 
+/// The longest duration any key accepts: 30 days. Anything longer is a
+/// typo (`"8000y"`) and could overflow a deadline.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The shortest `interval` (scrape, health, check, trigger): 1 s. A zero
+/// interval would spin or panic a worker.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What a duration key may hold.
+#[derive(Clone, Copy)]
+enum Bound {
+    /// A polling interval: at least [`MIN_INTERVAL`].
+    Interval,
+    /// A timeout or rate window: more than 0 s.
+    Positive,
+    /// `for` or a pause: 0 s allowed.
+    Any,
+}
+
+fn bound(d: Duration, kind: Bound, at: Vec<Seg>, out: &mut Vec<Problem>) {
+    let shown = humantime::format_duration(d);
+    if d > MAX_DURATION {
+        out.push(problem(
+            at,
+            format!("{shown} is longer than the limit of 30 days"),
+        ));
+        return;
+    }
+    match kind {
+        Bound::Interval if d < MIN_INTERVAL => out.push(problem(
+            at,
+            format!(
+                "{} is shorter than the minimum interval of 1s",
+                if d.is_zero() {
+                    "0s".to_string()
+                } else {
+                    shown.to_string()
+                }
+            ),
+        )),
+        Bound::Positive if d.is_zero() => out.push(problem(at, "must be more than 0s")),
+        _ => {}
+    }
+}
+
+/// Bounds every duration in the config (see [`MAX_DURATION`],
+/// [`MIN_INTERVAL`]).
+fn validate_durations(cfg: &Config, out: &mut Vec<Problem>) {
+    use Bound::*;
+    if let Some(p) = &cfg.sources.prometheus {
+        bound(
+            p.timeout,
+            Positive,
+            path!["sources", "prometheus", "timeout"],
+            out,
+        );
+    }
+    for (i, s) in cfg.sources.scrape.iter().enumerate() {
+        bound(
+            s.interval,
+            Interval,
+            path!["sources", "scrape", i, "interval"],
+            out,
+        );
+        bound(
+            s.timeout,
+            Positive,
+            path!["sources", "scrape", i, "timeout"],
+            out,
+        );
+    }
+    for (i, h) in cfg.sources.health.iter().enumerate() {
+        bound(
+            h.interval,
+            Interval,
+            path!["sources", "health", i, "interval"],
+            out,
+        );
+        bound(
+            h.timeout,
+            Positive,
+            path!["sources", "health", i, "timeout"],
+            out,
+        );
+    }
+    for (i, c) in cfg.checks.iter().enumerate() {
+        bound(c.window, Positive, path!["checks", i, "window"], out);
+        bound(c.interval, Interval, path!["checks", i, "interval"], out);
+        bound(c.for_, Any, path!["checks", i, "for"], out);
+    }
+    for (name, a) in &cfg.actions {
+        // Zero is reported by `ActionSpec::validate`.
+        bound(
+            a.timeout,
+            Any,
+            path!["actions", name.as_str(), "timeout"],
+            out,
+        );
+    }
+    let steps = cfg
+        .plans
+        .iter()
+        .flat_map(|(p, plan)| {
+            plan.steps
+                .iter()
+                .enumerate()
+                .map(move |(i, s)| (path!["plans", p.as_str(), "steps", i], s))
+        })
+        .chain(
+            cfg.rollback
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (path!["rollback", i], s)),
+        );
+    for (base, s) in steps {
+        let at = |k: &str| {
+            let mut p = base.clone();
+            p.push(k.into());
+            p
+        };
+        if let Some(t) = s.timeout {
+            bound(t, Positive, at("timeout"), out);
+        }
+        // Zero analysis durations are reported by the step checks.
+        if let Some(d) = s.duration {
+            bound(d, Any, at("duration"), out);
+        }
+    }
+    for (i, t) in cfg.rollback_when.iter().enumerate() {
+        bound(t.for_, Any, path!["rollback_when", i, "for"], out);
+        bound(
+            t.interval,
+            Interval,
+            path!["rollback_when", i, "interval"],
+            out,
+        );
+    }
+}
+
+/// Checks that `query` (with `{track}`) is PromQL for both tracks.
+fn check_promql(query: &str, tracks: &Tracks, at: Vec<Seg>, out: &mut Vec<Problem>) {
+    for t in [&tracks.canary, &tracks.baseline] {
+        let q = crate::sources::with_track(query, t);
+        if let Err(e) = promql_parser::parser::parse(&q) {
+            let e: String = e.split_whitespace().collect::<Vec<_>>().join(" ");
+            out.push(problem(
+                at,
+                format!("not valid PromQL (with {{track}} = {t:?}): {e}"),
+            ));
+            return;
+        }
+    }
+}
+
 fn check_url(u: &str, at: Vec<Seg>, out: &mut Vec<Problem>) {
+    if u.chars().any(char::is_control) {
+        out.push(problem(
+            at,
+            "the URL contains a control character (CR, LF, tab …)",
+        ));
+        return;
+    }
     match reqwest::Url::parse(u) {
         Ok(url) if matches!(url.scheme(), "http" | "https") => {}
         Ok(url) => out.push(problem(
@@ -1174,4 +1471,8 @@ fn check_url(u: &str, at: Vec<Seg>, out: &mut Vec<Problem>) {
         )),
         Err(e) => out.push(problem(at, format!("not a URL ({e}): {u:?}"))),
     }
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }

@@ -42,7 +42,7 @@ pub use audit::{
 };
 pub use executor::{CANCEL_GRACE, Executor};
 pub use operator::Operator;
-pub use template::{Rendered, render};
+pub use template::{Rendered, TemplateKey, literal_text, render, template_problems};
 
 /// Placeholder names that may appear as `{name}` in an action.
 ///
@@ -317,6 +317,11 @@ impl ActionSpec {
         if self.timeout.is_zero() {
             problems.push("`timeout` must be longer than zero".into());
         }
+        problems.extend(
+            template::template_problems(self)
+                .into_iter()
+                .map(|(_, m)| m),
+        );
 
         let unknown: Vec<String> = self
             .placeholders()

@@ -458,6 +458,12 @@ fn substitute(
 ///
 /// * `{name}` is replaced inside each argument; a value NEVER splits an
 ///   argument into several (no shell is involved for `argv`).
+/// * Except where a shell will interpret the argument: the script of a
+///   POSIX shell's `-c` anywhere in `argv` (`sh -c`, `bash -lc`,
+///   `sudo sh -ec`, `kubectl exec … -- sh -c`; see [`code_args`]) is treated
+///   exactly like a `shell = true` command (values shell-quoted, same
+///   placement rules). Placeholders in code for other interpreters
+///   (`python -c`, `perl -e`, `node -e`, `fish -c`, …) are refused.
 /// * For `shell = true` the substituted values are shell-quoted
 ///   (`shlex::try_quote`), so `a; touch /tmp/x` stays one inert word; the
 ///   placeholder must not sit inside quotes, after a backslash, in a comment
@@ -495,9 +501,21 @@ pub fn render(spec: &ActionSpec, vars: &BTreeMap<String, String>) -> Result<Rend
         .collect::<Result<BTreeMap<_, _>, ExecError>>()?;
 
     if let Some(argv) = &spec.argv {
+        let scripts = code_args(argv);
         let argv = argv
             .iter()
-            .map(|a| substitute(a, vars, Encoding::Raw))
+            .enumerate()
+            .map(|(i, a)| match scripts.iter().find(|(j, _)| *j == i) {
+                // A script a POSIX shell runs: values shell-quoted, as for
+                // `shell = true`.
+                Some((_, Interpreter::PosixShell)) => substitute(a, vars, Encoding::Shell),
+                // Code for another interpreter: refused by `validate` when it
+                // has placeholders; render it only without them.
+                Some((_, Interpreter::Other(prog))) if !names(a).is_empty() => {
+                    Err(ExecError::Invalid(code_placeholder_message(prog)))
+                }
+                _ => substitute(a, vars, Encoding::Raw),
+            })
             .collect::<Result<Vec<_>, _>>()?;
         return Ok(Rendered::Command {
             argv,
@@ -548,6 +566,247 @@ pub fn render(spec: &ActionSpec, vars: &BTreeMap<String, String>) -> Result<Rend
     })
 }
 
+/// Who runs a code argument found by [`code_args`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Interpreter<'a> {
+    /// `sh`, `bash`, `dash`, `zsh`, `ksh`, `mksh`, `ash`, `yash`, `posh`:
+    /// `shlex` quoting protects a value.
+    PosixShell,
+    /// Another language (its program name): no quoting is known to be safe.
+    Other(&'a str),
+}
+
+const POSIX_SHELLS: &[&str] = &[
+    "sh", "bash", "dash", "zsh", "ksh", "ksh93", "mksh", "ash", "yash", "posh",
+];
+
+/// Interpreters whose code is an option's argument: program name (or prefix
+/// ending in `*`) and the option letters / long options taking code.
+const CODE_OPTIONS: &[(&str, &str, &[&str])] = &[
+    ("python*", "c", &[]),
+    ("perl*", "eE", &[]),
+    ("ruby*", "e", &[]),
+    ("node", "ep", &["--eval", "--print"]),
+    ("nodejs", "ep", &["--eval", "--print"]),
+    ("deno", "", &["eval"]),
+    ("php*", "r", &[]),
+    ("lua*", "e", &[]),
+    ("fish", "c", &["--command"]),
+    ("csh", "c", &[]),
+    ("tcsh", "c", &[]),
+    ("pwsh", "c", &["-command", "-Command", "-EncodedCommand"]),
+    ("powershell", "c", &["-command", "-Command"]),
+    ("awk", "", &[]),
+];
+
+fn matches_program(base: &str, pattern: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => base.starts_with(prefix),
+        None => base == pattern,
+    }
+}
+
+/// The arguments of `argv` that an interpreter runs as code: for a POSIX
+/// shell anywhere in `argv` (by base name, so `/bin/sh`, `env bash`,
+/// `sudo sh`, `… -- sh` count) whose options include `c` (`-c`, `-lc`,
+/// `-euc`; `-o NAME`, `--rcfile FILE` skipped), its first operand; for the
+/// interpreters of [`CODE_OPTIONS`] the argument after their code option
+/// (`python3 -c CODE`, `perl -ne CODE`). Index 0 (the program) is never one.
+pub(crate) fn code_args(argv: &[String]) -> Vec<(usize, Interpreter<'_>)> {
+    let mut out = Vec::new();
+    let base = |s: &str| s.rsplit('/').next().unwrap_or(s).to_string();
+    let mut i = 0;
+    while i < argv.len() {
+        let prog = base(&argv[i]);
+        if POSIX_SHELLS.contains(&prog.as_str()) {
+            let mut cmode = false;
+            let mut j = i + 1;
+            while j < argv.len() {
+                let a = argv[j].as_str();
+                if a == "--" || a == "-" {
+                    j += 1;
+                    break;
+                }
+                if let Some(long) = a.strip_prefix("--") {
+                    if matches!(long, "rcfile" | "init-file") {
+                        j += 1;
+                    }
+                    j += 1;
+                    continue;
+                }
+                if (a.starts_with('-') || a.starts_with('+')) && a.len() > 1 {
+                    cmode |= a[1..].contains('c');
+                    if a[1..].contains(['o', 'O']) {
+                        j += 1;
+                    }
+                    j += 1;
+                    continue;
+                }
+                break;
+            }
+            if cmode && j < argv.len() && j > 0 {
+                out.push((j, Interpreter::PosixShell));
+                i = j + 1;
+                continue;
+            }
+        } else if let Some((_, letters, longs)) = CODE_OPTIONS
+            .iter()
+            .find(|(p, _, _)| matches_program(&prog, p))
+        {
+            let name = argv[i].rsplit('/').next().unwrap_or(&argv[i]);
+            if prog == "awk" {
+                // awk's program is its first operand that is not an option.
+                let mut j = i + 1;
+                while j < argv.len() && argv[j].starts_with('-') && argv[j] != "--" {
+                    if matches!(argv[j].as_str(), "-F" | "-v" | "-f") {
+                        j += 1;
+                    }
+                    j += 1;
+                }
+                if j < argv.len() && argv[j] == "--" {
+                    j += 1;
+                }
+                if j < argv.len() {
+                    out.push((j, Interpreter::Other(name)));
+                }
+            } else {
+                for j in i + 1..argv.len() {
+                    let a = argv[j].as_str();
+                    let takes_code = longs.contains(&a)
+                        || (a.starts_with('-')
+                            && !a.starts_with("--")
+                            && a.len() > 1
+                            && a.chars().last().is_some_and(|c| letters.contains(c)));
+                    if takes_code && j + 1 < argv.len() {
+                        out.push((j + 1, Interpreter::Other(name)));
+                        break;
+                    }
+                }
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+fn code_placeholder_message(prog: &str) -> String {
+    format!(
+        "a placeholder inside code that `{prog}` runs is code injection: pass the value as a separate argument (e.g. sys.argv, $1) or through `env`"
+    )
+}
+
+/// Where in an action a template problem is: the key and, for `argv`, the
+/// index or, for `env`/`headers`, the name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateKey {
+    /// `argv[i]`.
+    Argv(usize),
+    /// `command`, `url` or `body`.
+    Key(&'static str),
+    /// `env.NAME` or `headers.NAME`.
+    Entry(&'static str, String),
+}
+
+/// Problems with the templates of an action that [`render`] could not
+/// report safely later, for [`ActionSpec::validate`] and the config loader
+/// (which positions each at its key): an unclosed placeholder (`{weight`
+/// without `}`), a placeholder in a shell script in `argv` where quoting
+/// cannot protect it, or any placeholder in code for a non-POSIX
+/// interpreter.
+pub fn template_problems(spec: &ActionSpec) -> Vec<(TemplateKey, String)> {
+    let mut out = Vec::new();
+    let mut texts: Vec<(TemplateKey, &str)> = Vec::new();
+    for (i, a) in spec.argv.iter().flatten().enumerate() {
+        texts.push((TemplateKey::Argv(i), a));
+    }
+    for (k, v) in [
+        ("command", &spec.command),
+        ("url", &spec.url),
+        ("body", &spec.body),
+    ] {
+        if let Some(v) = v {
+            texts.push((TemplateKey::Key(k), v));
+        }
+    }
+    for (k, v) in &spec.env {
+        texts.push((TemplateKey::Entry("env", k.clone()), v));
+    }
+    for (k, v) in &spec.headers {
+        texts.push((TemplateKey::Entry("headers", k.clone()), v));
+    }
+    for (key, t) in texts {
+        for n in unclosed(t) {
+            out.push((
+                key.clone(),
+                format!("placeholder `{{{n}` is not closed: write `{{{n}}}` (or `{{{{{n}` for a literal `{{`)"),
+            ));
+        }
+    }
+    if let Some(argv) = &spec.argv {
+        for (i, who) in code_args(argv) {
+            match who {
+                Interpreter::PosixShell => {
+                    if let Err(e) = check_shell_template(&argv[i]) {
+                        out.push((
+                            TemplateKey::Argv(i),
+                            format!("`argv[{i}]` is a shell script: {e}"),
+                        ));
+                    }
+                }
+                Interpreter::Other(prog) => {
+                    if !names(&argv[i]).is_empty() {
+                        out.push((
+                            TemplateKey::Argv(i),
+                            format!("`argv[{i}]`: {}", code_placeholder_message(prog)),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Known placeholder names opened with `{` but never closed (`{weight`,
+/// `{version ` …); `{{` escapes and unknown words (`{print $1}`) are literal.
+fn unclosed(s: &str) -> Vec<&str> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'{' {
+            if b.get(i + 1) == Some(&b'{') {
+                i += 2;
+                continue;
+            }
+            let len = ident_len(&b[i + 1..]);
+            if len > 0 && b.get(i + 1 + len) != Some(&b'}') {
+                let name = &s[i + 1..i + 1 + len];
+                if KNOWN_PLACEHOLDERS.contains(&name) {
+                    out.push(name);
+                }
+            }
+            i += 1 + len;
+            continue;
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The text a template stands for when it has no placeholders (`{{` read
+/// as `{`), else `None`.
+pub fn literal_text(s: &str) -> Option<String> {
+    let mut out = String::new();
+    for p in parse(s) {
+        match p {
+            Piece::Lit(l) => out.push_str(l),
+            Piece::Var(_) => return None,
+        }
+    }
+    Some(out)
+}
+
 /// A display of the action with placeholders left unfilled, for the audit log
 /// when rendering failed.
 pub(crate) fn template_display(spec: &ActionSpec, redactor: &Redactor) -> String {
@@ -574,4 +833,94 @@ pub(crate) fn template_display(spec: &ActionSpec, redactor: &Redactor) -> String
         }
     };
     unrendered.display(redactor)
+}
+
+#[cfg(test)]
+mod shell_script_tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn finds_the_scripts_shells_run() {
+        let idx = |a: &[&str]| {
+            code_args(&args(a))
+                .into_iter()
+                .map(|(i, _)| i)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(idx(&["sh", "-c", "x"]), vec![2]);
+        assert_eq!(idx(&["/bin/bash", "-lc", "x", "name", "arg"]), vec![2]);
+        assert_eq!(idx(&["bash", "-o", "pipefail", "-ec", "x"]), vec![4]);
+        assert_eq!(idx(&["bash", "--norc", "-c", "x"]), vec![3]);
+        assert_eq!(idx(&["sudo", "-u", "app", "sh", "-c", "x"]), vec![5]);
+        assert_eq!(
+            idx(&["kubectl", "exec", "pod", "--", "zsh", "-c", "x"]),
+            vec![6]
+        );
+        assert_eq!(idx(&["python3", "-c", "x"]), vec![2]);
+        assert_eq!(idx(&["perl", "-ne", "x", "f"]), vec![2]);
+        // A script file, not a -c script; no shell at all.
+        assert!(idx(&["bash", "deploy.sh", "{version}"]).is_empty());
+        assert!(idx(&["kubectl", "set", "image", "x"]).is_empty());
+    }
+
+    /// The issue's exploit: a hostile version in `sh -c` argv. The rendered
+    /// command really runs here, and the marker file is not created.
+    #[test]
+    fn a_value_in_an_sh_c_script_stays_one_inert_word() {
+        let dir = tempfile::tempdir().unwrap();
+        let pwned = dir.path().join("pwned");
+        let hostile = format!("1.0;touch {}", pwned.display());
+        let spec = ActionSpec {
+            argv: Some(args(&["sh", "-c", "echo deploying {version}"])),
+            ..ActionSpec::default()
+        };
+        spec.validate().unwrap();
+        let vars = BTreeMap::from([("version".to_string(), hostile.clone())]);
+        let Rendered::Command { argv, .. } = render(&spec, &vars).unwrap() else {
+            panic!("a command");
+        };
+        let out = std::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert!(!pwned.exists(), "the injected command ran");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim_end(),
+            format!("deploying {hostile}")
+        );
+        // Positional parameters after the script are passed as is.
+        let spec = ActionSpec {
+            argv: Some(args(&["sh", "-c", "echo \"$1\"", "sh", "{version}"])),
+            ..ActionSpec::default()
+        };
+        let Rendered::Command { argv, .. } = render(&spec, &vars).unwrap() else {
+            panic!("a command");
+        };
+        assert_eq!(argv[4], hostile);
+    }
+
+    #[test]
+    fn placeholders_in_other_interpreters_code_are_refused() {
+        let spec = ActionSpec {
+            argv: Some(args(&["python3", "-c", "print('{version}')"])),
+            ..ActionSpec::default()
+        };
+        let e = spec.validate().unwrap_err();
+        assert!(e.contains("code injection"), "{e}");
+        let spec = ActionSpec {
+            argv: Some(args(&[
+                "python3",
+                "-c",
+                "import sys; print(sys.argv[1])",
+                "{version}",
+            ])),
+            ..ActionSpec::default()
+        };
+        spec.validate().unwrap();
+    }
 }

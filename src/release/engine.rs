@@ -452,9 +452,13 @@ pub struct Release {
     pub finished_at: Option<Timestamp>,
 }
 
+/// `t + d` for deadlines; an overflow means "never" (the far future), so it
+/// can never read as already elapsed.
 fn add(t: Timestamp, d: Duration) -> Timestamp {
-    t.checked_add(jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX))
-        .unwrap_or(t)
+    jiff::SignedDuration::try_from(d)
+        .ok()
+        .and_then(|d| t.checked_add(d).ok())
+        .unwrap_or(Timestamp::MAX)
 }
 
 /// The inconclusive streak after which a blind trigger pauses the release
