@@ -248,7 +248,7 @@ async fn async_main(cli: Cli) -> i32 {
             }
         }
         Cmd::Check => match load_config(cli.config.as_deref()) {
-            Ok(cfg) => Ok(check(&cfg).await),
+            Ok(cfg) => Ok(check(&cfg, cli.state_dir.as_deref()).await),
             Err(code) => return code,
         },
         Cmd::Status { json } => match load_config(cli.config.as_deref()) {
@@ -347,7 +347,7 @@ fn action_statuses(cfg: &Config) -> Vec<SourceStatus> {
         .collect()
 }
 
-async fn check(cfg: &Config) -> i32 {
+async fn check(cfg: &Config, state_dir: Option<&Path>) -> i32 {
     let redactor = rolldeck::redact::Redactor::new(cfg.secrets.clone());
     println!(
         "config ok: service {}, environment {}{}, {} checks, {} actions, plans: {}",
@@ -370,6 +370,17 @@ async fn check(cfg: &Config) -> i32 {
                 .iter()
                 .for_each(|w| println!("warning: {w}")),
             Err(e) => println!("warning: plan `{name}`: {e}"),
+        }
+    }
+    // One driver per service+environment holds only among users who share
+    // the state dir.
+    if let Ok(paths) = runtime::StatePaths::resolve(cfg, state_dir)
+        && let Some(w) = paths.private_warning(cfg.environment.protected)
+    {
+        if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            println!("\x1b[1;31mWARNING: {w}\x1b[0m");
+        } else {
+            println!("WARNING: {w}");
         }
     }
     let mut all = rolldeck::preflight::probe(cfg, None).await;

@@ -80,13 +80,7 @@ impl StatePaths {
         let base = explicit
             .map(Path::to_path_buf)
             .or_else(|| cfg.state_dir.clone())
-            .or_else(|| {
-                crate::config::project_dirs().map(|d| {
-                    d.state_dir()
-                        .unwrap_or_else(|| d.data_local_dir())
-                        .to_path_buf()
-                })
-            })
+            .or_else(|| default_state_root(cfg))
             .ok_or(
                 "no state directory: there is no home directory; pass --state-dir or set state_dir",
             )?;
@@ -98,6 +92,82 @@ impl StatePaths {
             dir,
         })
     }
+}
+
+/// The system-wide state directory, used by default when it exists (an
+/// administrator creates it group-writable, e.g. `install -d -m 2775 -g
+/// rolldeck /var/lib/rolldeck`).
+pub const SYSTEM_STATE_DIR: &str = "/var/lib/rolldeck";
+
+/// The default state directory root, so that one service+environment has
+/// one driver on a host whoever runs rolldeck: [`SYSTEM_STATE_DIR`] when it
+/// exists; else `.rolldeck/` beside the config file when it exists or can
+/// be created there (every user of that config file shares it); else the
+/// user's own state dir (`~/.local/state/rolldeck`), which only keeps one
+/// user's drivers apart (see [`StatePaths::private_warning`]). A shared dir
+/// that exists is used even when this user may not write it: the driver
+/// lock then still says who drives, and driving fails with the permission
+/// error instead of silently using a private dir.
+pub fn default_state_root(cfg: &Config) -> Option<PathBuf> {
+    let writable =
+        |p: &Path| p.is_dir() && nix::unistd::access(p, nix::unistd::AccessFlags::W_OK).is_ok();
+    let system = Path::new(SYSTEM_STATE_DIR);
+    if system.is_dir() {
+        return Some(system.to_path_buf());
+    }
+    if let Some(dir) = cfg.source_path.as_deref().and_then(Path::parent).map(|d| {
+        if d.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            d
+        }
+    }) {
+        let beside = dir.join(".rolldeck");
+        if beside.is_dir() || (!beside.exists() && writable(dir)) {
+            return Some(beside);
+        }
+    }
+    crate::config::project_dirs().map(|d| {
+        d.state_dir()
+            .unwrap_or_else(|| d.data_local_dir())
+            .to_path_buf()
+    })
+}
+
+impl StatePaths {
+    /// For a protected environment: a warning when the state directory (or
+    /// the nearest existing parent) is private to one user — another user
+    /// on this host would get a state dir of their own and could drive the
+    /// same service+environment at the same time. `None` when shared
+    /// (group- or world-writable) or not protected.
+    pub fn private_warning(&self, protected: bool) -> Option<String> {
+        use std::os::unix::fs::MetadataExt as _;
+        if !protected {
+            return None;
+        }
+        let meta = self
+            .dir
+            .ancestors()
+            .find_map(|d| std::fs::metadata(d).ok())?;
+        (meta.mode() & 0o022 == 0).then(|| {
+            format!(
+                "state dir {} is private to one user: another user on this host gets their own and can drive this protected environment at the same time; set state_dir to a shared group-writable directory (e.g. {SYSTEM_STATE_DIR})",
+                self.dir.display()
+            )
+        })
+    }
+}
+
+/// Creates `dir` (and missing parents) shared with the group: new
+/// directories get mode `2775` (setgid, so files inherit the group).
+fn create_shared_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
+    std::fs::create_dir_all(dir)?;
+    for d in missing {
+        let _ = std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o2775));
+    }
+    Ok(())
 }
 
 /// Who holds the driver lock.
@@ -159,15 +229,41 @@ impl DriverLock {
             source,
         };
         if let Some(d) = path.parent() {
-            std::fs::create_dir_all(d).map_err(io)?;
+            create_shared_dir(d).map_err(io)?;
         }
-        let mut file = OpenOptions::new()
+        let existed = path.exists();
+        let mut file = match OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(path)
-            .map_err(io)?;
+        {
+            Ok(f) => f,
+            // Another user's lock file we may not write: still tell whether
+            // (and by whom) it is held.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                let f = File::open(path).map_err(|_| io(e))?;
+                return Err(match f.try_lock() {
+                    Err(std::fs::TryLockError::WouldBlock) => match Self::holder(path) {
+                        Some(h) => LockError::Held(h),
+                        None => LockError::HeldUnknown(path.to_path_buf()),
+                    },
+                    _ => LockError::Io {
+                        path: path.to_path_buf(),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::PermissionDenied,
+                            "cannot write the lock file (ask for group write access to the state dir)",
+                        ),
+                    },
+                });
+            }
+            Err(e) => return Err(io(e)),
+        };
+        if !existed {
+            use std::os::unix::fs::PermissionsExt as _;
+            let _ = file.set_permissions(std::fs::Permissions::from_mode(0o664));
+        }
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {

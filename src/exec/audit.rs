@@ -162,7 +162,8 @@ pub struct AuditLog {
 
 impl AuditLog {
     /// Opens (creating it and its parent directories if needed) the audit log
-    /// at `path` for appending. A new file gets mode `0640`.
+    /// at `path` for appending. A new file gets mode `0660` (the group of a
+    /// shared state dir appends too; the umask may narrow it).
     ///
     /// # Errors
     ///
@@ -180,7 +181,7 @@ impl AuditLog {
             .create(true)
             .append(true)
             .read(true)
-            .mode(0o640)
+            .mode(0o660)
             .open(path)?;
         cut_torn_tail(path, &file)?;
         Ok(Self {
