@@ -17,4 +17,5 @@ pub mod redact;
 pub mod release;
 pub mod runtime;
 pub mod sources;
+pub mod store;
 pub mod tui;

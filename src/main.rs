@@ -565,7 +565,7 @@ async fn snapshot(cfg: &Config) -> anyhow::Result<i32> {
     let v = serde_json::json!({"service": cfg.service, "environment": cfg.environment.name,
         "protected": cfg.environment.protected, "sources": status, "checks": checks,
         "containers": null, "migrations": null});
-    println!("{}", redactor.redact(&v.to_string()));
+    println!("{}", redactor.to_json_line(&v)?);
     Ok(if status.iter().all(|s| s.ok) {
         exit::PROMOTED
     } else {

@@ -12,9 +12,10 @@ use crate::config::Config;
 use crate::exec::{ActionRequest, AuditLog, Executor, Operator, OutputLine, strip_control};
 use crate::redact::Redactor;
 use crate::release::engine::{Command, Effect, Event, Issued, Notice, Outcome, Phase, Release};
-use crate::release::journal::{self, Journal, Record};
+use crate::release::journal::{self, Record};
 use crate::release::plan::{Plan, Trigger};
 use crate::sources::{SourceStatus, Sources};
+use crate::store::{Store, encode_name};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -62,10 +63,11 @@ pub fn exit_code(o: Outcome) -> i32 {
 /// Where one service+environment keeps its state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatePaths {
-    /// `STATE_DIR/<service>@<environment>/`
+    /// `STATE_DIR/<service>@<environment>/`, both names percent-encoded
+    /// ([`encode_name`]): `pay/api` and `pay_api` get different directories.
     pub dir: PathBuf,
-    /// `journal.jsonl`
-    pub journal: PathBuf,
+    /// The journal: `releases/<release-id>.jsonl` and the `current` pointer.
+    pub store: Store,
     /// `audit.jsonl`
     pub audit: PathBuf,
     /// `driver.lock`
@@ -84,13 +86,22 @@ impl StatePaths {
             .ok_or(
                 "no state directory: there is no home directory; pass --state-dir or set state_dir",
             )?;
-        let dir = base.join(cfg.release_key());
-        Ok(Self {
-            journal: dir.join("journal.jsonl"),
+        Ok(Self::in_base(&base, &cfg.service, &cfg.environment.name))
+    }
+
+    /// The paths of `service` in `environment` under state directory `base`.
+    pub fn in_base(base: &Path, service: &str, environment: &str) -> Self {
+        let dir = base.join(format!(
+            "{}@{}",
+            encode_name(service),
+            encode_name(environment)
+        ));
+        Self {
+            store: Store::new(&dir),
             audit: dir.join("audit.jsonl"),
             lock: dir.join("driver.lock"),
             dir,
-        })
+        }
     }
 }
 
@@ -371,11 +382,16 @@ impl Reporter {
                     m.extend(std::mem::take(o));
                     *o = m;
                 }
+                // Masked field by field: a secret such as `true` or `5`
+                // cannot break the JSON line.
+                self.redactor.redact_value(&mut v);
                 v.to_string()
             }
-            OutputMode::Text => format!("{} {}", &ts[11..19.min(ts.len())], text_line(&v)),
+            OutputMode::Text => {
+                self.redactor
+                    .redact(&format!("{} {}", &ts[11..19.min(ts.len())], text_line(&v)))
+            }
         };
-        let line = self.redactor.redact(&line);
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
@@ -651,8 +667,8 @@ async fn gate(
     paths: &StatePaths,
     reporter: &Reporter,
 ) -> anyhow::Result<Option<i32>> {
-    let releases = journal::replay(&journal::read(&paths.journal)?);
-    let what = match journal::unfinished(&releases) {
+    let latest = paths.store.latest()?;
+    let what = match latest.as_ref().filter(|r| !r.is_finished()) {
         Some(r) if opts.resume && matches!(r.phase, Phase::Paused { .. }) => {
             "resume the paused release"
         }
@@ -793,9 +809,8 @@ pub async fn drive(
 ) -> anyhow::Result<i32> {
     let _lock = lock;
     let redactor = Redactor::new(cfg.secrets.clone());
-    let records = journal::read(&paths.journal)?;
-    let releases = journal::replay(&records);
-    let mut journal = Journal::open(&paths.journal, redactor.clone())?;
+    let latest = paths.store.latest()?;
+    let mut journal = paths.store.open(redactor.clone());
     let audit = AuditLog::open(&paths.audit)?;
     // An action started by a driver that was killed may still run: never
     // start anything (nor run it again) until it has ended.
@@ -812,9 +827,10 @@ pub async fn drive(
     let scrapers = sources.spawn_scrapers();
 
     let now = Timestamp::now();
-    let (mut release, first_event, first_fx) = match journal::unfinished(&releases) {
-        Some(r) => {
-            let mut r = r.clone();
+    let (mut release, first_event, first_fx) = match latest.filter(|r| !r.is_finished()) {
+        Some(mut r) => {
+            journal::check_owner(&r, &cfg.service, &cfg.environment.name)
+                .map_err(anyhow::Error::msg)?;
             let ev = Event::Resumed;
             let fx = r.apply(&ev, now);
             (r, ev, fx)
@@ -1125,17 +1141,17 @@ pub fn status(
     state_dir: Option<&Path>,
 ) -> anyhow::Result<Option<(Release, Option<Holder>)>> {
     let paths = StatePaths::resolve(cfg, state_dir).map_err(anyhow::Error::msg)?;
-    let releases = journal::replay(&journal::read(&paths.journal)?);
+    let latest = paths.store.latest()?;
     let holder = if DriverLock::is_held(&paths.lock) {
         DriverLock::holder(&paths.lock)
     } else {
         None
     };
-    Ok(releases.last().cloned().map(|r| (r, holder)))
+    Ok(latest.map(|r| (r, holder)))
 }
 
 /// `rolldeck history`: every release in the journal, oldest first.
 pub fn history(cfg: &Config, state_dir: Option<&Path>) -> anyhow::Result<Vec<Release>> {
     let paths = StatePaths::resolve(cfg, state_dir).map_err(anyhow::Error::msg)?;
-    Ok(journal::replay(&journal::read(&paths.journal)?))
+    Ok(paths.store.all()?)
 }

@@ -72,9 +72,14 @@ impl Unit {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reading {
     /// The value (unit of the check: ratio 0–1 for error rates, seconds for latencies).
+    #[serde(with = "super::nonfinite::f64")]
     pub value: f64,
     /// Requests in the window, when known (compared with `min_requests`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "super::nonfinite::opt_f64"
+    )]
     pub requests: Option<f64>,
 }
 
@@ -131,12 +136,15 @@ pub struct Verdict {
     /// What was asked.
     pub query: String,
     /// The canary's value, if any.
+    #[serde(default, with = "super::nonfinite::opt_f64")]
     pub canary: Option<f64>,
     /// The baseline's value, if any.
+    #[serde(default, with = "super::nonfinite::opt_f64")]
     pub baseline: Option<f64>,
     /// The check's conditions, e.g. `canary <= 0.05 and canary - baseline <= 0.01`.
     pub condition: String,
     /// Requests in the window: (canary, baseline), when known.
+    #[serde(with = "super::nonfinite::opt_f64_pair")]
     pub requests: (Option<f64>, Option<f64>),
     /// Error text when a track had no reading.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -157,17 +165,25 @@ pub struct CheckDef {
     /// Unique name.
     pub name: String,
     /// Healthy when canary ≤ max.
+    #[serde(default, with = "super::nonfinite::opt_f64")]
     pub max: Option<f64>,
     /// Healthy when canary ≥ min.
+    #[serde(default, with = "super::nonfinite::opt_f64")]
     pub min: Option<f64>,
     /// Healthy when canary − baseline ≤ max_increase.
+    #[serde(default, with = "super::nonfinite::opt_f64")]
     pub max_increase: Option<f64>,
     /// Healthy when canary / max(baseline, min_baseline) ≤ max_ratio. With
     /// a baseline of 0 and no floor, a canary above 0 violates it and a
     /// canary of 0 satisfies it.
+    #[serde(default, with = "super::nonfinite::opt_f64")]
     pub max_ratio: Option<f64>,
     /// Floor of the baseline in `max_ratio` (same unit as the value, > 0).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "super::nonfinite::opt_f64"
+    )]
     pub min_baseline: Option<f64>,
     /// The value's unit; values outside its domain are inconclusive. `None`:
     /// unbounded (custom `promql` checks without `unit`).
@@ -182,6 +198,7 @@ pub struct CheckDef {
     /// Passing evaluations an analysis step needs.
     pub min_samples: u32,
     /// Requests per track below which an evaluation is inconclusive.
+    #[serde(default, with = "super::nonfinite::opt_f64")]
     pub min_requests: Option<f64>,
     /// Consecutive inconclusive evaluations before the release pauses.
     pub inconclusive_limit: u32,

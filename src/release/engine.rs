@@ -385,6 +385,7 @@ pub enum Notice {
         /// Why.
         reason: String,
         /// Seconds since the start.
+        #[serde(with = "super::nonfinite::f64")]
         duration_s: f64,
     },
 }

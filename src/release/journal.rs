@@ -1,14 +1,26 @@
-//! The journal: every engine event of every release of one
-//! service+environment, as JSON lines, flushed and fsynced before the
-//! event's effects run. Replaying a release's events through the engine
-//! rebuilds its state ([`replay`]); `status` and `history` read it.
+//! The journal's wire format and replay: every engine event of a release,
+//! one JSON object per line, written before the event's effects run.
+//! Replaying a release's records through the engine rebuilds its state
+//! ([`replay`]). File I/O (append, torn tails, one file per release,
+//! following) lives in [`crate::store`].
+//!
+//! A line is `{"v":1,"ts":…,"release":…,"event":{…}}`:
+//! - `v` is the format [`VERSION`]; a line without `v` is from before
+//!   versioning (version 0) and reads the same; a newer version is refused
+//!   with a message naming it ([`DecodeError::Version`]).
+//! - non-finite numbers (a 0/0 rate) are the strings `"NaN"`, `"inf"`,
+//!   `"-inf"` ([`super::nonfinite`]).
+//! - secrets are masked field by field before serialization
+//!   ([`crate::redact::Redactor::redact_value`]), so the line stays valid JSON
+//!   whatever a secret's value.
 
 use super::engine::{Event, Release};
+use crate::redact::Redactor;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+
+/// The journal format this rolldeck writes (and the newest it reads).
+pub const VERSION: u64 = 1;
 
 /// One journal line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,141 +33,88 @@ pub struct Record {
     pub event: Event,
 }
 
-/// Why the journal could not be read or written.
-#[derive(Debug, thiserror::Error)]
-pub enum JournalError {
-    /// File I/O.
-    #[error("journal {}: {source}", .path.display())]
-    Io {
-        /// The journal file.
-        path: PathBuf,
-        /// The error.
-        source: std::io::Error,
-    },
-    /// A line that is not a journal record (other than a torn last line).
-    #[error("journal {}:{line}: not a journal record: {message}", .path.display())]
-    Corrupt {
-        /// The journal file.
-        path: PathBuf,
-        /// 1-based line.
-        line: usize,
-        /// The parse error.
-        message: String,
-    },
+/// Why one line is not a record.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DecodeError {
+    /// Written by a newer rolldeck.
+    #[error(
+        "journal format version {0} is newer than this rolldeck reads (up to {VERSION}); use a newer rolldeck"
+    )]
+    Version(String),
+    /// Not UTF-8, not JSON, or not a record.
+    #[error("not a journal record: {0}")]
+    Invalid(String),
 }
 
-/// An append-only journal file.
-#[derive(Debug)]
-pub struct Journal {
-    path: PathBuf,
-    file: File,
-    redactor: crate::redact::Redactor,
+/// Encodes `rec` as one line (no newline), with the format version, secrets
+/// masked field by field.
+pub fn encode(rec: &Record, redactor: &Redactor) -> String {
+    let mut v = serde_json::to_value(rec).expect("journal records serialize");
+    redactor.redact_value(&mut v);
+    let mut m = serde_json::Map::new();
+    m.insert("v".into(), VERSION.into());
+    if let serde_json::Value::Object(o) = v {
+        m.extend(o);
+    }
+    serde_json::to_string(&serde_json::Value::Object(m)).expect("JSON values serialize")
 }
 
-impl Journal {
-    /// Opens (creating) the journal at `path`, creating parent directories.
-    /// Every line written is passed through `redactor` first: secret values
-    /// never reach the journal.
-    pub fn open(path: &Path, redactor: crate::redact::Redactor) -> Result<Self, JournalError> {
-        let io = |source| JournalError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
+/// Decodes one line (without its newline).
+pub fn decode(line: &[u8]) -> Result<Record, DecodeError> {
+    let text = std::str::from_utf8(line).map_err(|e| {
+        DecodeError::Invalid(format!(
+            "not valid UTF-8 (at byte {} of the line)",
+            e.valid_up_to()
+        ))
+    })?;
+    let mut v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| DecodeError::Invalid(e.to_string()))?;
+    if let Some(o) = v.as_object_mut()
+        && let Some(ver) = o.remove("v")
+    {
+        match ver.as_u64() {
+            Some(n) if n <= VERSION => {}
+            _ => return Err(DecodeError::Version(ver.to_string())),
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(io)?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            file,
-            redactor,
-        })
     }
-
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Appends one record, then flushes and fsyncs (`sync_data`).
-    pub fn append(&mut self, rec: &Record) -> Result<(), JournalError> {
-        let mut line = self
-            .redactor
-            .redact(&serde_json::to_string(rec).expect("journal records serialize"));
-        line.push('\n');
-        let io = |source| JournalError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        self.file.write_all(line.as_bytes()).map_err(io)?;
-        self.file.flush().map_err(io)?;
-        self.file.sync_data().map_err(io)
-    }
+    Record::deserialize(v).map_err(|e| DecodeError::Invalid(e.to_string()))
 }
 
-/// Reads every record. A torn last line (a crash mid-write) is ignored;
-/// a bad line elsewhere is an error. A missing file is an empty journal.
-pub fn read(path: &Path) -> Result<Vec<Record>, JournalError> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(JournalError::Io {
-                path: path.to_path_buf(),
-                source,
-            });
-        }
-    };
-    let lines: Vec<String> = BufReader::new(file)
-        .lines()
-        .collect::<Result<_, _>>()
-        .map_err(|source| JournalError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    let mut out = Vec::new();
-    let n = lines.len();
-    for (i, l) in lines.iter().enumerate() {
-        if l.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<Record>(l) {
-            Ok(r) => out.push(r),
-            Err(_) if i + 1 == n => break,
-            Err(e) => {
-                return Err(JournalError::Corrupt {
-                    path: path.to_path_buf(),
-                    line: i + 1,
-                    message: e.to_string(),
-                });
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Rebuilds every release in the journal, oldest first.
+/// Rebuilds every release in the records, oldest first.
 pub fn replay(records: &[Record]) -> Vec<Release> {
     let mut out: Vec<Release> = Vec::new();
     for r in records {
-        if let Event::Start { .. } = &r.event {
-            if let Some((rel, _)) = Release::start(&r.event, r.ts) {
-                out.push(rel);
-            }
-            continue;
-        }
-        if let Some(rel) = out.iter_mut().rev().find(|x| x.id == r.release) {
-            rel.apply(&r.event, r.ts);
-        }
+        apply(&mut out, r);
     }
     out
+}
+
+/// Applies one record to releases rebuilt so far (a `Start` adds one).
+pub fn apply(releases: &mut Vec<Release>, r: &Record) {
+    if let Event::Start { .. } = &r.event {
+        if let Some((rel, _)) = Release::start(&r.event, r.ts) {
+            releases.push(rel);
+        }
+        return;
+    }
+    if let Some(rel) = releases.iter_mut().rev().find(|x| x.id == r.release) {
+        rel.apply(&r.event, r.ts);
+    }
 }
 
 /// The latest release, if it has not finished (the one to resume).
 pub fn unfinished(releases: &[Release]) -> Option<&Release> {
     releases.last().filter(|r| !r.is_finished())
+}
+
+/// Refuses to resume a release recorded for another service or environment
+/// than the config's (a state directory copied or shared by mistake).
+pub fn check_owner(release: &Release, service: &str, environment: &str) -> Result<(), String> {
+    if release.service == service && release.environment == environment {
+        return Ok(());
+    }
+    Err(format!(
+        "the journal's release {} is for service `{}` in environment `{}`, but the config is for service `{service}` in environment `{environment}`; refusing to resume it (check --state-dir / state_dir)",
+        release.id, release.service, release.environment
+    ))
 }

@@ -4,6 +4,7 @@
 pub mod analysis;
 pub mod engine;
 pub mod journal;
+pub mod nonfinite;
 pub mod plan;
 
 pub use analysis::{CheckDef, Measurement, Reading, TrackResult, Verdict, VerdictKind};

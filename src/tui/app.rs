@@ -194,6 +194,8 @@ pub enum Msg {
     /// The observer's lock probe: whether the driver lock is free (the
     /// driver is gone — killed, crashed — without finishing).
     DriverGone(bool),
+    /// The journal cannot be read (the error), or can again (`None`).
+    JournalError(Option<String>),
 }
 
 /// Per-check chart history: (canary, baseline) values, newest last.
@@ -263,6 +265,9 @@ pub struct App {
     pub clock: String,
     /// The driver stopped (finished or interrupted); keys that act are refused.
     pub driver_done: Option<String>,
+    /// Why the journal cannot be read, while it cannot (shown in the
+    /// header in the danger colour, never as an idle screen).
+    pub journal_error: Option<String>,
 }
 
 const CHART_POINTS: usize = 120;
@@ -314,6 +319,7 @@ impl App {
             dirty: true,
             clock: String::new(),
             driver_done: None,
+            journal_error: None,
         }
     }
 
@@ -430,6 +436,14 @@ impl App {
             }
             Msg::Audit(records) => {
                 self.on_audit(records);
+                self.dirty = true;
+                Vec::new()
+            }
+            Msg::JournalError(e) => {
+                if let Some(e) = &e {
+                    self.log(Level::Error, LogSource::Rolldeck, format!("journal: {e}"));
+                }
+                self.journal_error = e;
                 self.dirty = true;
                 Vec::new()
             }

@@ -14,7 +14,6 @@ use crate::config::Config;
 use crate::exec::Operator;
 use crate::redact::Redactor;
 use crate::release::engine::Issued;
-use crate::release::journal;
 use crate::runtime::{self, DriveMode, DriverEvent, DriverLock, RunOptions, StatePaths, Stop};
 use crate::sources::Sources;
 use futures::StreamExt;
@@ -132,10 +131,15 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
         handle: None,
     };
     // Opening the cockpit (`rolldeck` alone) never starts a release: with
-    // nothing to resume it stays idle until `:start`.
-    let resumable = journal::read(&paths.journal)
-        .map(|r| journal::unfinished(&journal::replay(&r)).is_some())
-        .unwrap_or(false);
+    // nothing to resume it stays idle until `:start`. An unreadable journal
+    // is shown as an error, never as an idle screen.
+    let resumable = match paths.store.latest() {
+        Ok(latest) => latest.is_some_and(|r| !r.is_finished()),
+        Err(e) => {
+            app.update(Msg::JournalError(Some(e.to_string())));
+            false
+        }
+    };
     // `rolldeck run` starting a new release: the preflight first (before
     // any traffic changes); down sources or a protected environment open
     // the start confirmation instead of starting.
@@ -161,21 +165,12 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
                 app.role = Role::Idle;
             }
             drop(other);
-            // Observer / idle: the journal's latest release, re-read when it
-            // grows, until this process drives.
-            let driving = starter.driving.clone();
-            tokio::spawn(follow_file(
-                paths.journal.clone(),
+            // Observer / idle: the journal's latest release, followed until
+            // this process drives.
+            tokio::spawn(follow_journal(
+                paths.store.clone(),
                 msg_tx.clone(),
-                move |p| {
-                    if driving.load(std::sync::atomic::Ordering::Relaxed) {
-                        return None;
-                    }
-                    journal::read(p)
-                        .ok()
-                        .and_then(|r| journal::replay(&r).pop())
-                        .map(|r| Msg::Driver(DriverEvent::State(Box::new(r))))
-                },
+                starter.driving.clone(),
             ));
         }
     }
@@ -555,4 +550,77 @@ pub(crate) fn silence_dead_terminal() {
         let _ = nix::unistd::dup2_stdout(&null);
         let _ = nix::unistd::dup2_stderr(&null);
     }
+}
+
+/// Follows the journal's current release as observer (by byte offset, see
+/// [`crate::store::Follower`]): woken by file-change notification on the
+/// state directory (`notify`), with a slow poll as a safety net, or a 1 s
+/// poll when notification is unavailable. Sends each changed release, and
+/// every read error (or its clearing) as [`Msg::JournalError`]. Stops when
+/// the UI is gone or this process starts driving.
+async fn follow_journal(
+    store: crate::store::Store,
+    tx: mpsc::Sender<Msg>,
+    driving: Arc<std::sync::atomic::AtomicBool>,
+) {
+    use notify::Watcher;
+    let (wake_tx, mut wake_rx) = mpsc::channel::<()>(1);
+    let _ = std::fs::create_dir_all(store.releases_dir());
+    let watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        if ev.is_ok() {
+            let _ = wake_tx.try_send(());
+        }
+    })
+    .and_then(|mut w| {
+        w.watch(&store.dir, notify::RecursiveMode::Recursive)?;
+        Ok(w)
+    });
+    let poll = match &watcher {
+        Ok(_) => Duration::from_secs(10),
+        Err(e) => {
+            tracing::warn!("journal: no file-change notification ({e}); polling every second");
+            Duration::from_secs(1)
+        }
+    };
+    let follower = Arc::new(std::sync::Mutex::new(crate::store::Follower::new(store)));
+    let mut last_err: Option<String> = None;
+    loop {
+        if driving.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        }
+        let f = follower.clone();
+        let res = tokio::task::spawn_blocking(move || match f.lock() {
+            Ok(mut f) => f.poll().map_err(|e| e.to_string()),
+            Err(_) => Err("journal follower poisoned".to_string()),
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("journal reader failed: {e}")));
+        let mut msgs = Vec::new();
+        match res {
+            Ok(changed) => {
+                if last_err.take().is_some() {
+                    msgs.push(Msg::JournalError(None));
+                }
+                if let Some(r) = changed {
+                    msgs.push(Msg::Driver(DriverEvent::State(Box::new(r))));
+                }
+            }
+            Err(e) => {
+                if last_err.as_ref() != Some(&e) {
+                    last_err = Some(e.clone());
+                    msgs.push(Msg::JournalError(Some(e)));
+                }
+            }
+        }
+        for m in msgs {
+            if tx.send(m).await.is_err() {
+                return;
+            }
+        }
+        tokio::select! {
+            Some(()) = wake_rx.recv() => {}
+            _ = tokio::time::sleep(poll) => {}
+        }
+    }
+    drop(watcher);
 }

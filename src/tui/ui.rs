@@ -113,7 +113,12 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
         if app.protected { t.danger_env } else { t.env },
     ));
     let room = area.width as usize;
-    if let Some(r) = &app.release {
+    if let Some(e) = &app.journal_error {
+        l1.push(Span::styled(
+            format!("  JOURNAL UNREADABLE: {e}"),
+            t.crit.add_modifier(Modifier::BOLD),
+        ));
+    } else if let Some(r) = &app.release {
         // The release id is the first thing to go on a narrow screen.
         if room >= 120 {
             l1.push(Span::styled(format!("  {} ", r.id), t.muted));
@@ -159,7 +164,9 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
         Role::ReadOnly => Span::styled("  READ-ONLY", t.warn),
         Role::Idle => Span::styled("  IDLE — :start begins a release", t.muted),
     };
-    l1.push(role);
+    if app.journal_error.is_none() {
+        l1.push(role);
+    }
     let l1 = fit_spans(l1, room);
 
     // Line 2: traffic weight bar and source dots.

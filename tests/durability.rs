@@ -1,0 +1,179 @@
+//! Durability end to end, with the built binary: a NaN measurement from a
+//! real Prometheus keeps `status`, `history` and `run --resume` working;
+//! services whose names differ only in path-unsafe characters keep separate
+//! state; a journal of another service is never resumed.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+const DEADLINE: Duration = Duration::from_secs(90);
+
+fn approval_config(dir: &std::path::Path, service: &str) -> std::path::PathBuf {
+    let cfg_dir = dir.join(service.replace('/', "-slash-"));
+    std::fs::create_dir_all(&cfg_dir).unwrap();
+    write_config(
+        &cfg_dir,
+        &format!(
+            r#"service = "{service}"
+state_dir = "{}"
+[environment]
+name = "staging"
+[actions.noop]
+argv = ["true"]
+[plans.p]
+[[plans.p.steps]]
+kind = "approval"
+message = "go?"
+"#,
+            dir.join("state").display()
+        ),
+    )
+}
+
+#[test]
+fn pay_slash_api_and_pay_underscore_api_keep_separate_releases() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = approval_config(dir.path(), "pay_api");
+    let b = approval_config(dir.path(), "pay/api");
+    let ra = run(
+        &["run", "--headless", "--exit-on-pause", "--config", a.to_str().unwrap()],
+        &[],
+        DEADLINE,
+    );
+    assert_eq!(ra.code, 4, "{ra:?}");
+    // The other service starts its own release; it does not resume pay_api's.
+    let rb = run(
+        &["run", "--headless", "--exit-on-pause", "--config", b.to_str().unwrap()],
+        &[],
+        DEADLINE,
+    );
+    assert_eq!(rb.code, 4, "{rb:?}");
+    let ev = rb.events();
+    assert!(
+        ev.iter().any(|e| e["event"] == "release_started"),
+        "{}",
+        rb.stdout
+    );
+    assert!(!ev.iter().any(|e| e["event"] == "resumed"), "{}", rb.stdout);
+    let st = run(
+        &["status", "--json", "--config", b.to_str().unwrap()],
+        &[],
+        DEADLINE,
+    );
+    let v: serde_json::Value = serde_json::from_str(st.stdout.trim()).unwrap();
+    assert_eq!(v["service"], "pay/api", "{v}");
+    let mut dirs: Vec<String> = std::fs::read_dir(dir.path().join("state"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    dirs.sort();
+    assert_eq!(dirs, vec!["pay%2Fapi@staging", "pay_api@staging"]);
+
+    // A state directory holding another service's unfinished release (copied
+    // by hand, or a shared state_dir mix-up) is refused, naming both.
+    let c = approval_config(dir.path(), "pay-api");
+    let from = dir.path().join("state/pay_api@staging");
+    let to = dir.path().join("state/pay-api@staging");
+    std::fs::create_dir_all(to.join("releases")).unwrap();
+    for f in ["current"] {
+        std::fs::copy(from.join(f), to.join(f)).unwrap();
+    }
+    for e in std::fs::read_dir(from.join("releases")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join("releases").join(e.file_name())).unwrap();
+    }
+    let rc = run(
+        &["run", "--headless", "--exit-on-pause", "--config", c.to_str().unwrap()],
+        &[],
+        DEADLINE,
+    );
+    assert_eq!(rc.code, 1, "{rc:?}");
+    assert!(
+        rc.stderr.contains("refusing to resume")
+            && rc.stderr.contains("`pay_api`")
+            && rc.stderr.contains("`pay-api`"),
+        "{}",
+        rc.stderr
+    );
+}
+
+#[test]
+fn a_nan_measurement_keeps_status_history_and_resume_working() {
+    let Some(prom_bin) =
+        prometheus_or_skip("a_nan_measurement_keeps_status_history_and_resume_working")
+    else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let prom = rt
+        .block_on(rolldeck::demo::prometheus::start(&prom_bin, &[]))
+        .expect("prometheus");
+    let dir = tempfile::tempdir().unwrap();
+    // A rate of a service with no traffic: 0/0 is NaN in PromQL.
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            r#"service = "nan"
+state_dir = "{}"
+[environment]
+name = "staging"
+[sources.prometheus]
+url = "{}"
+[[checks]]
+name = "error-rate"
+query = 'label_replace(vector(0) / vector(0), "track", "{{track}}", "", "")'
+requests_query = 'label_replace(vector(0) / vector(0), "track", "{{track}}", "", "")'
+max = 0.5
+interval = "1s"
+inconclusive_limit = 2
+[actions.noop]
+argv = ["true"]
+[plans.p]
+[[plans.p.steps]]
+kind = "analysis"
+checks = ["error-rate"]
+duration = "60s"
+"#,
+            dir.path().join("state").display(),
+            prom.url
+        ),
+    );
+    let c = cfg.to_str().unwrap();
+    let first = run(&["run", "--headless", "--exit-on-pause", "--config", c], &[], DEADLINE);
+    assert_eq!(first.code, 4, "{first:?}");
+    assert!(
+        first.finished()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("inconclusive")
+    );
+
+    let st = run(&["status", "--json", "--config", c], &[], DEADLINE);
+    assert_eq!(st.code, 0, "{st:?}");
+    let v: serde_json::Value = serde_json::from_str(st.stdout.trim()).unwrap();
+    assert_eq!(v["phase"], "paused", "{v}");
+    assert_eq!(v["verdicts"][0]["canary"], "NaN", "{v}");
+
+    let h = run(&["history", "--json", "--config", c], &[], DEADLINE);
+    assert_eq!(h.code, 0, "{h:?}");
+
+    // What the pause message says to type works: it resumes and pauses again.
+    let again = run(
+        &["run", "--headless", "--exit-on-pause", "--resume", "--config", c],
+        &[],
+        DEADLINE,
+    );
+    assert_eq!(again.code, 4, "{again:?}");
+    assert!(
+        again.events().iter().any(|e| e["event"] == "resumed"),
+        "{}",
+        again.stdout
+    );
+    rt.block_on(prom.stop());
+}
