@@ -38,14 +38,26 @@ fn pay_slash_api_and_pay_underscore_api_keep_separate_releases() {
     let a = approval_config(dir.path(), "pay_api");
     let b = approval_config(dir.path(), "pay/api");
     let ra = run(
-        &["run", "--headless", "--exit-on-pause", "--config", a.to_str().unwrap()],
+        &[
+            "run",
+            "--headless",
+            "--exit-on-pause",
+            "--config",
+            a.to_str().unwrap(),
+        ],
         &[],
         DEADLINE,
     );
     assert_eq!(ra.code, 4, "{ra:?}");
     // The other service starts its own release; it does not resume pay_api's.
     let rb = run(
-        &["run", "--headless", "--exit-on-pause", "--config", b.to_str().unwrap()],
+        &[
+            "run",
+            "--headless",
+            "--exit-on-pause",
+            "--config",
+            b.to_str().unwrap(),
+        ],
         &[],
         DEADLINE,
     );
@@ -83,7 +95,13 @@ fn pay_slash_api_and_pay_underscore_api_keep_separate_releases() {
         std::fs::copy(e.path(), to.join("releases").join(e.file_name())).unwrap();
     }
     let rc = run(
-        &["run", "--headless", "--exit-on-pause", "--config", c.to_str().unwrap()],
+        &[
+            "run",
+            "--headless",
+            "--exit-on-pause",
+            "--config",
+            c.to_str().unwrap(),
+        ],
         &[],
         DEADLINE,
     );
@@ -143,7 +161,11 @@ duration = "60s"
         ),
     );
     let c = cfg.to_str().unwrap();
-    let first = run(&["run", "--headless", "--exit-on-pause", "--config", c], &[], DEADLINE);
+    let first = run(
+        &["run", "--headless", "--exit-on-pause", "--config", c],
+        &[],
+        DEADLINE,
+    );
     assert_eq!(first.code, 4, "{first:?}");
     assert!(
         first.finished()["reason"]
@@ -163,7 +185,14 @@ duration = "60s"
 
     // What the pause message says to type works: it resumes and pauses again.
     let again = run(
-        &["run", "--headless", "--exit-on-pause", "--resume", "--config", c],
+        &[
+            "run",
+            "--headless",
+            "--exit-on-pause",
+            "--resume",
+            "--config",
+            c,
+        ],
         &[],
         DEADLINE,
     );
