@@ -146,6 +146,7 @@ name = "error-rate"
 query = 'label_replace(vector(0) / vector(0), "track", "{{track}}", "", "")'
 requests_query = 'label_replace(vector(0) / vector(0), "track", "{{track}}", "", "")'
 max = 0.5
+window = "2s"
 interval = "1s"
 inconclusive_limit = 2
 [actions.noop]
@@ -154,7 +155,7 @@ argv = ["true"]
 [[plans.p.steps]]
 kind = "analysis"
 checks = ["error-rate"]
-duration = "60s"
+duration = "30s"
 "#,
             dir.path().join("state").display(),
             prom.url
@@ -171,7 +172,9 @@ duration = "60s"
         first.finished()["reason"]
             .as_str()
             .unwrap()
-            .contains("inconclusive")
+            .contains("inconclusive"),
+        "{}",
+        first.stdout
     );
 
     let st = run(&["status", "--json", "--config", c], &[], DEADLINE);

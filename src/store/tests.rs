@@ -38,13 +38,14 @@ fn any_opt_f64() -> impl Strategy<Value = Option<f64>> {
     prop::option::of(any_f64())
 }
 
-fn any_text() -> impl Strategy<Value = String> {
+fn any_text() -> BoxedStrategy<String> {
     prop_oneof![
         Just(String::new()),
         any::<String>(),
         "\\PC{0,40}",
         ".{0,300}"
     ]
+    .boxed()
 }
 
 fn any_reading() -> impl Strategy<Value = Result<Reading, String>> {
@@ -93,25 +94,25 @@ fn plan(checks: Vec<CheckDef>, text: String) -> Plan {
             .collect(),
         checks: checks.into_iter().map(|c| (c.name.clone(), c)).collect(),
         health_intervals: BTreeMap::from([("canary".to_string(), Duration::from_secs(5))]),
+        windows: BTreeMap::new(),
     }
 }
 
-fn any_check() -> impl Strategy<Value = CheckDef> {
+fn any_check() -> BoxedStrategy<CheckDef> {
     (
         any_text(),
-        any_opt_f64(),
-        any_opt_f64(),
-        any_opt_f64(),
-        any_opt_f64(),
-        any_opt_f64(),
+        (any_opt_f64(), any_opt_f64(), any_opt_f64()),
+        (any_opt_f64(), any_opt_f64(), any_opt_f64()),
     )
         .prop_map(
-            |(name, max, min, max_increase, max_ratio, min_requests)| CheckDef {
+            |(name, (max, min, max_increase), (max_ratio, min_requests, min_baseline))| CheckDef {
                 name,
                 max,
                 min,
                 max_increase,
                 max_ratio,
+                min_baseline,
+                unit: None,
                 interval: Duration::from_secs(10),
                 for_: Duration::from_secs(20),
                 min_samples: 1,
@@ -119,6 +120,7 @@ fn any_check() -> impl Strategy<Value = CheckDef> {
                 inconclusive_limit: 3,
             },
         )
+        .boxed()
 }
 
 fn any_command() -> impl Strategy<Value = Command> {
@@ -135,7 +137,7 @@ fn any_command() -> impl Strategy<Value = Command> {
     ]
 }
 
-fn any_event() -> impl Strategy<Value = Event> {
+fn any_event() -> BoxedStrategy<Event> {
     prop_oneof![
         (
             any_text(),
@@ -158,14 +160,22 @@ fn any_event() -> impl Strategy<Value = Event> {
         Just(Event::Resumed),
         (any::<u64>(), any::<bool>(), any_text())
             .prop_map(|(run, ok, detail)| Event::ActionFinished { run, ok, detail }),
-        (any_text(), any_text(), any_reading(), any_reading()).prop_map(
-            |(check, query, canary, baseline)| Event::Measured(Measurement {
-                check,
-                query,
-                canary,
-                baseline,
-            })
-        ),
+        (
+            any_text(),
+            any_text(),
+            any_reading(),
+            any_reading(),
+            prop::option::of(any::<u64>())
+        )
+            .prop_map(|(check, query, canary, baseline, epoch)| Event::Measured {
+                measurement: Measurement {
+                    check,
+                    query,
+                    canary,
+                    baseline,
+                },
+                epoch,
+            }),
         (any_text(), any::<bool>(), any_text()).prop_map(|(target, ok, detail)| Event::Probed {
             target,
             ok,
@@ -179,6 +189,7 @@ fn any_event() -> impl Strategy<Value = Event> {
             })
         ),
     ]
+    .boxed()
 }
 
 fn rec(i: i64, release: &str, event: Event) -> Record {
@@ -205,18 +216,21 @@ fn start(id: &str, service: &str) -> Event {
 }
 
 fn measured(v: f64) -> Event {
-    Event::Measured(Measurement {
-        check: "error-rate".into(),
-        query: "q".into(),
-        canary: Ok(Reading {
-            value: v,
-            requests: Some(0.0),
-        }),
-        baseline: Ok(Reading {
-            value: f64::NAN,
-            requests: Some(f64::INFINITY),
-        }),
-    })
+    Event::Measured {
+        epoch: Some(1),
+        measurement: Measurement {
+            check: "error-rate".into(),
+            query: "q".into(),
+            canary: Ok(Reading {
+                value: v,
+                requests: Some(0.0),
+            }),
+            baseline: Ok(Reading {
+                value: f64::NAN,
+                requests: Some(f64::INFINITY),
+            }),
+        },
+    }
 }
 
 proptest! {
@@ -238,7 +252,7 @@ proptest! {
         for (a, b) in recs.iter().zip(&back) {
             prop_assert!(same(a, b), "{:?}\n{:?}", a, b);
             // Non-finite values are explicit, finite ones exact.
-            if let (Event::Measured(x), Event::Measured(y)) = (&a.event, &b.event)
+            if let (Event::Measured { measurement: x, .. }, Event::Measured { measurement: y, .. }) = (&a.event, &b.event)
                 && let (Ok(x), Ok(y)) = (&x.canary, &y.canary)
             {
                 prop_assert!(x.value.to_bits() == y.value.to_bits() || (x.value.is_nan() && y.value.is_nan()));
@@ -354,11 +368,17 @@ fn plant(e: Event, text: &str) -> Event {
             }),
         },
         Event::ActionFinished { run, ok, .. } => Event::ActionFinished { run, ok, detail: s },
-        Event::Measured(m) => Event::Measured(Measurement {
-            query: s.clone(),
-            canary: Err(s.clone()),
-            ..m
-        }),
+        Event::Measured {
+            measurement: m,
+            epoch,
+        } => Event::Measured {
+            measurement: Measurement {
+                query: s.clone(),
+                canary: Err(s.clone()),
+                ..m
+            },
+            epoch,
+        },
         Event::Probed { target, ok, .. } => Event::Probed {
             target,
             ok,
@@ -427,7 +447,9 @@ fn an_old_journal_with_null_for_nan_loads() {
     let recs = file::read(&store.legacy_path()).unwrap();
     assert_eq!(recs.len(), 2);
     match &recs[1].event {
-        Event::Measured(m) => assert!(m.canary.as_ref().unwrap().value.is_nan()),
+        Event::Measured { measurement: m, .. } => {
+            assert!(m.canary.as_ref().unwrap().value.is_nan())
+        }
         e => panic!("{e:?}"),
     }
     assert_eq!(store.latest().unwrap().unwrap().id, "r-1");
