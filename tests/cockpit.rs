@@ -749,3 +749,29 @@ fn the_cockpit_asks_the_engine_what_applies() {
     assert!(!footer.contains("weight"), "{footer}");
     assert!(r.can(&Command::Resume).is_err());
 }
+
+#[test]
+fn an_unreadable_journal_is_shown_in_the_danger_colour_not_as_idle() {
+    let mut app = app_with(Role::Idle, false);
+    app.release = None;
+    app.update(Msg::JournalError(Some(
+        "journal /s/releases/r.jsonl:4: not a journal record".into(),
+    )));
+    for (w, h) in [(80, 24), (160, 48)] {
+        let term = render(&app, w, h);
+        let text = screen_text(&term);
+        assert!(text.contains("JOURNAL UNREADABLE"), "{text}");
+        assert!(!text.contains("IDLE"), "{text}");
+        let buf = term.backend().buffer();
+        let theme = Theme::builtin("dark").unwrap();
+        let row: String = (0..buf.area.width)
+            .map(|x| buf[(x, 0)].symbol().to_string())
+            .collect();
+        let x = row[..row.find("JOURNAL").unwrap()].chars().count() as u16;
+        assert_eq!(buf[(x, 0)].fg, theme.crit.fg.unwrap());
+    }
+    // Readable again: the error goes away.
+    app.update(Msg::JournalError(None));
+    let text = screen_text(&render(&app, 160, 48));
+    assert!(!text.contains("JOURNAL UNREADABLE"), "{text}");
+}
