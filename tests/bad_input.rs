@@ -538,3 +538,43 @@ fn an_overflowing_deadline_never_reads_as_elapsed() {
         assert!(!r.is_finished());
     }
 }
+
+#[test]
+fn check_warns_when_an_analysis_step_is_shorter_than_a_window_and_its_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let health = serve(OK_HEALTH);
+    let text = BASE
+        .replace("HEALTH_URL", &format!("{health}/health"))
+        .replace(
+            "[plans.canary]",
+            r#"[sources.prometheus]
+url = "http://127.0.0.1:9"
+
+[[checks]]
+name = "error-rate"
+query = 'sum(rate(errors{track="{track}"}[5m]))'
+window = "5m"
+interval = "30s"
+min_samples = 2
+max = 0.05
+
+[plans.canary]"#,
+        )
+        .replace(
+            "weight = 5\n",
+            "weight = 5\n\n[[plans.canary.steps]]\nkind = \"analysis\"\nduration = \"2m\"\n",
+        );
+    let cfg = config(dir.path(), &text);
+    let r = check(&cfg);
+    let warning = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("warning: plan `canary` step 2"))
+        .unwrap_or_else(|| panic!("no warning:\n{}\n{}", r.stdout, r.stderr));
+    assert!(
+        warning.contains(
+            "analysis 2m is shorter than check `error-rate`'s window 5m + 2 × interval 30s = 6m"
+        ),
+        "{warning}"
+    );
+}
