@@ -89,6 +89,7 @@ fn app() -> App {
             run: 1,
             ok: true,
             detail: "ok".into(),
+            unaudited: false,
         },
         t(1),
     );

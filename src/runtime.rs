@@ -970,7 +970,7 @@ pub async fn drive(
         let now = Timestamp::now();
         let before = release.clone();
         let fx = release.apply(&ev, now);
-        let changed = before != release;
+        let changed = !before.same_state(&release);
         if changed || !matches!(ev, Event::Tick) {
             journal.append(&Record {
                 ts: now,
@@ -1085,6 +1085,7 @@ impl EffectCtx<'_> {
                         run,
                         ok: false,
                         detail: format!("no action named `{action}` in the config"),
+                        unaudited: false,
                     });
                     return;
                 };
@@ -1113,6 +1114,7 @@ impl EffectCtx<'_> {
                             run,
                             ok: o.ok,
                             detail: strip_control(&o.detail),
+                            unaudited: o.unaudited,
                         })
                         .await;
                 });

@@ -135,6 +135,7 @@ fn release() -> Release {
         run,
         ok: true,
         detail: "exit 0".into(),
+        unaudited: false,
     };
     r.apply(&done(1), t(1));
     r.apply(
@@ -774,4 +775,48 @@ fn an_unreadable_journal_is_shown_in_the_danger_colour_not_as_idle() {
     app.update(Msg::JournalError(None));
     let text = screen_text(&render(&app, 160, 48));
     assert!(!text.contains("JOURNAL UNREADABLE"), "{text}");
+}
+
+#[test]
+fn an_unaudited_action_pauses_in_the_danger_colour() {
+    let mut app = app_with(Role::Driver, false);
+    let shown = app.release.clone().unwrap();
+    // The same plan from its start: its first traffic step runs an action.
+    let start = Event::Start {
+        id: shown.id.clone(),
+        service: shown.service.clone(),
+        environment: shown.environment.clone(),
+        version: shown.version.clone(),
+        plan: Box::new(shown.plan.clone()),
+    };
+    let (mut r, _) = Release::start(&start, t(0)).unwrap();
+    let Some((run, _)) = r.running_action else {
+        panic!("the test release has no running action: {:?}", r.phase)
+    };
+    r.apply(
+        &Event::ActionFinished {
+            run,
+            ok: false,
+            detail: "exit 0; audit log write failed: No space left on device".into(),
+            unaudited: true,
+        },
+        t(2),
+    );
+    app.update(Msg::Driver(DriverEvent::State(Box::new(r))));
+    let term = render(&app, 160, 48);
+    let text = screen_text(&term);
+    let buf = term.backend().buffer();
+    let theme = Theme::builtin("dark").unwrap();
+    let mut found = false;
+    for y in 0..buf.area.height {
+        let row: String = (0..buf.area.width)
+            .map(|x| buf[(x, y)].symbol().to_string())
+            .collect();
+        if let Some(pos) = row.find("paused: ") {
+            let x = row[..pos].chars().count() as u16;
+            assert_eq!(buf[(x, y)].fg, theme.crit.fg.unwrap(), "{text}");
+            found = true;
+        }
+    }
+    assert!(found, "no pause reason on screen: {text}");
 }

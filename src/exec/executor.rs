@@ -305,6 +305,7 @@ impl Executor {
         if let Err(e) = written {
             tracing::error!(action = %req.name, path = %inner.audit.path().display(), "cannot write the audit log: {e}");
             outcome.ok = false;
+            outcome.unaudited = true;
             outcome.detail = one_line(&redactor.redact(&format!(
                 "{}; audit log write failed ({}): {e} — the action ran but its result is not in the audit log",
                 outcome.detail,
@@ -631,6 +632,7 @@ async fn run_command(
                 notes.push("the process did not exit after SIGKILL");
             }
             ActionOutcome {
+                unaudited: false,
                 ok: false,
                 exit_code: None,
                 http_status: None,
@@ -666,6 +668,7 @@ fn status_outcome(status: ExitStatus, shell: bool) -> ActionOutcome {
             _ => {}
         }
         ActionOutcome {
+            unaudited: false,
             ok: code == 0,
             exit_code: Some(code),
             http_status: None,
@@ -739,6 +742,7 @@ async fn run_http(
         duration_s: 0.0,
         timed_out: true,
         detail: format!("timed out after {}", humantime::format_duration(timeout)),
+        unaudited: false,
     };
     let (status, mut buf) = match tokio::time::timeout(timeout, exchange).await {
         Err(_) => return timed_out(),
@@ -777,6 +781,7 @@ async fn run_http(
         format!("HTTP {status} (expected {wanted})")
     };
     ActionOutcome {
+        unaudited: false,
         ok,
         exit_code: None,
         http_status: Some(status),
@@ -833,6 +838,7 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 fn failed(detail: String) -> ActionOutcome {
     ActionOutcome {
+        unaudited: false,
         ok: false,
         exit_code: None,
         http_status: None,

@@ -504,6 +504,11 @@ pub struct ActionOutcome {
     pub timed_out: bool,
     /// What happened, in a few words.
     pub detail: String,
+    /// The action ran but its result could not be written to the audit log
+    /// (e.g. a full disk). `ok` is then false whatever the action did; the
+    /// engine pauses the release for a human instead of acting on it.
+    #[serde(default)]
+    pub unaudited: bool,
 }
 
 /// Removes terminal control sequences (CSI, OSC, DCS, … via

@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// Words in the pause reason of a release whose action ran but could not be
+/// audited; the cockpit shows such a pause in the danger colour.
+pub const UNAUDITED_PAUSE: &str = "ran but the audit log could not be written";
+
 /// How a release ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -224,6 +228,10 @@ pub enum Event {
         ok: bool,
         /// In words.
         detail: String,
+        /// The action ran but its result is not in the audit log: the
+        /// release pauses for a human (never acts on an unaudited result).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        unaudited: bool,
     },
     /// A check was measured. `epoch` echoes [`Effect::Measure::epoch`]: a
     /// measurement requested in an earlier epoch (before a traffic change or
@@ -535,6 +543,23 @@ impl Release {
     }
 
     /// Whether the release has ended.
+    /// Whether two states are the same for the purpose of "did this event
+    /// change anything" (journal a tick, redraw the screen). Unlike `==`, a
+    /// NaN value (a 0/0 rate in a stored verdict) equals itself here, so a
+    /// verdict holding NaN does not make every tick look like a change.
+    /// Compares the states' JSON forms (non-finite numbers are written as
+    /// words, see `release::nonfinite`).
+    pub fn same_state(&self, other: &Release) -> bool {
+        if self == other {
+            return true;
+        }
+        match (serde_json::to_value(self), serde_json::to_value(other)) {
+            (Ok(a), Ok(b)) => a == b,
+            // A state that cannot be serialized is never called unchanged.
+            _ => false,
+        }
+    }
+
     pub fn is_finished(&self) -> bool {
         matches!(self.phase, Phase::Finished { .. })
     }
@@ -595,8 +620,15 @@ impl Release {
         match event {
             Event::Start { .. } => {}
             Event::Tick => {}
-            Event::ActionFinished { run, ok, detail } => {
-                self.on_action_finished(*run, *ok, detail, now, &mut fx)
+            Event::ActionFinished {
+                run,
+                ok,
+                detail,
+                unaudited,
+            } => {
+                if !(*unaudited && self.on_unaudited(*run, detail, now, &mut fx)) {
+                    self.on_action_finished(*run, *ok, detail, now, &mut fx)
+                }
             }
             Event::Measured { measurement, epoch } => {
                 self.on_measured(measurement, *epoch, now, &mut fx)
@@ -1087,6 +1119,31 @@ impl Release {
     }
 
     // ----- events -----------------------------------------------------
+
+    /// A plan step's action ran but its result could not be written to the
+    /// audit log: the step fails and the release pauses for a human (its
+    /// `on_failure` is not applied: nothing more runs unaudited). Returns
+    /// false when `run` is not the running plan step's action (a rollback
+    /// step or a manual weight change), which is then handled as an
+    /// ordinary failure.
+    fn on_unaudited(&mut self, run: u64, detail: &str, now: Timestamp, fx: &mut Effects) -> bool {
+        let Some((expected, s)) = self.running_action else {
+            return false;
+        };
+        if expected != run || s.rollback || self.rollback_pending.is_some() {
+            return false;
+        }
+        self.running_action = None;
+        self.end_step(s, StepStatus::Failed, detail.to_string(), now, fx);
+        self.pause(
+            format!(
+                "step `{}` {UNAUDITED_PAUSE}: {detail}; free the disk, check what it did, then retry, promote or roll back",
+                self.step_def(s).name
+            ),
+            fx,
+        );
+        true
+    }
 
     fn on_action_finished(
         &mut self,
@@ -1734,7 +1791,24 @@ impl Release {
                     }
                 }
                 fx.push(Effect::Notify(Notice::Resumed { by: by.clone() }));
-                self.continue_current(now, fx);
+                // A pause step "until resumed" is what this resume answers:
+                // it passes, else it would begin again and pause forever.
+                let s = StepRef {
+                    rollback: false,
+                    index: self.current,
+                };
+                if matches!(
+                    self.plan.steps.get(self.current).map(|st| &st.action),
+                    Some(StepAction::Pause { duration: None })
+                ) && self
+                    .steps
+                    .get(self.current)
+                    .is_some_and(|r| r.status == StepStatus::Running)
+                {
+                    self.pass_step(s, format!("resumed by {by}{why}"), now, fx);
+                } else {
+                    self.continue_current(now, fx);
+                }
             }
             Command::Retry => {
                 self.phase = Phase::Running;

@@ -212,6 +212,7 @@ fn done(run: u64, ok: bool) -> Event {
         run,
         ok,
         detail: if ok { "exit 0".into() } else { "exit 1".into() },
+        unaudited: false,
     }
 }
 
@@ -1484,6 +1485,7 @@ mod props {
                             run,
                             ok,
                             detail: "done".into(),
+                            unaudited: false,
                         },
                         Some(run),
                     )
@@ -1496,6 +1498,7 @@ mod props {
                                 run,
                                 ok: tagged,
                                 detail: "late".into(),
+                                unaudited: false,
                             },
                             Some(run),
                         );
@@ -1596,4 +1599,93 @@ mod props {
             "only {p} of {n} runs promoted: the property is vacuous"
         );
     }
+}
+
+#[test]
+fn resume_passes_a_pause_step_that_waits_for_resume() {
+    let mut p = plan();
+    p.steps
+        .insert(1, step("hold", StepAction::Pause { duration: None }));
+    let (mut r, fx, mut j) = start(p);
+    let (run, _, _) = run_ids(&fx)[0].clone();
+    step_at(&mut r, &mut j, done(run, true), 1);
+    assert!(matches!(r.phase, Phase::Paused { .. }), "{:?}", r.phase);
+    assert_eq!(r.current, 1);
+    step_at(&mut r, &mut j, cmd(Command::Resume), 2);
+    assert_eq!(r.steps[1].status, StepStatus::Passed, "{:?}", r.steps[1]);
+    assert!(
+        r.steps[1].detail.contains("resumed by"),
+        "{}",
+        r.steps[1].detail
+    );
+    assert!(matches!(r.phase, Phase::Running), "{:?}", r.phase);
+    assert_eq!(r.current, 2, "the plan goes on to the next step");
+    // Replaying the journal gives the same state.
+    let replayed = replay(&j).pop().unwrap();
+    assert!(replayed.same_state(&r));
+}
+
+#[test]
+fn a_nan_in_a_stored_verdict_is_not_a_change() {
+    let (mut r, _fx, _j) = start(plan());
+    let mut v = crate::release::analysis::Verdict {
+        check: "error-rate".into(),
+        verdict: crate::release::analysis::VerdictKind::Inconclusive,
+        reason: "inconclusive: NaN".into(),
+        query: "q".into(),
+        canary: Some(f64::NAN),
+        baseline: Some(f64::NAN),
+        condition: "<= 5 %".into(),
+        requests: (Some(0.0), Some(0.0)),
+        error: None,
+        pending: false,
+        violated_since: None,
+        at: t(1),
+    };
+    r.checks.get_mut("error-rate").unwrap().last = Some(v.clone());
+    let before = r.clone();
+    assert!(before != r, "NaN != NaN: `==` alone calls this a change");
+    assert!(before.same_state(&r));
+    v.canary = Some(0.5);
+    r.checks.get_mut("error-rate").unwrap().last = Some(v);
+    assert!(!before.same_state(&r), "a real change is still a change");
+}
+
+#[test]
+fn an_action_that_ran_but_was_not_audited_pauses_the_release() {
+    let (mut r, fx, mut j) = start(plan());
+    let (run, _, _) = run_ids(&fx)[0].clone();
+    let fx = step_at(
+        &mut r,
+        &mut j,
+        Event::ActionFinished {
+            run,
+            ok: false,
+            detail: "exit 0; audit log write failed (audit.jsonl): No space left on device".into(),
+            unaudited: true,
+        },
+        1,
+    );
+    let Phase::Paused { reason } = &r.phase else {
+        panic!("an unaudited action must pause, got {:?}", r.phase)
+    };
+    assert!(
+        reason.contains("audit log could not be written"),
+        "{reason}"
+    );
+    assert_eq!(r.steps[0].status, StepStatus::Failed);
+    assert!(
+        run_ids(&fx).is_empty(),
+        "nothing else runs (no rollback) before a human looked: {fx:?}"
+    );
+    assert_eq!(r.weight, 0);
+    // The same answer without the flag is an ordinary failure: rollback.
+    let (mut r2, fx2, mut j2) = start(plan());
+    let (run2, _, _) = run_ids(&fx2)[0].clone();
+    step_at(&mut r2, &mut j2, done(run2, false), 1);
+    assert!(
+        matches!(r2.phase, Phase::RollingBack { .. }),
+        "{:?}",
+        r2.phase
+    );
 }

@@ -158,8 +158,14 @@ fn any_event() -> BoxedStrategy<Event> {
             ),
         Just(Event::Tick),
         Just(Event::Resumed),
-        (any::<u64>(), any::<bool>(), any_text())
-            .prop_map(|(run, ok, detail)| Event::ActionFinished { run, ok, detail }),
+        (any::<u64>(), any::<bool>(), any_text(), any::<bool>()).prop_map(
+            |(run, ok, detail, unaudited)| Event::ActionFinished {
+                run,
+                ok,
+                detail,
+                unaudited
+            }
+        ),
         (
             any_text(),
             any_text(),
@@ -367,7 +373,14 @@ fn plant(e: Event, text: &str) -> Event {
                 ..*p
             }),
         },
-        Event::ActionFinished { run, ok, .. } => Event::ActionFinished { run, ok, detail: s },
+        Event::ActionFinished {
+            run, ok, unaudited, ..
+        } => Event::ActionFinished {
+            run,
+            ok,
+            detail: s,
+            unaudited,
+        },
         Event::Measured {
             measurement: m,
             epoch,

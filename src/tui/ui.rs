@@ -451,7 +451,15 @@ fn draw_pipeline(f: &mut Frame, app: &App, area: Rect) {
         ));
     }
     let why = match &r.phase {
-        Phase::Paused { reason } => Some((format!("paused: {reason}"), app.theme.warn)),
+        Phase::Paused { reason } => Some((
+            format!("paused: {reason}"),
+            // An action that ran unaudited is a danger, not a wait.
+            if reason.contains(crate::release::engine::UNAUDITED_PAUSE) {
+                app.theme.crit
+            } else {
+                app.theme.warn
+            },
+        )),
         Phase::WaitingApproval { message } => Some((
             format!("approval: {message} (a to approve)"),
             app.theme.warn,
