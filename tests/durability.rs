@@ -207,3 +207,108 @@ duration = "30s"
     );
     rt.block_on(prom.stop());
 }
+
+/// A whole headless release whose state dir (journal, audit log) is on a
+/// small real tmpfs that fills up mid-release: the run stops with an error
+/// (never "promoted"), the last action does not run unaudited, and once the
+/// space is freed `status` reads the journal and `run` resumes to the end,
+/// running that action exactly once.
+#[test]
+fn a_full_disk_mid_release_stops_it_and_freed_space_resumes_it() {
+    use std::io::{BufRead, BufReader, Write};
+    let Some(fs) = common::Tmpfs::mount("a_full_disk_mid_release", "1m") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("last-ran");
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            r#"service = "disk"
+state_dir = "{state}"
+[environment]
+name = "staging"
+[actions.first]
+argv = ["true"]
+[actions.last]
+argv = ["sh", "-c", "echo once >> {marker}"]
+[plans.p]
+[[plans.p.steps]]
+kind = "action"
+action = "first"
+[[plans.p.steps]]
+kind = "pause"
+duration = "2s"
+{pauses}[[plans.p.steps]]
+kind = "action"
+action = "last"
+"#,
+            state = fs.path().join("state").display(),
+            marker = marker.display(),
+            // tmpfs allocates by page: a few small appends still fit in the
+            // journal's last page of a "full" disk. Many short steps after
+            // the fill make the journal need new pages.
+            pauses = "[[plans.p.steps]]\nkind = \"pause\"\nduration = \"100ms\"\n".repeat(60),
+        ),
+    );
+    let cfg = cfg.to_str().unwrap();
+    let mut child = std::process::Command::new(bin())
+        .args(["run", "--headless", "--config", cfg])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the pause step to start, then fill the disk.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    loop {
+        let Some(Ok(l)) = lines.next() else {
+            panic!("the run ended before its pause step: {seen}")
+        };
+        seen.push_str(&l);
+        seen.push('\n');
+        if l.contains("\"step_started\"") && l.contains("\"pause 2s\"") {
+            break;
+        }
+    }
+    let filler = fs.path().join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![b'x'; 4096];
+    while f.write_all(&chunk).is_ok() {}
+    let _ = f.sync_all();
+    drop(f);
+    for l in lines.map_while(Result::ok) {
+        seen.push_str(&l);
+        seen.push('\n');
+    }
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    eprintln!("full-disk run: {status:?}\n{stderr}");
+    assert_ne!(
+        status.code(),
+        Some(0),
+        "a full disk is never success: {seen}{stderr}"
+    );
+    assert!(!seen.contains("\"promoted\""), "{seen}");
+    assert!(
+        !marker.exists(),
+        "the last action ran with a full disk: {seen}{stderr}"
+    );
+
+    // Space back: the journal reads, and the release resumes to the end.
+    std::fs::remove_file(&filler).unwrap();
+    let st = run(&["status", "--json", "--config", cfg], &[], DEADLINE);
+    assert_eq!(st.code, 0, "{st:?}");
+    let resumed = run(&["run", "--headless", "--config", cfg], &[], DEADLINE);
+    assert_eq!(resumed.code, 0, "{resumed:?}");
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap(),
+        "once\n",
+        "the last action ran exactly once"
+    );
+    let hist = run(&["history", "--json", "--config", cfg], &[], DEADLINE);
+    assert_eq!(hist.code, 0, "{hist:?}");
+    assert!(hist.stdout.contains("promoted"), "{hist:?}");
+}

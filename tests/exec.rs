@@ -1,5 +1,7 @@
 //! `rolldeck::exec` against real processes and a real (tiny) HTTP server.
 
+mod common;
+use common::Tmpfs;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -730,46 +732,6 @@ async fn an_action_that_cannot_be_audited_does_not_run() {
     assert!(o.detail.contains("No space left"), "{}", o.detail);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!marker.exists(), "the unaudited action ran");
-}
-
-/// A small tmpfs mounted for the test (root only); unmounted on drop.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(test: &str, size: &str) -> Option<Tmpfs> {
-        let dir = tempfile::tempdir().unwrap();
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            return Some(Tmpfs { dir });
-        }
-        let req = std::env::var("ROLLDECK_TEST_REQUIRE").unwrap_or_default();
-        assert!(
-            !req.split(',').any(|s| s.trim() == "tmpfs"),
-            "{test}: mounting a tmpfs is required (ROLLDECK_TEST_REQUIRE) but failed"
-        );
-        eprintln!("skipped {test}: cannot mount a tmpfs here (needs root)");
-        None
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
 }
 
 #[tokio::test]

@@ -218,3 +218,47 @@ pub fn alive(pid: i32) -> bool {
         Err(_) => false,
     }
 }
+
+/// A small tmpfs mounted for the test (root only); unmounted on drop.
+pub struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (e.g. `"64k"`) on a new temporary dir;
+    /// `None` (skip, reason printed) when mounting fails, unless
+    /// `ROLLDECK_TEST_REQUIRE` names `tmpfs`, then it panics.
+    pub fn mount(test: &str, size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return Some(Tmpfs { dir });
+        }
+        let req = std::env::var("ROLLDECK_TEST_REQUIRE").unwrap_or_default();
+        assert!(
+            !req.split(',').any(|s| s.trim() == "tmpfs"),
+            "{test}: mounting a tmpfs is required (ROLLDECK_TEST_REQUIRE) but failed"
+        );
+        eprintln!("skipped {test}: cannot mount a tmpfs here (needs root)");
+        None
+    }
+
+    /// Where it is mounted.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
