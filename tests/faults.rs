@@ -378,6 +378,7 @@ metric = "http_requests_total"
 error_matcher = 'code=~"5.."'
 max_ratio = 2
 interval = "1s"
+window = "1s"
 
 [actions.traffic]
 argv = ["true", "{{weight}}"]
@@ -388,7 +389,7 @@ kind = "traffic"
 weight = 5
 [[plans.canary.steps]]
 kind = "analysis"
-duration = "3s"
+duration = "6s"
 
 [[rollback]]
 kind = "traffic"
@@ -397,8 +398,16 @@ weight = 0
         state = dir.path().join("state").display()
     );
     let cfg = write_config(dir.path(), &text);
+    // --exit-on-pause: a pause (not enough data) ends the run, and fails the
+    // assertions below, instead of waiting for a human.
     let r = run(
-        &["run", "--headless", "--config", cfg.to_str().unwrap()],
+        &[
+            "run",
+            "--headless",
+            "--exit-on-pause",
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
         &[],
         Duration::from_secs(60),
     );
