@@ -287,7 +287,10 @@ pub struct CheckSpec {
     /// `latency_quantile`: the quantile, ratio 0–1 (e.g. 0.95).
     #[serde(default)]
     pub quantile: Option<f64>,
-    /// Built-in kinds: the rate window (default 1 m).
+    /// The analysis window (default 1 m, at most 30 days): built-in kinds
+    /// compute their rate over it; for every kind an analysis step counts
+    /// this check's evaluations only from one window after the step starts,
+    /// so counted samples hold data from the new traffic weight only.
     #[serde(default = "default_window", with = "humantime_serde")]
     pub window: Duration,
     /// Healthy when the canary value ≤ max.
