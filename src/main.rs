@@ -421,7 +421,7 @@ fn step_summary(r: &Release) -> serde_json::Value {
 fn phase_words(p: &Phase) -> (String, String) {
     match p {
         Phase::Running => ("running".into(), String::new()),
-        Phase::Paused { reason } => ("paused".into(), reason.clone()),
+        Phase::Paused { reason, .. } => ("paused".into(), reason.clone()),
         Phase::WaitingApproval { message } => ("waiting_approval".into(), message.clone()),
         Phase::RollingBack { reason } => ("rolling_back".into(), reason.clone()),
         Phase::Finished { outcome, reason } => (outcome.as_str().into(), reason.clone()),

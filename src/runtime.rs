@@ -910,7 +910,7 @@ pub async fn drive(
         };
         if auto.is_none() && release.waits_for_human() && mode.exit_when_waiting {
             let reason = match &release.phase {
-                Phase::Paused { reason } => reason.clone(),
+                Phase::Paused { reason, .. } => reason.clone(),
                 Phase::WaitingApproval { message } => {
                     format!("waiting for approval: {message} (pass --yes to approve headless)")
                 }

@@ -11,7 +11,7 @@
 //! 3. the result ([`AuditRecord`], no `event` field) — when it ended.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write as _};
+use std::io;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -169,7 +169,7 @@ impl AuditLog {
     ///
     /// Any I/O error creating the directories or opening the file.
     /// A torn last line (rolldeck killed mid-write) is moved to
-    /// `PATH.torn-<unix ms>` and cut off, so the next record starts on a line
+    /// `PATH.torn-<UTC time>` (fsynced) and cut off, so the next record starts on a line
     /// of its own.
     pub fn open(path: &Path) -> io::Result<Self> {
         if let Some(parent) = path.parent()
@@ -216,24 +216,12 @@ impl AuditLog {
         let mut line =
             serde_json::to_vec(v).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         line.push(b'\n');
-        let mut file = self
+        let file = self
             .file
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let before = file.metadata()?.len();
-        let written = file
-            .write_all(&line)
-            .and_then(|()| file.flush())
-            .and_then(|()| file.sync_data());
-        if let Err(e) = written {
-            // Best effort: a partial line must not glue onto the next one.
-            if file.metadata().is_ok_and(|m| m.len() > before) {
-                let _ = file.set_len(before);
-                let _ = file.sync_data();
-            }
-            return Err(e);
-        }
-        Ok(())
+        crate::store::file::append_synced(&self.path, &file, before, &line)
     }
 
     /// Reads every result record (one per finished run) in the log at
@@ -418,17 +406,9 @@ fn cut_torn_tail(path: &Path, file: &File) -> io::Result<()> {
     }
     let data = std::fs::read(path)?;
     let keep = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let torn = path.with_file_name(format!(
-        "{}.torn-{}",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default(),
-        jiff::Timestamp::now().as_millisecond()
-    ));
-    std::fs::write(&torn, &data[keep..])?;
+    let torn = crate::store::file::set_aside_torn(path, file, keep as u64, &data[keep..])?;
     tracing::warn!(path = %path.display(), torn = %torn.display(), "audit log ended in a torn line; moved it aside");
-    file.set_len(keep as u64)?;
-    file.sync_data()
+    Ok(())
 }
 
 /// One process's fields from `/proc/PID/stat`: (state, pgrp, starttime).

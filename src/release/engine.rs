@@ -13,10 +13,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Words in the pause reason of a release whose action ran but could not be
-/// audited; the cockpit shows such a pause in the danger colour.
-pub const UNAUDITED_PAUSE: &str = "ran but the audit log could not be written";
-
 /// How a release ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -53,6 +49,11 @@ pub enum Phase {
     Paused {
         /// Why.
         reason: String,
+        /// Something went wrong that a human must look at before anything
+        /// else runs (an action ran but could not be audited); the cockpit
+        /// shows it in the danger colour. Absent (false) for ordinary pauses.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        danger: bool,
     },
     /// An approval step waits.
     WaitingApproval {
@@ -1021,11 +1022,18 @@ impl Release {
     }
 
     fn pause(&mut self, reason: String, fx: &mut Effects) {
+        self.pause_as(reason, false, fx);
+    }
+
+    /// Pauses; `danger` marks a pause a human must look at first (see
+    /// [`Phase::Paused`]).
+    fn pause_as(&mut self, reason: String, danger: bool, fx: &mut Effects) {
         if matches!(self.phase, Phase::Paused { .. }) {
             return;
         }
         self.phase = Phase::Paused {
             reason: reason.clone(),
+            danger,
         };
         fx.push(Effect::Notify(Notice::Paused { reason }));
     }
@@ -1135,11 +1143,12 @@ impl Release {
         }
         self.running_action = None;
         self.end_step(s, StepStatus::Failed, detail.to_string(), now, fx);
-        self.pause(
+        self.pause_as(
             format!(
-                "step `{}` {UNAUDITED_PAUSE}: {detail}; free the disk, check what it did, then retry, promote or roll back",
+                "step `{}` ran but the audit log could not be written: {detail}; free the disk, check what it did, then retry, promote or roll back",
                 self.step_def(s).name
             ),
+            true,
             fx,
         );
         true

@@ -328,7 +328,7 @@ fn silence_never_promotes_it_pauses() {
         step_at(&mut r, &mut j, Event::Tick, at);
         step_at(&mut r, &mut j, no_data("error-rate"), at);
     }
-    let Phase::Paused { reason } = &r.phase else {
+    let Phase::Paused { reason, .. } = &r.phase else {
         panic!("{:?}", r.phase)
     };
     assert!(reason.contains("inconclusive 3 times"), "{reason}");
@@ -348,7 +348,7 @@ fn window_ending_without_enough_passes_pauses() {
     step_at(&mut r, &mut j, Event::Tick, 22);
     step_at(&mut r, &mut j, no_data("error-rate"), 22);
     step_at(&mut r, &mut j, Event::Tick, 62);
-    let Phase::Paused { reason } = &r.phase else {
+    let Phase::Paused { reason, .. } = &r.phase else {
         panic!("{:?}", r.phase)
     };
     assert!(reason.contains("1 of 2 passing"), "{reason}");
@@ -869,7 +869,7 @@ fn a_bake_with_blind_triggers_never_passes_and_pauses_for_a_human() {
         r.steps[1].detail
     );
     step_at(&mut r, &mut j, no_data("rollback_when[0]"), 31);
-    let Phase::Paused { reason } = &r.phase else {
+    let Phase::Paused { reason, .. } = &r.phase else {
         panic!("{:?}", r.phase)
     };
     assert!(
@@ -1666,9 +1666,10 @@ fn an_action_that_ran_but_was_not_audited_pauses_the_release() {
         },
         1,
     );
-    let Phase::Paused { reason } = &r.phase else {
+    let Phase::Paused { reason, danger } = &r.phase else {
         panic!("an unaudited action must pause, got {:?}", r.phase)
     };
+    assert!(*danger, "an unaudited action is a danger, not a wait");
     assert!(
         reason.contains("audit log could not be written"),
         "{reason}"

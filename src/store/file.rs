@@ -166,21 +166,8 @@ impl JournalFile {
         file.read_to_end(&mut bytes).map_err(io)?;
         let scan = scan(path, &bytes)?;
         if let Some((at, len)) = scan.torn {
-            let side = torn_path(path);
             let torn = &bytes[at as usize..(at + len) as usize];
-            let side_io = |source| JournalError::Io {
-                path: side.clone(),
-                source,
-            };
-            let mut s = OpenOptions::new()
-                .create_new(true)
-                .write(true)
-                .open(&side)
-                .map_err(side_io)?;
-            s.write_all(torn).map_err(side_io)?;
-            s.sync_all().map_err(side_io)?;
-            file.set_len(at).map_err(io)?;
-            file.sync_all().map_err(io)?;
+            let side = set_aside_torn(path, &file, at, torn).map_err(io)?;
             tracing::warn!(
                 "journal {}: cut off a torn last record ({len} bytes, kept in {})",
                 path.display(),
@@ -213,24 +200,61 @@ impl JournalFile {
         let mut buf = Vec::with_capacity(line.len() + 1);
         buf.extend_from_slice(line.as_bytes());
         buf.push(b'\n');
-        let res = self
-            .file
-            .write_all(&buf)
-            .and_then(|()| self.file.flush())
-            .and_then(|()| self.file.sync_data());
-        match res {
-            Ok(()) => {
-                self.len += buf.len() as u64;
-                Ok(())
-            }
-            Err(e) => {
-                // Best effort: a fragment left here is cut off (and kept
-                // aside) by the next open anyway.
-                let _ = self.file.set_len(self.len);
-                Err(io(e))
-            }
-        }
+        append_synced(&self.path, &self.file, self.len, &buf).map_err(io)?;
+        self.len += buf.len() as u64;
+        Ok(())
     }
+}
+
+/// Appends `buf` (whole lines) to `file`, whose length is `len_before`, then
+/// flushes and fsyncs (`sync_data`). When the write fails part-way (disk
+/// full), the fragment is cut off again before the error is returned, so a
+/// later record never glues onto it; if even that cut fails, the next open
+/// sets the fragment aside ([`set_aside_torn`]). Shared by the journal and
+/// the audit log.
+///
+/// # Errors
+///
+/// The write's or the fsync's I/O error.
+pub fn append_synced(path: &Path, file: &File, len_before: u64, buf: &[u8]) -> std::io::Result<()> {
+    let mut f = file;
+    let res = f
+        .write_all(buf)
+        .and_then(|()| f.flush())
+        .and_then(|()| f.sync_data());
+    if let Err(e) = res {
+        if let Err(cut) = file.set_len(len_before).and_then(|()| file.sync_data()) {
+            tracing::warn!(
+                "{}: could not cut back a failed append ({cut}); the next open sets the fragment aside",
+                path.display()
+            );
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Copies the torn tail `torn` (the bytes of `file` from offset `at` to its
+/// end) to a new `<path>.torn-<UTC time>` (fsynced), then cuts `file` back
+/// to `at` (fsynced), so the next record starts on a line of its own and
+/// nothing is lost. Returns the side file's path. Shared by the journal and
+/// the audit log.
+///
+/// # Errors
+///
+/// I/O errors writing the side file or cutting `file`; `file` is cut only
+/// after the side file is on disk.
+pub fn set_aside_torn(path: &Path, file: &File, at: u64, torn: &[u8]) -> std::io::Result<PathBuf> {
+    let side = torn_path(path);
+    let mut s = OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .open(&side)?;
+    s.write_all(torn)?;
+    s.sync_all()?;
+    file.set_len(at)?;
+    file.sync_all()?;
+    Ok(side)
 }
 
 /// `<path>.torn-<UTC time with nanoseconds>`.

@@ -451,10 +451,10 @@ fn draw_pipeline(f: &mut Frame, app: &App, area: Rect) {
         ));
     }
     let why = match &r.phase {
-        Phase::Paused { reason } => Some((
+        Phase::Paused { reason, danger } => Some((
             format!("paused: {reason}"),
-            // An action that ran unaudited is a danger, not a wait.
-            if reason.contains(crate::release::engine::UNAUDITED_PAUSE) {
+            // E.g. an action that ran unaudited: a danger, not a wait.
+            if *danger {
                 app.theme.crit
             } else {
                 app.theme.warn
