@@ -97,6 +97,10 @@ enum Cmd {
         /// Headless: exit 4 as soon as the release waits for a human.
         #[arg(long)]
         exit_on_pause: bool,
+        /// Today's test pace (12 s analysis steps, ~45 s for `good`) instead
+        /// of the readable one (36 s steps, ~2 min).
+        #[arg(long)]
+        fast: bool,
     },
 }
 
@@ -204,12 +208,18 @@ async fn async_main(cli: Cli) -> i32 {
             prometheus,
             no_prometheus,
             exit_on_pause,
+            fast,
         } => {
             let demo = rolldeck::demo::DemoOptions {
                 headless,
                 prometheus,
                 no_prometheus,
                 exit_on_pause,
+                pace: if fast {
+                    rolldeck::demo::scenario_config::Pace::Fast
+                } else {
+                    rolldeck::demo::scenario_config::Pace::Story
+                },
             };
             rolldeck::demo::run_demo(scenario, demo, tui).await
         }

@@ -289,7 +289,8 @@ fn code(c: KeyCode) -> Msg {
 
 #[test]
 fn whole_screen_160x48_shows_all_five_panes() {
-    let app = app_with(Role::Driver, true);
+    let mut app = app_with(Role::Driver, true);
+    app.migrations_configured = true;
     let term = render(&app, 160, 48);
     let text = screen_text(&term);
     for title in [
@@ -297,24 +298,77 @@ fn whole_screen_160x48_shows_all_five_panes() {
         "2 Canary",
         "3 Migrations",
         "4 Logs",
-        "5 Runbook / actions",
+        "5 Actions",
     ] {
         assert!(text.contains(title), "{title} missing:\n{text}");
     }
     assert!(text.contains("PRODUCTION"));
-    assert!(text.contains("no migration source configured"));
     insta::assert_snapshot!("screen_160x48", text);
+}
+
+#[test]
+fn unconfigured_migrations_are_not_drawn_and_their_room_goes_to_actions() {
+    let app = app_with(Role::Driver, true);
+    assert!(!app.migrations_configured);
+    let term = render(&app, 160, 48);
+    let text = screen_text(&term);
+    assert!(!text.contains("Migrations"), "{text}");
+    // Header, pipeline + canary, logs, actions: the actions pane runs from
+    // the logs' top border to the footer.
+    let rows: Vec<&str> = text.lines().collect();
+    let top = rows.iter().position(|l| l.contains("4 Logs")).unwrap();
+    assert!(rows[top].contains("5 Actions"), "{}", rows[top]);
+    assert!(rows[rows.len() - 2].contains('┘'), "{text}");
+    insta::assert_snapshot!("screen_unconfigured_160x48", text);
+    // At 120x30 too.
+    let text = screen_text(&render(&app, 120, 30));
+    assert!(!text.contains("Migrations"), "{text}");
+    assert!(
+        text.contains("5 Actions") && text.contains("2 Canary"),
+        "{text}"
+    );
+}
+
+#[test]
+fn unconfigured_tab_says_what_would_configure_it() {
+    let mut app = app_with(Role::Driver, true);
+    let text = screen_text(&render(&app, 80, 24));
+    let tabs = text.lines().nth(2).unwrap();
+    assert!(tabs.contains("add [[sources.migrations]]"), "{tabs}");
+    insta::assert_snapshot!("screen_unconfigured_80x24", text);
+    // Digit 3 does not focus a pane that is not drawn: it says why.
+    app.update(key('2'));
+    app.update(key('3'));
+    assert_eq!(app.focus, Pane::Canary);
+    assert!(
+        app.flash
+            .as_deref()
+            .unwrap_or("")
+            .contains("[[sources.migrations]]"),
+        "{:?}",
+        app.flash
+    );
+    // Tab skips it.
+    app.update(code(KeyCode::Tab));
+    assert_eq!(app.focus, Pane::Logs);
+    app.update(code(KeyCode::BackTab));
+    assert_eq!(app.focus, Pane::Canary);
+    // Configured, it is a tab like the others.
+    app.migrations_configured = true;
+    app.update(key('3'));
+    assert_eq!(app.focus, Pane::Migrations);
 }
 
 #[test]
 fn tab_view_at_80x24_one_pane_per_tab() {
     let mut app = app_with(Role::Driver, true);
+    app.migrations_configured = true;
     for (i, pane) in Pane::ALL.iter().enumerate() {
         app.update(key(char::from(b'1' + i as u8)));
         assert_eq!(app.focus, *pane);
         let text = screen_text(&render(&app, 80, 24));
         assert!(
-            text.contains("1 Pipeline") && text.contains("5 Runbook"),
+            text.contains("1 Pipeline") && text.contains("5 Actions"),
             "tab bar:\n{text}"
         );
         insta::assert_snapshot!(format!("pane_{}_80x24", i + 1), text);
@@ -324,6 +378,7 @@ fn tab_view_at_80x24_one_pane_per_tab() {
 #[test]
 fn zoomed_panes_at_160x48() {
     let mut app = app_with(Role::Driver, false);
+    app.migrations_configured = true;
     app.update(key('z'));
     for (i, _) in Pane::ALL.iter().enumerate() {
         app.update(key(char::from(b'1' + i as u8)));
@@ -819,4 +874,217 @@ fn an_unaudited_action_pauses_in_the_danger_colour() {
         }
     }
     assert!(found, "no pause reason on screen: {text}");
+}
+
+/// The screen position of the first occurrence of `needle`.
+fn find_on(term: &Terminal<TestBackend>, needle: &str) -> (u16, u16) {
+    let buf = term.backend().buffer();
+    for y in 0..buf.area.height {
+        let row: String = (0..buf.area.width)
+            .map(|x| buf[(x, y)].symbol().to_string())
+            .collect();
+        if let Some(pos) = row.find(needle) {
+            return (row[..pos].chars().count() as u16, y);
+        }
+    }
+    panic!("{needle} not on screen:\n{}", screen_text(term));
+}
+
+#[test]
+fn the_selected_row_is_marked_across_the_row_in_every_theme() {
+    for name in Theme::builtin_names() {
+        let mut app = app_with(Role::Driver, false);
+        app.theme = Theme::builtin(name).unwrap();
+        let sel = app.theme.selection;
+        app.update(key('1'));
+        app.update(key('j'));
+        let term = render(&app, 160, 48);
+        let buf = term.backend().buffer();
+        // The second step (the first `analysis 2m`) is selected: a bar in
+        // the gutter, and the selection style over the whole row, not one
+        // cell.
+        let (x, y) = find_on(&term, "analysis 2m");
+        let bar = x - 3;
+        assert_eq!(buf[(bar, y)].symbol(), "▌", "{name}: no bar");
+        let (end, _) = find_on(&term, "2 Canary");
+        let marked = |x: u16| {
+            let c = &buf[(x, y)];
+            if sel
+                .add_modifier
+                .contains(ratatui::style::Modifier::REVERSED)
+            {
+                c.modifier.contains(ratatui::style::Modifier::REVERSED)
+            } else {
+                Some(c.bg) == sel.bg
+            }
+        };
+        for cx in bar..end.saturating_sub(4) {
+            assert!(
+                marked(cx),
+                "{name}: cell {cx},{y} not in the selection style"
+            );
+        }
+        // The rows around it are not marked.
+        let (_, y0) = find_on(&term, "traffic 5%");
+        assert_eq!(buf[(bar, y0)].symbol(), " ", "{name}");
+        assert!(
+            !buf[(bar + 10, y0)]
+                .modifier
+                .contains(ratatui::style::Modifier::REVERSED)
+                || app.theme.monochrome,
+            "{name}: unselected row reversed"
+        );
+        if *name == "dark" {
+            insta::assert_snapshot!("selection_row_dark", {
+                let row: String = (0..end)
+                    .map(|cx| buf[(cx, y)].symbol().to_string())
+                    .collect();
+                format!("{row}\nreversed: {}", marked(bar + 1))
+            });
+        }
+    }
+    // The canary and actions panes mark their rows the same way.
+    let mut app = app_with(Role::Driver, false);
+    app.update(key('2'));
+    let term = render(&app, 160, 48);
+    let (x, y) = find_on(&term, "latency-p95");
+    assert_eq!(term.backend().buffer()[(x - 1, y)].symbol(), "▌");
+    app.update(key('5'));
+    let term = render(&app, 160, 48);
+    let (x, y) = find_on(&term, "✗ traffic 25%");
+    let buf = term.backend().buffer();
+    assert_eq!(buf[(x - 10, y)].symbol(), "▌", "{}", screen_text(&term));
+    assert!(
+        buf[(x, y)]
+            .modifier
+            .contains(ratatui::style::Modifier::REVERSED)
+    );
+}
+
+#[test]
+fn enter_opens_the_selected_row_whole_and_esc_closes_it() {
+    let mut app = app_with(Role::Driver, false);
+    app.update(key('2'));
+    app.update(code(KeyCode::Enter));
+    let Some(Popup::Detail(d)) = &app.popup else {
+        panic!("{:?}", app.popup)
+    };
+    assert_eq!(d.title, "check latency-p95");
+    let text = screen_text(&render(&app, 80, 24));
+    assert!(text.contains("check latency-p95 — Esc closes"), "{text}");
+    assert!(text.contains("query:"), "{text}");
+    insta::assert_snapshot!("detail_check_80x24", text);
+    app.update(code(KeyCode::Esc));
+    assert!(app.popup.is_none());
+}
+
+#[test]
+fn a_long_action_result_reads_whole_in_the_popup_and_scrolls() {
+    let mut app = app_with(Role::Driver, false);
+    let words: Vec<String> = (1..=120).map(|i| format!("word{i}")).collect();
+    let long = words.join(" ");
+    app.actions.push_back(rolldeck::tui::app::ActionRecord {
+        at: t(39),
+        who: "alice".into(),
+        what: "traffic 50%".into(),
+        ok: false,
+        detail: long.clone(),
+    });
+    app.update(key('5'));
+    // The pane cuts it…
+    let text = screen_text(&render(&app, 80, 24));
+    assert!(!text.contains("word120"), "{text}");
+    // … the popup has it whole, scrolled to the end with G.
+    app.update(code(KeyCode::Enter));
+    let text = screen_text(&render(&app, 80, 24));
+    assert!(text.contains("word1 word2"), "{text}");
+    assert!(
+        text.contains("j/k scroll") || text.contains("word120"),
+        "{text}"
+    );
+    app.update(key('G'));
+    let text = screen_text(&render(&app, 80, 24));
+    assert!(text.contains("word120"), "{text}");
+    // Scrolling stops at the end: one k shows the line before again.
+    let Some(Popup::Detail(d)) = &app.popup else {
+        panic!("{:?}", app.popup)
+    };
+    let max = d.scroll;
+    app.update(key('j'));
+    let Some(Popup::Detail(d)) = &app.popup else {
+        panic!("{:?}", app.popup)
+    };
+    assert_eq!(d.scroll, max, "j past the end does not move");
+    app.update(code(KeyCode::Esc));
+    assert!(app.popup.is_none());
+}
+
+#[test]
+fn enter_on_logs_shows_the_lines_in_view_whole() {
+    let mut app = app_with(Role::Driver, false);
+    let long = format!("start of a long line {} end-of-the-line", "x ".repeat(100));
+    app.update(Msg::Log(LogLine {
+        ts: t(39),
+        source: LogSource::Action("traffic".into()),
+        level: Level::Error,
+        text: long,
+    }));
+    app.update(key('4'));
+    let text = screen_text(&render(&app, 80, 24));
+    assert!(
+        !text.contains("end-of-the-line"),
+        "cut in the pane:\n{text}"
+    );
+    app.update(code(KeyCode::Enter));
+    app.update(key('G'));
+    let text = screen_text(&render(&app, 80, 24));
+    assert!(text.contains("end-of-the-line"), "{text}");
+    assert!(text.contains("ERROR action:traffic"), "{text}");
+}
+
+#[test]
+fn a_long_pause_reason_wraps_whole_in_the_pipeline() {
+    let mut app = app_with(Role::Driver, false);
+    let mut r = app.release.clone().unwrap();
+    let reason = format!(
+        "{} and that is the end of the reason",
+        "the canary's error ratio stayed above its limit while ".repeat(3)
+    );
+    r.apply(
+        &Event::Command(Issued {
+            command: Command::Pause,
+            operator: "alice".into(),
+            reason: Some(reason),
+        }),
+        t(41),
+    );
+    app.update(Msg::Driver(DriverEvent::State(Box::new(r))));
+    for (w, h) in [(160, 48), (80, 24)] {
+        let text = screen_text(&render(&app, w, h));
+        assert!(text.contains("PAUSED"), "{text}");
+        assert!(
+            text.contains("end of the reason"),
+            "{w}x{h}: the reason is cut:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn debug_command_shows_tui_loggers_view_and_esc_leaves_it() {
+    let mut app = app_with(Role::Driver, false);
+    app.update(key(':'));
+    for ch in "debug".chars() {
+        app.update(key(ch));
+    }
+    app.update(code(KeyCode::Enter));
+    assert!(app.debug_view);
+    let text = screen_text(&render(&app, 160, 48));
+    assert!(text.contains("debug: rolldeck's own tracing"), "{text}");
+    assert!(text.contains("←/→ level shown"), "{text}");
+    // The view's keys go to tui-logger, not to the release.
+    app.update(code(KeyCode::Down));
+    assert_eq!(app.selected_step, 0);
+    let _ = render(&app, 80, 24);
+    app.update(code(KeyCode::Esc));
+    assert!(!app.debug_view);
 }

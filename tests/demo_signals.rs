@@ -68,7 +68,11 @@ fn demo_in_a_terminal_that_drops_stops_prometheus_and_cleans_up() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let socket = format!("rolldeck-test-{}", std::process::id());
-    let cmd = format!("TMPDIR={} {} demo", tmp.path().display(), bin().display());
+    let cmd = format!(
+        "TMPDIR={} {} demo --fast",
+        tmp.path().display(),
+        bin().display()
+    );
     let st = std::process::Command::new("tmux")
         .args([
             "-L",
@@ -115,7 +119,7 @@ fn demo_killed_with_sigkill_takes_prometheus_with_it() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(bin())
-        .args(["demo", "--headless"])
+        .args(["demo", "--fast", "--headless"])
         .env("TMPDIR", tmp.path())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())

@@ -10,7 +10,7 @@ use std::time::Duration;
 const DEMO_DEADLINE: Duration = Duration::from_secs(150);
 
 fn demo(scenario: &str, extra: &[&str]) -> Run {
-    let mut args = vec!["demo", "--headless", "--scenario", scenario];
+    let mut args = vec!["demo", "--fast", "--headless", "--scenario", scenario];
     args.extend_from_slice(extra);
     run(&args, &[], DEMO_DEADLINE)
 }
@@ -178,7 +178,11 @@ fn env_with_config(
         .block_on(DemoEnv::start(scenario, prom))
         .expect("demo env");
     let dir = tempfile::tempdir().unwrap();
-    let text = rolldeck::demo::scenario_config::demo_config(&env, &dir.path().join("state"));
+    let text = rolldeck::demo::scenario_config::demo_config(
+        &env,
+        &dir.path().join("state"),
+        rolldeck::demo::scenario_config::Pace::Fast,
+    );
     let path = write_config(dir.path(), &text);
     (rt, env, dir, path)
 }

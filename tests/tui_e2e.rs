@@ -130,7 +130,11 @@ fn env(scenario: Scenario) -> (tokio::runtime::Runtime, DemoEnv, tempfile::TempD
         .block_on(DemoEnv::start(scenario, None))
         .expect("demo env");
     let dir = tempfile::tempdir().unwrap();
-    let text = rolldeck::demo::scenario_config::demo_config(&env, &dir.path().join("state"));
+    let text = rolldeck::demo::scenario_config::demo_config(
+        &env,
+        &dir.path().join("state"),
+        rolldeck::demo::scenario_config::Pace::Fast,
+    );
     let cfg = write_config(dir.path(), &text);
     (rt, env, dir, cfg)
 }
@@ -160,7 +164,7 @@ fn bad_canary_shows_the_failing_check_and_the_rollback() {
         160,
         48,
         &format!(
-            "{} demo --scenario bad --no-prometheus; stty -a > {}; sleep 60",
+            "{} demo --fast --scenario bad --no-prometheus; stty -a > {}; sleep 60",
             bin.display(),
             stty.display()
         ),
@@ -179,7 +183,7 @@ fn bad_canary_shows_the_failing_check_and_the_rollback() {
     // Resizes never crash it.
     t.resize(80, 24);
     let s = t.wait_for("tab bar", Duration::from_secs(10), |s| {
-        s.contains("1 Pipeline") && s.contains("5 Runbook")
+        s.contains("1 Pipeline") && s.contains("5 Actions")
     });
     for line in s.lines() {
         assert!(

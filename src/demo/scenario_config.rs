@@ -6,14 +6,46 @@ use crate::runtime::{self, OutputMode, RunOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-/// The demo plan's analysis window per weight step.
-pub const ANALYSIS: &str = "12s";
+/// How fast the demo's release goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pace {
+    /// For people (the default): each analysis step lasts
+    /// [`Pace::analysis`] = 36 s and a violation must last 10 s before it
+    /// fails, so the good scenario takes about two minutes and each phase
+    /// (traffic steps, the `for` countdown, the failing check before the
+    /// rollback) stays on screen long enough to read.
+    #[default]
+    Story,
+    /// For tests (`--fast`): 12 s analysis steps and a 4 s `for`; the good
+    /// scenario takes about 45 s.
+    Fast,
+}
+
+impl Pace {
+    /// How long each analysis step lasts, as a config duration.
+    pub fn analysis(self) -> &'static str {
+        match self {
+            Pace::Story => "36s",
+            Pace::Fast => "12s",
+        }
+    }
+
+    /// How long a check's violation must last before it fails (`for`), as
+    /// a config duration.
+    pub fn for_(self) -> &'static str {
+        match self {
+            Pace::Story => "10s",
+            Pace::Fast => "4s",
+        }
+    }
+}
 
 /// The config text for a running demo environment: a seed-002 style plan
 /// (preflight → health → 5 % → analysis → 25 % → analysis → 50 % →
 /// analysis → 100 %) with short windows, checks as PromQL when the demo
-/// runs a Prometheus and as direct scrape otherwise.
-pub fn demo_config(env: &DemoEnv, state_dir: &Path) -> String {
+/// runs a Prometheus and as direct scrape otherwise; step and `for`
+/// durations from `pace`.
+pub fn demo_config(env: &DemoEnv, state_dir: &Path, pace: Pace) -> String {
     let stable = format!("http://{}", env.stable_addr);
     let canary = format!("http://{}", env.canary_addr);
     let control = format!("http://{}", env.control_addr);
@@ -82,7 +114,7 @@ window = "10s"
 max = 0.05
 max_increase = 0.03
 interval = "2s"
-for = "4s"
+for = "{for_}"
 min_requests = 10
 inconclusive_limit = 6
 description = "share of 5xx responses"
@@ -96,7 +128,7 @@ window = "10s"
 max = 0.3
 max_increase = 0.2
 interval = "2s"
-for = "4s"
+for = "{for_}"
 min_requests = 10
 inconclusive_limit = 6
 description = "95th percentile latency, seconds"
@@ -181,7 +213,8 @@ consecutive_failures = 3
             .to_string()
             .replace('\\', "\\\\")
             .replace('"', "\\\""),
-        analysis = ANALYSIS,
+        analysis = pace.analysis(),
+        for_ = pace.for_(),
     )
 }
 
@@ -197,6 +230,8 @@ pub struct DemoOptions {
     /// Headless: exit 4 as soon as the release waits for a human
     /// (`--exit-on-pause`); by default the run keeps watching.
     pub exit_on_pause: bool,
+    /// How fast the release goes (`--fast`: [`Pace::Fast`]).
+    pub pace: Pace,
 }
 
 /// `rolldeck demo`: starts the environment, runs the release headless (JSON
@@ -211,6 +246,7 @@ pub async fn run_demo(
         prometheus,
         no_prometheus,
         exit_on_pause,
+        pace,
     } = demo;
     let bin = if no_prometheus {
         None
@@ -254,7 +290,7 @@ pub async fn run_demo(
         .prefix("rolldeck-demo-")
         .tempdir()?;
     let path = dir.path().join("rolldeck.toml");
-    std::fs::write(&path, demo_config(&env, &dir.path().join("state")))?;
+    std::fs::write(&path, demo_config(&env, &dir.path().join("state"), pace))?;
     let cfg = match crate::config::load(&path) {
         Ok(c) => c,
         Err(e) => {
@@ -340,3 +376,40 @@ pub async fn run_demo(
 /// After a signal, how long the demo waits for its release to stop before
 /// tearing the environment down anyway.
 const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// The plan's total analysis time and the checks' `for`, from the
+    /// config `pace` generates, loaded by the real config loader.
+    fn timing(env: &DemoEnv, dir: &Path, pace: Pace) -> (Duration, Vec<Duration>) {
+        let path = dir.join(format!("{pace:?}.toml"));
+        std::fs::write(&path, demo_config(env, &dir.join("state"), pace)).unwrap();
+        let cfg = crate::config::load(&path).unwrap();
+        let analysis = cfg.plans["canary"]
+            .steps
+            .iter()
+            .filter_map(|s| s.duration)
+            .sum();
+        let fors = cfg.checks.iter().map(|c| c.for_).collect();
+        (analysis, fors)
+    }
+
+    #[tokio::test]
+    async fn the_default_pace_is_readable_and_fast_keeps_the_test_pace() {
+        let env = DemoEnv::start(Scenario::Good, None).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (story, story_for) = timing(&env, dir.path(), Pace::default());
+        let (fast, fast_for) = timing(&env, dir.path(), Pace::Fast);
+        env.stop().await;
+        assert_eq!(Pace::default(), Pace::Story);
+        // About two minutes for `good`: three analysis steps of 36 s.
+        assert_eq!(story, Duration::from_secs(108));
+        assert_eq!(fast, Duration::from_secs(36));
+        // The `for` countdown stays on screen long enough to read.
+        assert!(story_for.iter().all(|f| *f == Duration::from_secs(10)));
+        assert!(fast_for.iter().all(|f| *f == Duration::from_secs(4)));
+    }
+}

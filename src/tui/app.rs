@@ -47,7 +47,16 @@ impl Pane {
             Pane::Canary => "Canary",
             Pane::Migrations => "Migrations",
             Pane::Logs => "Logs",
-            Pane::Runbook => "Runbook / actions",
+            Pane::Runbook => "Actions",
+        }
+    }
+
+    /// For a pane fed by an optional source: what in the config would
+    /// feed it (`add [[sources.migrations]]`); `None` for panes always drawn.
+    pub fn configured_by(self) -> Option<&'static str> {
+        match self {
+            Pane::Migrations => Some("add [[sources.migrations]]"),
+            _ => None,
         }
     }
 
@@ -59,10 +68,6 @@ impl Pane {
             Pane::Logs => Context::Logs,
             Pane::Runbook => Context::Runbook,
         }
-    }
-
-    fn index(self) -> usize {
-        Pane::ALL.iter().position(|p| *p == self).unwrap_or(0)
     }
 }
 
@@ -157,6 +162,37 @@ pub enum Popup {
     Confirm(Box<Confirm>),
     /// `q` while a release runs.
     Quit,
+    /// `Enter` on a row: the row's text whole, scrollable.
+    Detail(Box<Detail>),
+}
+
+/// The detail popup: one row's text whole (a step's detail, a check's
+/// reason, an action's result, the log lines in view), wrapped to the
+/// popup's width and scrolled by `scroll` wrapped lines from the top.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detail {
+    /// The popup's title (what the row is).
+    pub title: String,
+    /// The text, one entry per paragraph; long ones wrap when drawn.
+    pub lines: Vec<String>,
+    /// Wrapped lines scrolled past (at most [`Detail::max_scroll`]).
+    pub scroll: usize,
+    /// The largest useful `scroll` at the size last drawn (wrapped lines
+    /// minus the rows that fit); recorded by the drawing, which only has
+    /// `&App`.
+    pub max_scroll: std::cell::Cell<usize>,
+}
+
+impl Detail {
+    /// A detail popup at the top of `lines`.
+    pub fn new(title: impl Into<String>, lines: Vec<String>) -> Self {
+        Detail {
+            title: title.into(),
+            lines,
+            scroll: 0,
+            max_scroll: std::cell::Cell::new(usize::MAX / 2),
+        }
+    }
 }
 
 /// What the event loop must do after an update.
@@ -231,6 +267,9 @@ pub struct App {
     pub selected_step: usize,
     /// Selected row in the canary pane.
     pub selected_check: usize,
+    /// Selected row in the actions pane, 0 = the newest action (the pane
+    /// lists newest first).
+    pub selected_action: usize,
     /// The operator moved the canary selection; until then the pane shows
     /// the most severe check ([`App::shown_check`]).
     pub check_pinned: bool,
@@ -257,8 +296,16 @@ pub struct App {
     pub default_plan: Option<String>,
     /// The sources each plan needs ([`crate::preflight::needs`]), by plan name.
     pub plan_sources: BTreeMap<String, std::collections::BTreeSet<String>>,
-    /// Whether a migration source is configured (none exist yet).
+    /// Whether a migration source is configured: without one the
+    /// Migrations pane is not drawn and its tab says what would configure
+    /// it ([`App::shown`]).
     pub migrations_configured: bool,
+    /// The `:debug` view (rolldeck's own tracing through tui-logger, with
+    /// per-target levels) fills the body while this is true.
+    pub debug_view: bool,
+    /// The `:debug` view's state (selected target, levels shown, page
+    /// mode); kept while the view is closed.
+    pub debug_state: tui_logger::TuiWidgetState,
     /// Something changed since the last draw.
     pub dirty: bool,
     /// The clock-dependent text last drawn ([`super::ui::clock_signature`]).
@@ -303,6 +350,7 @@ impl App {
             popup: None,
             selected_step: 0,
             selected_check: 0,
+            selected_action: 0,
             check_pinned: false,
             flash: None,
             driver_gone: false,
@@ -320,6 +368,52 @@ impl App {
             clock: String::new(),
             driver_done: None,
             journal_error: None,
+            debug_view: false,
+            debug_state: tui_logger::TuiWidgetState::new()
+                .set_default_display_level(tui_logger::LevelFilter::Debug),
+        }
+    }
+
+    /// Whether `pane` is drawn: a pane whose source is not configured is
+    /// not ([`Pane::configured_by`] says what would configure it).
+    pub fn shown(&self, pane: Pane) -> bool {
+        match pane {
+            Pane::Migrations => self.migrations_configured,
+            _ => true,
+        }
+    }
+
+    /// The panes drawn, in tab order.
+    pub fn shown_panes(&self) -> Vec<Pane> {
+        Pane::ALL.into_iter().filter(|p| self.shown(*p)).collect()
+    }
+
+    /// Focuses `pane` if it is drawn; otherwise says in the footer what
+    /// would configure it.
+    fn focus_pane(&mut self, pane: Pane) {
+        if self.shown(pane) {
+            self.focus = pane;
+        } else {
+            self.flash = Some(format!(
+                "{}: not configured — {}",
+                pane.title(),
+                pane.configured_by().unwrap_or("no source")
+            ));
+        }
+    }
+
+    /// Focuses the next (`forward`) or previous drawn pane.
+    fn cycle_pane(&mut self, forward: bool) {
+        let shown = self.shown_panes();
+        let at = shown.iter().position(|p| *p == self.focus).unwrap_or(0);
+        let n = shown.len().max(1);
+        let next = if forward {
+            (at + 1) % n
+        } else {
+            (at + n - 1) % n
+        };
+        if let Some(p) = shown.get(next) {
+            self.focus = *p;
         }
     }
 
@@ -641,10 +735,43 @@ impl App {
         if let Some(p) = self.popup.clone() {
             return self.on_popup_key(p, k);
         }
+        if self.debug_view && self.on_debug_key(&k) {
+            return Vec::new();
+        }
         let Some(action) = self.keymap.action(self.context(), &k) else {
             return Vec::new();
         };
         self.on_action(action)
+    }
+
+    /// Keys of the `:debug` view (tui-logger's smart widget): arrows pick a
+    /// target (↑/↓) and its shown level (←/→), `-`/`+` its captured level,
+    /// PgUp/PgDn page through history, space hides targets that are off,
+    /// `t` hides the target list, `f` shows only the selected target, Esc
+    /// closes the view. True when the key was the view's.
+    fn on_debug_key(&mut self, k: &KeyEvent) -> bool {
+        use tui_logger::TuiWidgetEvent as E;
+        let event = match k.code {
+            KeyCode::Esc => {
+                self.debug_state.transition(E::EscapeKey);
+                self.debug_view = false;
+                return true;
+            }
+            KeyCode::Up | KeyCode::Char('k') => E::UpKey,
+            KeyCode::Down | KeyCode::Char('j') => E::DownKey,
+            KeyCode::Left | KeyCode::Char('h') => E::LeftKey,
+            KeyCode::Right | KeyCode::Char('l') => E::RightKey,
+            KeyCode::Char('+') => E::PlusKey,
+            KeyCode::Char('-') => E::MinusKey,
+            KeyCode::PageUp => E::PrevPageKey,
+            KeyCode::PageDown => E::NextPageKey,
+            KeyCode::Char(' ') => E::SpaceKey,
+            KeyCode::Char('t') => E::HideKey,
+            KeyCode::Char('f') => E::FocusKey,
+            _ => return false,
+        };
+        self.debug_state.transition(event);
+        true
     }
 
     fn quit_request(&mut self) -> Vec<Out> {
@@ -675,6 +802,24 @@ impl App {
                 if esc || k.code == KeyCode::Char('?') || k.code == KeyCode::Char('q') || enter {
                     self.popup = None;
                 }
+                Vec::new()
+            }
+            Popup::Detail(mut d) => {
+                let max = d.max_scroll.get();
+                match k.code {
+                    KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => {
+                        self.popup = None;
+                        return Vec::new();
+                    }
+                    KeyCode::Up | KeyCode::Char('k') => d.scroll = d.scroll.saturating_sub(1),
+                    KeyCode::Down | KeyCode::Char('j') => d.scroll = (d.scroll + 1).min(max),
+                    KeyCode::PageUp => d.scroll = d.scroll.saturating_sub(10),
+                    KeyCode::PageDown | KeyCode::Char(' ') => d.scroll = (d.scroll + 10).min(max),
+                    KeyCode::Home | KeyCode::Char('g') => d.scroll = 0,
+                    KeyCode::End | KeyCode::Char('G') => d.scroll = max,
+                    _ => {}
+                }
+                self.popup = Some(Popup::Detail(d));
                 Vec::new()
             }
             Popup::Quit => {
@@ -788,6 +933,10 @@ impl App {
                 Vec::new()
             }
             Ok(CommandLine::Quit) => self.quit_request(),
+            Ok(CommandLine::Debug) => {
+                self.debug_view = !self.debug_view;
+                Vec::new()
+            }
             Ok(CommandLine::Help) => {
                 self.popup = Some(Popup::Help);
                 Vec::new()
@@ -976,11 +1125,11 @@ impl App {
                     let _ = self.logs_mut().set_filter(None);
                 }
             }
-            Action::NextPane => self.focus = Pane::ALL[(self.focus.index() + 1) % 5],
-            Action::PrevPane => self.focus = Pane::ALL[(self.focus.index() + 4) % 5],
+            Action::NextPane => self.cycle_pane(true),
+            Action::PrevPane => self.cycle_pane(false),
             Action::FocusPane(n) => {
                 if (1..=5).contains(&n) {
-                    self.focus = Pane::ALL[n as usize - 1];
+                    self.focus_pane(Pane::ALL[n as usize - 1]);
                 }
             }
             Action::Zoom => self.zoom = !self.zoom,
@@ -1007,14 +1156,16 @@ impl App {
                         self.selected_check = mv(from, a, n, rows_check);
                         self.check_pinned = true;
                     }
-                    _ => {}
+                    Pane::Runbook => {
+                        self.selected_action = mv(self.selected_action, a, n, self.actions.len())
+                    }
+                    Pane::Migrations => {}
                 }
             }
-            Action::Select => {
-                if self.focus == Pane::Canary || self.focus == Pane::Pipeline {
-                    self.zoom = !self.zoom;
-                }
-            }
+            Action::Select => match super::detail::for_focus(self) {
+                Some(d) => self.popup = Some(Popup::Detail(Box::new(d))),
+                None => self.flash = Some("nothing selected to show".into()),
+            },
             Action::Approve => self.confirm(Command::Approve),
             Action::PauseResume => {
                 let paused = self

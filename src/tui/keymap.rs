@@ -921,20 +921,26 @@ pub enum CommandLine {
         /// The plan, if named.
         plan: Option<String>,
     },
+    /// `debug`: show or hide rolldeck's own tracing (tui-logger's view,
+    /// with per-target levels).
+    Debug,
 }
 
 impl CommandLine {
-    /// True for every command but `quit` and `help`: the cockpit confirms
+    /// True for every command but `quit`, `help` and `debug`: the cockpit confirms
     /// these before acting, as it does for [`Action::changes_world`] keys.
     pub fn changes_world(&self) -> bool {
-        !matches!(self, CommandLine::Quit | CommandLine::Help)
+        !matches!(
+            self,
+            CommandLine::Quit | CommandLine::Help | CommandLine::Debug
+        )
     }
 }
 
 /// The commands [`parse_command`] knows, for completion and error messages.
 pub const COMMANDS: &[&str] = &[
     "rollback", "promote", "weight", "pause", "resume", "approve", "retry", "abort", "quit",
-    "help", "start", "takeover",
+    "help", "start", "takeover", "debug",
 ];
 
 /// Parses a `:` command line (with or without the leading `:`): `rollback
@@ -950,7 +956,7 @@ pub const COMMANDS: &[&str] = &[
 /// none, or a weight that is not a whole number from 0 to 100.
 pub fn parse_command(line: &str) -> Result<CommandLine, String> {
     let usage = "commands: rollback [reason], promote [--full], weight N, pause, resume, \
-                 approve, retry, abort, start [plan], takeover, quit, help";
+                 approve, retry, abort, start [plan], takeover, debug, quit, help";
     let line = line.trim();
     let line = line.strip_prefix(':').unwrap_or(line).trim();
     let (word, rest) = match line.split_once(char::is_whitespace) {
@@ -1006,6 +1012,7 @@ pub fn parse_command(line: &str) -> Result<CommandLine, String> {
         "abort" => no_args(CommandLine::Abort),
         "quit" | "q" => no_args(CommandLine::Quit),
         "help" => no_args(CommandLine::Help),
+        "debug" => no_args(CommandLine::Debug),
         "start" => Ok(CommandLine::Start {
             plan: (!rest.is_empty()).then(|| rest.to_string()),
         }),

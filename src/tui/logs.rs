@@ -93,7 +93,7 @@ impl LogSource {
 
     /// The qualified name written by [`LogBuffer::save`]: `rolldeck`,
     /// `action:NAME` or `container:NAME`.
-    fn qualified(&self) -> String {
+    pub fn qualified(&self) -> String {
         match self {
             LogSource::Rolldeck => "rolldeck".to_owned(),
             LogSource::Action(name) => format!("action:{name}"),
@@ -629,6 +629,16 @@ impl LogBuffer {
     pub fn visible(&self, height: usize) -> Vec<&LogLine> {
         self.viewport.store(height, Ordering::Relaxed);
         self.window(height).into_iter().map(|e| &e.line).collect()
+    }
+
+    /// The lines last in view: what [`LogBuffer::visible`] returned for the
+    /// viewport last drawn (whole lines that fit), oldest first, without
+    /// recording a viewport size. For the detail popup (`Enter`).
+    pub fn in_view(&self) -> Vec<&LogLine> {
+        self.window(self.fit())
+            .into_iter()
+            .map(|e| &e.line)
+            .collect()
     }
 
     /// The entries [`LogBuffer::visible`] returns.

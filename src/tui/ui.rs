@@ -5,7 +5,7 @@
 //! five panes are visible; below that a tab bar and one pane at a time;
 //! below 40x10 a single line says the terminal is too small.
 
-use super::app::{App, Confirm, Pane, Popup, Role};
+use super::app::{App, Confirm, Detail, Pane, Popup, Role};
 use super::logs::{LogStyles, LogsView};
 use crate::release::analysis::fmt_num;
 use crate::release::engine::{Phase, StepRun, StepStatus};
@@ -15,7 +15,9 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span, Text};
-use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{
+    Block, Borders, Cell, Clear, HighlightSpacing, Paragraph, Row, Table, TableState, Wrap,
+};
 
 /// The smallest usable size.
 pub const MIN_W: u16 = 40;
@@ -48,7 +50,9 @@ pub fn draw(f: &mut Frame, app: &App) {
     ])
     .areas(area);
     draw_header(f, app, header);
-    if app.zoom {
+    if app.debug_view {
+        draw_debug(f, app, body);
+    } else if app.zoom {
         draw_pane(f, app, app.focus, body);
     } else if wide(area) {
         let [top, bottom] =
@@ -58,13 +62,18 @@ pub fn draw(f: &mut Frame, app: &App) {
         let [logs, side] =
             Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)])
                 .areas(bottom);
-        let [migrations, runbook] =
-            Layout::vertical([Constraint::Length(6), Constraint::Min(3)]).areas(side);
         draw_pane(f, app, Pane::Pipeline, pipeline);
         draw_pane(f, app, Pane::Canary, canary);
         draw_pane(f, app, Pane::Logs, logs);
-        draw_pane(f, app, Pane::Migrations, migrations);
-        draw_pane(f, app, Pane::Runbook, runbook);
+        // An unconfigured pane is not drawn: the actions take its room.
+        if app.shown(Pane::Migrations) {
+            let [migrations, runbook] =
+                Layout::vertical([Constraint::Length(6), Constraint::Min(3)]).areas(side);
+            draw_pane(f, app, Pane::Migrations, migrations);
+            draw_pane(f, app, Pane::Runbook, runbook);
+        } else {
+            draw_pane(f, app, Pane::Runbook, side);
+        }
     } else {
         let [tabs, pane] =
             Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(body);
@@ -250,27 +259,48 @@ pub fn fit(text: &str, width: usize) -> String {
     format!("{cut}…")
 }
 
+/// The tab bar (below 120x30): the drawn panes, then the unconfigured
+/// ones, muted, saying what would configure them
+/// (`3 Migrations — add [[sources.migrations]]`), shortened to fit.
 fn draw_tabs(f: &mut Frame, app: &App, area: Rect) {
     let mut spans = Vec::new();
-    for (i, p) in Pane::ALL.iter().enumerate() {
-        let title = if area.width < 70 {
-            match p {
-                Pane::Runbook => "Runbook",
-                Pane::Migrations => "Migr.",
-                _ => p.title(),
-            }
-        } else if *p == Pane::Runbook {
-            "Runbook"
+    let mut used = 0;
+    for p in app.shown_panes() {
+        let title = if area.width < 70 && p == Pane::Migrations {
+            "Migr."
         } else {
             p.title()
         };
-        let style = if *p == app.focus {
+        let style = if p == app.focus {
             app.theme.tab_active
         } else {
             app.theme.tab
         };
-        spans.push(Span::styled(format!(" {} {title} ", i + 1), style));
+        let text = format!(" {} {title} ", p.index_1());
+        used += text.chars().count() + 1;
+        spans.push(Span::styled(text, style));
         spans.push(Span::raw(" "));
+    }
+    let room = (area.width as usize).saturating_sub(used);
+    for p in Pane::ALL.into_iter().filter(|p| !app.shown(*p)) {
+        let how = p.configured_by().unwrap_or("not configured");
+        let n = p.index_1();
+        let short = if p == Pane::Migrations {
+            "Migr."
+        } else {
+            p.title()
+        };
+        // The longest wording that fits: never a cut key name.
+        let text = [
+            format!(" {n} {} — {how} ", p.title()),
+            format!(" {n} {short} — {how}"),
+            format!(" {n} {short} {how}"),
+            format!(" {n} {how}"),
+        ]
+        .into_iter()
+        .find(|t| t.chars().count() <= room)
+        .unwrap_or_else(|| fit(&format!(" {n} {how}"), room));
+        spans.push(Span::styled(text, app.theme.muted));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
@@ -381,24 +411,19 @@ fn step_rows<'a>(
     app: &App,
     steps: &'a [Step],
     runs: &'a [StepRun],
-    offset: usize,
     prefix: &str,
     detail_w: usize,
 ) -> Vec<Row<'a>> {
     steps
         .iter()
         .zip(runs)
-        .enumerate()
-        .map(|(i, (s, run))| {
+        .map(|(s, run)| {
             let (sym, word) = status_mark(run.status);
             let st = step_style(app, run.status);
-            // The selection marks the name only: value colours stay readable.
-            let selected = app.focus == Pane::Pipeline && app.selected_step == offset + i;
-            let name_style = if selected { app.theme.selection } else { st };
             Row::new(vec![
                 Cell::from(Span::styled(
                     fit(&format!("{sym} {prefix}{}", s.name), 22),
-                    name_style,
+                    st,
                 )),
                 Cell::from(Span::styled(word, st)),
                 Cell::from(Span::styled(elapsed(app, run), app.theme.muted)),
@@ -430,12 +455,14 @@ fn draw_pipeline(f: &mut Frame, app: &App, area: Rect) {
             format!(", ETA {}", short_age(r.eta_s(app.now)))
         }
     );
-    let detail_w = (area.width as usize).saturating_sub(2 + 22 + 12 + 5 + 3);
-    let mut rows = step_rows(app, &r.plan.steps, &r.steps, 0, "", detail_w);
+    let detail_w = (area.width as usize).saturating_sub(2 + 1 + 22 + 12 + 5 + 3);
+    let mut rows = step_rows(app, &r.plan.steps, &r.steps, "", detail_w);
     let rollback_started = r
         .rollback_steps
         .iter()
         .any(|s| s.status != StepStatus::Pending);
+    // The selected row in table rows (the `rollback:` heading is a row).
+    let mut selected = app.selected_step.min(r.plan.steps.len().saturating_sub(1));
     if rollback_started || matches!(r.phase, Phase::RollingBack { .. }) {
         rows.push(Row::new(vec![Cell::from(Span::styled(
             "rollback:",
@@ -445,12 +472,64 @@ fn draw_pipeline(f: &mut Frame, app: &App, area: Rect) {
             app,
             &r.plan.rollback,
             &r.rollback_steps,
-            r.plan.steps.len(),
             "↩ ",
             detail_w,
         ));
+        if app.selected_step >= r.plan.steps.len() {
+            selected = (app.selected_step + 1).min(rows.len().saturating_sub(1));
+        }
     }
-    let why = match &r.phase {
+    let why = phase_reason(app, r);
+    let b = block(app, Pane::Pipeline, extra);
+    let inner = b.inner(area);
+    f.render_widget(b, area);
+    // The reason wraps whole; the steps keep at least 3 rows (the
+    // selection scrolls them) and the detail popup (Enter) has the rest.
+    let why_h = match &why {
+        Some((text, _)) => {
+            let need = Paragraph::new(text.as_str())
+                .wrap(Wrap { trim: true })
+                .line_count(inner.width);
+            (need as u16).min(inner.height.saturating_sub(3))
+        }
+        None => 0,
+    };
+    let [table_area, why_area] =
+        Layout::vertical([Constraint::Min(1), Constraint::Length(why_h)]).areas(inner);
+    let widths = [
+        Constraint::Length(22),
+        Constraint::Length(12),
+        Constraint::Length(5),
+        Constraint::Min(10),
+    ];
+    let table = selectable(app, Table::new(rows, widths).column_spacing(1));
+    let mut state =
+        TableState::default().with_selected((app.focus == Pane::Pipeline).then_some(selected));
+    f.render_stateful_widget(table, table_area, &mut state);
+    if let Some((text, style)) = why {
+        f.render_widget(
+            Paragraph::new(Line::styled(text, style)).wrap(Wrap { trim: true }),
+            why_area,
+        );
+    }
+}
+
+/// A table whose selected row is drawn in the theme's `selection` style
+/// with a `▌` bar in a one-column gutter every row keeps, so the selection
+/// shows in every theme, colourless ones included. Built-in themes draw
+/// the selection reversed.
+fn selectable<'a>(app: &App, table: Table<'a>) -> Table<'a> {
+    table
+        .row_highlight_style(app.theme.selection)
+        .highlight_symbol(Text::from("▌"))
+        .highlight_spacing(HighlightSpacing::Always)
+}
+
+/// Why the release is not simply running, in words, with its style:
+/// `paused: …`, `approval: … (a to approve)`, `rollback: …`, or the
+/// outcome and its reason; `None` while running.
+pub fn phase_reason(app: &App, r: &crate::release::engine::Release) -> Option<(String, Style)> {
+    match &r.phase {
         Phase::Paused { reason, danger } => Some((
             format!("paused: {reason}"),
             // E.g. an action that ran unaudited: a danger, not a wait.
@@ -474,29 +553,6 @@ fn draw_pipeline(f: &mut Frame, app: &App, area: Rect) {
             },
         )),
         Phase::Running => None,
-    };
-    let b = block(app, Pane::Pipeline, extra);
-    let inner = b.inner(area);
-    f.render_widget(b, area);
-    let why_h = if why.is_some() {
-        3.min(inner.height.saturating_sub(2))
-    } else {
-        0
-    };
-    let [table_area, why_area] =
-        Layout::vertical([Constraint::Min(1), Constraint::Length(why_h)]).areas(inner);
-    let widths = [
-        Constraint::Length(22),
-        Constraint::Length(12),
-        Constraint::Length(5),
-        Constraint::Min(10),
-    ];
-    f.render_widget(Table::new(rows, widths).column_spacing(1), table_area);
-    if let Some((text, style)) = why {
-        f.render_widget(
-            Paragraph::new(Line::styled(text, style)).wrap(Wrap { trim: true }),
-            why_area,
-        );
     }
 }
 
@@ -558,11 +614,10 @@ fn draw_canary(f: &mut Frame, app: &App, area: Rect) {
         .max()
         .unwrap_or(5)
         .clamp(5, 24);
-    let cond_w = (inner.width as usize).saturating_sub(name_w + 9 + 9 + 15 + 12 + spark_w + 6);
+    let cond_w = (inner.width as usize).saturating_sub(1 + name_w + 9 + 9 + 15 + 12 + spark_w + 6);
     let rows: Vec<Row> = names
         .iter()
-        .enumerate()
-        .map(|(i, name)| {
+        .map(|name| {
             let run = &r.checks[*name];
             let def = r.plan.checks.get(*name);
             let last = run.last.as_ref();
@@ -574,12 +629,8 @@ fn draw_canary(f: &mut Frame, app: &App, area: Rect) {
                 .map(|s| s.iter().copied().unzip())
                 .unwrap_or_default();
             let (lo, hi) = bounds(c.iter().chain(bl.iter()));
-            let selected = app.focus == Pane::Canary && app.shown_check() == i;
             let mut cells = vec![
-                Cell::from(Span::styled(
-                    fit(name, name_w),
-                    if selected { t.selection } else { t.text },
-                )),
+                Cell::from(Span::styled(fit(name, name_w), t.text)),
                 Cell::from(Span::styled(val(last.and_then(|v| v.canary)), t.canary)),
                 Cell::from(Span::styled(val(last.and_then(|v| v.baseline)), t.baseline)),
             ];
@@ -626,9 +677,15 @@ fn draw_canary(f: &mut Frame, app: &App, area: Rect) {
         Constraint::Length(12),
         Constraint::Length(spark_w as u16),
     ]);
-    f.render_widget(
-        Table::new(rows, widths).header(header).column_spacing(1),
+    let mut state =
+        TableState::default().with_selected((app.focus == Pane::Canary).then(|| app.shown_check()));
+    f.render_stateful_widget(
+        selectable(
+            app,
+            Table::new(rows, widths).header(header).column_spacing(1),
+        ),
         table_area,
+        &mut state,
     );
     if detail_h == 0 {
         return;
@@ -749,16 +806,13 @@ fn bounds<'a>(values: impl Iterator<Item = &'a Option<f64>>) -> (f64, f64) {
     }
 }
 
+/// The actions pane: the action history (the audit log), newest first.
+/// No runbook source exists yet, so there is no runbook to open here.
 fn draw_runbook(f: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
     let b = block(app, Pane::Runbook, String::new());
-    let inner = b.inner(area);
+    let table = b.inner(area);
     f.render_widget(b, area);
-    let [head, table] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(inner);
-    f.render_widget(
-        Paragraph::new(Line::styled("no runbook open · action history:", t.muted)),
-        head,
-    );
     if app.actions.is_empty() {
         f.render_widget(
             Paragraph::new(Line::styled("no actions yet", t.muted)),
@@ -768,7 +822,7 @@ fn draw_runbook(f: &mut Frame, app: &App, area: Rect) {
     }
     let what_w = 22usize;
     let who_w = 12usize;
-    let detail_w = (table.width as usize).saturating_sub(8 + what_w + who_w + 3);
+    let detail_w = (table.width as usize).saturating_sub(1 + 8 + what_w + who_w + 3);
     let rows: Vec<Row> = app
         .actions
         .iter()
@@ -792,7 +846,14 @@ fn draw_runbook(f: &mut Frame, app: &App, area: Rect) {
         Constraint::Length(who_w as u16),
         Constraint::Min(8),
     ];
-    f.render_widget(Table::new(rows, widths).column_spacing(1), table);
+    let selected = app.selected_action.min(app.actions.len() - 1);
+    let mut state =
+        TableState::default().with_selected((app.focus == Pane::Runbook).then_some(selected));
+    f.render_stateful_widget(
+        selectable(app, Table::new(rows, widths).column_spacing(1)),
+        table,
+        &mut state,
+    );
 }
 
 fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
@@ -876,7 +937,88 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
     }
 }
 
+/// The detail popup (`Enter`): the row's text whole, wrapped, scrolled by
+/// `j`/`k`, PgUp/PgDn, `g`/`G`; the title says where the view is when the
+/// text is longer than the popup.
+fn draw_detail(f: &mut Frame, app: &App, d: &Detail, area: Rect) {
+    let t = &app.theme;
+    let w = area.width.saturating_sub(4).min(100);
+    let lines: Vec<Line> = d
+        .lines
+        .iter()
+        .map(|l| Line::styled(l.as_str(), t.text))
+        .collect();
+    let para = Paragraph::new(Text::from(lines)).wrap(Wrap { trim: false });
+    let total = para.line_count(w.saturating_sub(2));
+    let room = usize::from(area.height.saturating_sub(4));
+    let h = total.min(room) as u16 + 2;
+    let max = total.saturating_sub(room.min(total));
+    d.max_scroll.set(max);
+    let scroll = d.scroll.min(max);
+    let mut title = format!(" {} — Esc closes ", d.title);
+    if max > 0 {
+        title.push_str(&format!(
+            "· j/k scroll · lines {}–{} of {total} ",
+            scroll + 1,
+            (scroll + room).min(total)
+        ));
+    }
+    let rect = centered(area, w, h);
+    f.render_widget(Clear, rect);
+    let b = Block::default()
+        .borders(Borders::ALL)
+        .border_style(t.border_focus)
+        .title(Span::styled(title, t.title))
+        .style(t.popup);
+    f.render_widget(
+        para.scroll((u16::try_from(scroll).unwrap_or(u16::MAX), 0))
+            .block(b),
+        rect,
+    );
+}
+
+/// The `:debug` view: rolldeck's own tracing as tui-logger records it
+/// (targets `rolldeck::…` from debug, other crates from warn), with its
+/// target list to change per target the level shown and the level
+/// captured; the last row lists the view's keys.
+fn draw_debug(f: &mut Frame, app: &App, area: Rect) {
+    let t = &app.theme;
+    let [view, keys] = Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(area);
+    let widget = tui_logger::TuiLoggerSmartWidget::default()
+        .title_log(Span::styled(" debug: rolldeck's own tracing ", t.title))
+        .title_target(Span::styled(" targets ", t.title))
+        .border_style(t.border_focus)
+        .style(t.text)
+        .style_error(t.crit)
+        .style_warn(t.warn)
+        .style_info(t.text)
+        .style_debug(t.muted)
+        .style_trace(t.muted)
+        .highlight_style(t.selection)
+        .output_separator(' ')
+        .output_timestamp(Some("%H:%M:%S".into()))
+        .output_file(false)
+        .output_line(false)
+        .state(&app.debug_state);
+    f.render_widget(widget, view);
+    f.render_widget(
+        Paragraph::new(fit_spans(
+            vec![Span::styled(
+                " ↑/↓ target  ←/→ level shown  -/+ level captured  PgUp/PgDn history  \
+                 space hide off  t target list  f this target only  Esc close",
+                t.muted,
+            )],
+            keys.width as usize,
+        )),
+        keys,
+    );
+}
+
 fn draw_popup(f: &mut Frame, app: &App, p: &Popup, area: Rect) {
+    if let Popup::Detail(d) = p {
+        draw_detail(f, app, d, area);
+        return;
+    }
     let t = &app.theme;
     let (title, lines, w, h): (String, Vec<Line>, u16, u16) = match p {
         Popup::Help => {
@@ -924,6 +1066,7 @@ fn draw_popup(f: &mut Frame, app: &App, p: &Popup, area: Rect) {
             9,
         ),
         Popup::Confirm(c) => confirm_lines(app, c),
+        Popup::Detail(_) => return,
     };
     let rect = centered(area, w.min(area.width.saturating_sub(2)), h);
     f.render_widget(Clear, rect);
