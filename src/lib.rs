@@ -12,6 +12,7 @@
 pub mod config;
 pub mod demo;
 pub mod exec;
+pub mod migrations;
 pub mod preflight;
 pub mod redact;
 pub mod release;

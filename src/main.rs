@@ -80,6 +80,15 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Where each `[[sources.migrations]]` stands (current, head, pending)
+    /// and the lint findings of pending migrations. Exit 1 when a pending
+    /// migration has an error-severity finding, or a source is down, dirty
+    /// or failed.
+    Migrations {
+        /// One JSON array of per-source objects.
+        #[arg(long)]
+        json: bool,
+    },
     /// The embedded demo: a stable and a canary service, load, Prometheus if found.
     Demo {
         /// One JSON object per line on stdout.
@@ -267,6 +276,10 @@ async fn async_main(cli: Cli) -> i32 {
         },
         Cmd::History { json } => match load_config(cli.config.as_deref()) {
             Ok(cfg) => history(&cfg, cli.state_dir.as_deref(), json),
+            Err(code) => return code,
+        },
+        Cmd::Migrations { json } => match load_config(cli.config.as_deref()) {
+            Ok(cfg) => migrations(&cfg, json).await,
             Err(code) => return code,
         },
         Cmd::Snapshot { json: _ } => match load_config(cli.config.as_deref()) {
@@ -572,13 +585,80 @@ async fn snapshot(cfg: &Config) -> anyhow::Result<i32> {
     for h in scrapers {
         h.abort();
     }
+    let migrations = rolldeck::migrations::read_all(&cfg.sources.migrations).await;
     let v = serde_json::json!({"service": cfg.service, "environment": cfg.environment.name,
         "protected": cfg.environment.protected, "sources": status, "checks": checks,
-        "containers": null, "migrations": null});
+        "containers": null, "migrations": migrations});
     println!("{}", redactor.to_json_line(&v)?);
-    Ok(if status.iter().all(|s| s.ok) {
-        exit::PROMOTED
+    Ok(
+        if status.iter().all(|s| s.ok) && migrations.iter().all(|m| m.ok) {
+            exit::PROMOTED
+        } else {
+            exit::ERROR
+        },
+    )
+}
+
+/// `rolldeck migrations [--json]`: exit 0 only when every source was read,
+/// none is dirty or failed, and no pending migration has an error finding.
+async fn migrations(cfg: &Config, json: bool) -> anyhow::Result<i32> {
+    use rolldeck::migrations::Severity;
+    let redactor = rolldeck::redact::Redactor::new(cfg.secrets.clone());
+    if cfg.sources.migrations.is_empty() {
+        anyhow::bail!("no [[sources.migrations]] configured");
+    }
+    let all = rolldeck::migrations::read_all(&cfg.sources.migrations).await;
+    let bad = all
+        .iter()
+        .any(|s| !s.ok || s.dirty || !s.failed.is_empty() || s.has_error_finding());
+    if json {
+        println!("{}", redactor.to_json_line(&all)?);
     } else {
-        exit::ERROR
-    })
+        for s in &all {
+            let none = || "(none)".to_string();
+            let list = |v: &[String]| if v.is_empty() { none() } else { v.join(", ") };
+            let mut head = format!(
+                "{} ({}): {} → {}",
+                s.name,
+                s.tool.as_str(),
+                list(&s.current),
+                list(&s.heads)
+            );
+            if s.pending.is_empty() && s.ok {
+                head.push_str(", at head");
+            } else {
+                head.push_str(&format!(", {} pending", s.pending.len()));
+            }
+            println!("{}", redactor.redact(&head));
+            if let Some(e) = &s.error {
+                println!("  DOWN: {}", redactor.redact(e));
+            }
+            if s.dirty || !s.failed.is_empty() {
+                println!("  DIRTY/FAILED: {}", list(&s.failed));
+            }
+            if !s.missing_files.is_empty() {
+                println!("  applied but no file: {}", s.missing_files.join(", "));
+            }
+            for w in &s.warnings {
+                println!("  warning: {}", redactor.redact(w));
+            }
+            for p in &s.pending {
+                println!("  pending {} {}", p.revision, p.file);
+                for f in &p.findings {
+                    let sev = match f.severity {
+                        Severity::Error => "error",
+                        Severity::Warning => "warning",
+                    };
+                    let at = f.line.map(|l| format!(":{l}")).unwrap_or_default();
+                    println!(
+                        "    {sev:<7} {:<20} {}{at}: {}",
+                        f.rule,
+                        p.file,
+                        redactor.redact(&f.message)
+                    );
+                }
+            }
+        }
+    }
+    Ok(if bad { exit::ERROR } else { exit::PROMOTED })
 }

@@ -17,7 +17,8 @@
 //!
 //! # References and secrets
 //!
-//! Strings in URLs, `bearer_token`, `basic_auth`, health `headers` and every
+//! Strings in URLs, `bearer_token`, `basic_auth`, health `headers`, migration
+//! `database_url` and every
 //! action field may hold references, resolved at load:
 //!
 //! * `${env:VAR}` — the environment variable's value;
@@ -211,6 +212,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, LoadError> {
             Some("remove the `${`, or move the value to a key that resolves references".into()),
         ));
     });
+    // Migration directories are relative to the config file.
+    let base = path.parent().unwrap_or(Path::new(""));
+    for m in &mut cfg.sources.migrations {
+        if m.directory.is_relative() {
+            m.directory = base.join(&m.directory);
+        }
+    }
     let problems = schema::validate(&mut cfg);
     errors.extend(problems.into_iter().map(|p| {
         let Pos { line, col } = positions.find(&p.at);
@@ -252,6 +260,7 @@ fn resolves_references(path: &[Seg]) -> bool {
             | ["sources", "scrape", "[]", "url"]
             | ["sources", "health", "[]", "url"]
             | ["sources", "health", "[]", "headers", _]
+            | ["sources", "migrations", "[]", "database_url"]
             | ["actions", _, "argv", "[]"]
             | ["actions", _, "command" | "url" | "body"]
             | ["actions", _, "headers" | "env", _]

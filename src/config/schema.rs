@@ -101,6 +101,59 @@ pub struct Sources {
     /// HTTP health targets (`[[sources.health]]`).
     #[serde(default)]
     pub health: Vec<HealthTarget>,
+    /// Database migration sources (`[[sources.migrations]]`).
+    #[serde(default)]
+    pub migrations: Vec<MigrationSource>,
+}
+
+/// `[[sources.migrations]]`: where a service's schema migrations stand.
+///
+/// Exactly one of `database_url` (read the tool's own version table over a
+/// connection) or `command` (run e.g. `alembic current` and parse its
+/// output; tool `alembic` only) is set. See [`crate::migrations`].
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationSource {
+    /// Name shown in the Migrations pane and `rolldeck migrations`.
+    pub name: String,
+    /// `alembic`, `flyway`, `golang-migrate`, `sqlx` or `rails`.
+    pub tool: crate::migrations::Tool,
+    /// A PostgreSQL connection URL (`postgres://user:pass@host:port/db`
+    /// or `host=… user=…`), usually `${env:DATABASE_URL}`. Always a secret:
+    /// never shown, logged or journaled.
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// The migration files (relative to the config file's directory), e.g.
+    /// `alembic/versions`.
+    pub directory: PathBuf,
+    /// Instead of `database_url`: argv printing the applied revisions, e.g.
+    /// `["alembic", "current"]` (tool `alembic`).
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// The version table when not the tool's default (Flyway `table`,
+    /// golang-migrate `x-migrations-table`): `name` or `schema.name`.
+    #[serde(default)]
+    pub table: Option<String>,
+    /// Connect + read (or command) timeout (default 10 s, at most 30 days).
+    #[serde(default = "default_migration_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// How often the cockpit re-reads it (default 15 s, at least 1 s).
+    #[serde(default = "default_migration_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    /// `migration` plan steps: argv upgrading to head (e.g.
+    /// `["alembic", "upgrade", "head"]`), run as an action.
+    #[serde(default)]
+    pub upgrade: Option<Vec<String>>,
+    /// `migration` steps with `round_trip = true`: argv downgrading one
+    /// migration (e.g. `["alembic", "downgrade", "-1"]`).
+    #[serde(default)]
+    pub downgrade: Option<Vec<String>>,
+}
+fn default_migration_timeout() -> Duration {
+    d(10)
+}
+fn default_migration_interval() -> Duration {
+    d(15)
 }
 
 /// `[sources.prometheus]`
@@ -650,6 +703,16 @@ pub fn validate(cfg: &mut Config) -> Vec<Problem> {
             );
         }
     }
+    for (i, m) in cfg.sources.migrations.iter_mut().enumerate() {
+        if let Some(u) = m.database_url.as_mut() {
+            resolve(
+                u,
+                path!["sources", "migrations", i, "database_url"],
+                credential,
+                &mut out,
+            );
+        }
+    }
     // Action fields are templates: a `{` in a resolved value must stay literal.
     for (name, a) in cfg.actions.iter_mut() {
         let base = || path!["actions", name.as_str()];
@@ -702,6 +765,11 @@ pub fn validate(cfg: &mut Config) -> Vec<Problem> {
     }
     for h in &cfg.sources.health {
         secrets.extend(url_secrets(&h.url));
+    }
+    for m in &cfg.sources.migrations {
+        if let Some(u) = &m.database_url {
+            secrets.extend(crate::migrations::url_secrets(u));
+        }
     }
     for a in cfg.actions.values() {
         if let Some(u) = &a.url {
@@ -820,6 +888,13 @@ pub fn validate(cfg: &mut Config) -> Vec<Problem> {
             out.push(problem(at, "must be at least 1 (bytes)"));
         }
     }
+    crate::migrations::validate_sources(&cfg.sources.migrations, &mut |i, key, message, help| {
+        let mut at = path!["sources", "migrations", i];
+        if !key.is_empty() {
+            at.push(key.into());
+        }
+        out.push(Problem { at, message, help });
+    });
     let scrape_names: Vec<&str> = cfg.sources.scrape.iter().map(|s| s.name.as_str()).collect();
     for (key, v) in [
         ("baseline_target", &cfg.tracks.baseline_target),
@@ -1386,6 +1461,20 @@ fn validate_durations(cfg: &Config, out: &mut Vec<Problem>) {
             h.timeout,
             Positive,
             path!["sources", "health", i, "timeout"],
+            out,
+        );
+    }
+    for (i, m) in cfg.sources.migrations.iter().enumerate() {
+        bound(
+            m.timeout,
+            Positive,
+            path!["sources", "migrations", i, "timeout"],
+            out,
+        );
+        bound(
+            m.interval,
+            Interval,
+            path!["sources", "migrations", i, "interval"],
             out,
         );
     }

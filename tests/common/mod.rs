@@ -1,6 +1,8 @@
 //! Test harness: required servers, the built binary, temporary configs.
 #![allow(dead_code)]
 
+pub mod pg;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
