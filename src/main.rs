@@ -9,9 +9,43 @@ use rolldeck::sources::{SourceStatus, Sources};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// `--help`'s closing text: examples and the exit codes
+/// ([`runtime::exit`]; the README's table says the same).
+const AFTER_HELP: &str = "\
+Examples:
+  rolldeck demo                          the cockpit on a built-in demo service (no config)
+  rolldeck check --config rolldeck.toml  validate a config, probe its sources and actions
+  rolldeck --config rolldeck.toml        open the cockpit (`:start` begins a release)
+  rolldeck run --plan canary             start or resume a release in the cockpit
+  rolldeck run --headless --yes          the same for CI: JSON lines, approvals given
+  rolldeck status                        where the current (or last) release stands
+
+Exit codes:
+  0    promoted (and every command that succeeded)
+  1    error: config, usage, driver lock held, preflight refused, I/O
+  2    the rollback itself failed: a human must act
+  3    rolled back
+  4    paused for a human and left unwatched (only with --exit-on-pause)
+  5    aborted
+  6    left unfinished: quit in the cockpit mid-release (`rolldeck run` resumes)
+  130  interrupted by SIGINT/SIGTERM/SIGHUP (`rolldeck run` resumes)
+Anything but 0 means: not promoted.";
+
+/// What to do when no config file is found: the demo, `--config`, the
+/// example config (printed with the places rolldeck looked).
+const NO_CONFIG_HELP: &str = "\
+What next:
+  rolldeck demo                 see the cockpit on a built-in demo service (no config needed)
+  rolldeck --config FILE        use a config file (or set ROLLDECK_CONFIG=FILE)
+  cp config.example.toml rolldeck.toml
+                                start from the annotated example in the source tree
+                                (examples/first-config.toml is the smallest that works;
+                                README: \"Your first config\")
+  rolldeck check                then validate it and probe its sources";
+
 /// rolldeck — a terminal cockpit for releases and incidents.
 #[derive(Parser, Debug)]
-#[command(name = "rolldeck", version, about, long_about = None)]
+#[command(name = "rolldeck", version, about, long_about = None, after_help = AFTER_HELP)]
 struct Cli {
     /// Config file (else $ROLLDECK_CONFIG, ./rolldeck.toml, the user config dir).
     #[arg(long, global = true, value_name = "FILE")]
@@ -185,6 +219,9 @@ fn init_stderr_tracing() {
 fn load_config(explicit: Option<&Path>) -> Result<Config, i32> {
     let path = config::discover(explicit).map_err(|e| {
         eprintln!("rolldeck: {}", printable(&e.to_string()));
+        if matches!(e, config::LoadError::NotFound { .. }) {
+            eprintln!("{NO_CONFIG_HELP}");
+        }
         exit::ERROR
     })?;
     config::load(&path).map_err(|e| {
@@ -426,6 +463,14 @@ async fn check(cfg: &Config, state_dir: Option<&Path>) -> i32 {
     if ok { exit::PROMOTED } else { exit::ERROR }
 }
 
+/// A time as people read it: local, to the second, with the zone
+/// (`2026-11-23 15:04:05 CET`). JSON output keeps RFC 3339 UTC.
+fn local_time(t: jiff::Timestamp) -> String {
+    t.to_zoned(jiff::tz::TimeZone::system())
+        .strftime("%Y-%m-%d %H:%M:%S %Z")
+        .to_string()
+}
+
 fn step_summary(r: &Release) -> serde_json::Value {
     serde_json::json!(
         r.plan
@@ -535,10 +580,10 @@ fn history(cfg: &Config, state_dir: Option<&Path>, json: bool) -> anyhow::Result
     } else if rows.is_empty() {
         println!("no releases in the journal for {}", cfg.release_key());
     } else {
-        for r in rows {
+        for (r, release) in rows.iter().zip(&all) {
             println!(
                 "{}  {:<12} {:<10} {:>6}  {}",
-                r["started_at"].as_str().unwrap_or("-"),
+                local_time(release.started_at),
                 r["outcome"].as_str().unwrap_or("-"),
                 r["version"].as_str().unwrap_or("-"),
                 r["duration_s"]

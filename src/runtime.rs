@@ -372,7 +372,8 @@ pub struct Reporter {
 
 impl Reporter {
     fn emit_value(&self, mut v: serde_json::Value) {
-        let ts = Timestamp::now().to_string();
+        let now = Timestamp::now();
+        let ts = now.to_string();
         let line = match self.mode {
             OutputMode::Json => {
                 if let Some(o) = v.as_object_mut() {
@@ -387,9 +388,13 @@ impl Reporter {
                 self.redactor.redact_value(&mut v);
                 v.to_string()
             }
+            // For people: local time to the second, with the zone.
             OutputMode::Text => {
-                self.redactor
-                    .redact(&format!("{} {}", &ts[11..19.min(ts.len())], text_line(&v)))
+                let local = now
+                    .to_zoned(jiff::tz::TimeZone::system())
+                    .strftime("%H:%M:%S %Z")
+                    .to_string();
+                self.redactor.redact(&format!("{local} {}", text_line(&v)))
             }
         };
         let mut out = std::io::stdout().lock();

@@ -196,6 +196,8 @@ fn app_with(role: Role, protected: bool) -> App {
         "alice@bastion".into(),
         t(40),
     );
+    // Times read the same on every machine.
+    app.time_zone = jiff::tz::TimeZone::UTC;
     let r = release();
     // Feed the history of states so the charts have points.
     app.update(Msg::Driver(DriverEvent::State(Box::new(r))));
@@ -953,7 +955,8 @@ fn the_selected_row_is_marked_across_the_row_in_every_theme() {
     let term = render(&app, 160, 48);
     let (x, y) = find_on(&term, "✗ traffic 25%");
     let buf = term.backend().buffer();
-    assert_eq!(buf[(x - 10, y)].symbol(), "▌", "{}", screen_text(&term));
+    // "▌" + "17:46:43 UTC " (local time with the zone) + "✗".
+    assert_eq!(buf[(x - 14, y)].symbol(), "▌", "{}", screen_text(&term));
     assert!(
         buf[(x, y)]
             .modifier
@@ -1087,4 +1090,216 @@ fn debug_command_shows_tui_loggers_view_and_esc_leaves_it() {
     let _ = render(&app, 80, 24);
     app.update(code(KeyCode::Esc));
     assert!(!app.debug_view);
+}
+
+/// Applies an operator's command to `r` at `t(at)`.
+fn issue(r: &mut Release, command: Command, at: i64) {
+    r.apply(
+        &Event::Command(Issued {
+            command,
+            operator: "alice".into(),
+            reason: None,
+        }),
+        t(at),
+    );
+}
+
+/// The footer's text (the last row).
+fn footer_text(term: &Terminal<TestBackend>) -> String {
+    screen_text(term)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn help_fits_80x24_scrolls_and_puts_incident_keys_first() {
+    let mut app = app_with(Role::Driver, false);
+    app.update(key('?'));
+    let top = screen_text(&render(&app, 80, 24));
+    insta::assert_snapshot!("help_80x24_top", top);
+    // The keys that matter in an incident come first, in this order.
+    let at = |text: &str, what: &str| {
+        text.find(what)
+            .unwrap_or_else(|| panic!("{what} not in\n{text}"))
+    };
+    let order = [
+        "approve the waiting gate",
+        "pause or resume",
+        "promote to the next step",
+        "set the canary weight",
+        "roll back the release",
+        "abort the release",
+        "quit rolldeck",
+        "Panes and moving around",
+    ];
+    for pair in order.windows(2) {
+        assert!(at(&top, pair[0]) < at(&top, pair[1]), "{pair:?}\n{top}");
+    }
+    let view = app.help_view.get();
+    assert!(view.max_scroll > 0, "the help is taller than 80x24");
+    assert_eq!(view.page, 20, "22 rows of popup, 20 inside");
+    // j scrolls one line, G to the end, g back, PgDn a page.
+    app.update(key('j'));
+    assert_eq!(app.help_scroll, 1);
+    app.update(key('G'));
+    assert_eq!(app.help_scroll, view.max_scroll);
+    app.update(key('j'));
+    assert_eq!(app.help_scroll, view.max_scroll, "never past the end");
+    let bottom = screen_text(&render(&app, 80, 24));
+    insta::assert_snapshot!("help_80x24_bottom", bottom);
+    assert!(bottom.contains("Logs pane"), "{bottom}");
+    assert!(bottom.contains("close the popup"), "{bottom}");
+    app.update(key('g'));
+    assert_eq!(app.help_scroll, 0);
+    app.update(code(KeyCode::PageDown));
+    assert_eq!(app.help_scroll, 20.min(view.max_scroll));
+    app.update(code(KeyCode::PageUp));
+    assert_eq!(app.help_scroll, 0);
+    // Every row: keys, at least two blanks, the description (never touching).
+    let desc_col = top
+        .lines()
+        .find_map(|l| l.find("approve the waiting gate"))
+        .unwrap();
+    for line in top
+        .lines()
+        .filter(|l| l.starts_with("│ ") || l.contains("│  "))
+    {
+        let chars: Vec<char> = line.chars().collect();
+        let col = line[..desc_col.min(line.len())].chars().count();
+        if col >= 2 && col < chars.len() && chars[col] != ' ' {
+            assert_eq!(chars[col - 1], ' ', "keys run into the description: {line}");
+            assert_eq!(chars[col - 2], ' ', "keys run into the description: {line}");
+        }
+    }
+    // Esc closes; the footer shows the help's own keys while it is open.
+    app.update(code(KeyCode::Esc));
+    assert!(app.popup.is_none());
+    app.update(key('?'));
+    assert_eq!(app.help_scroll, 0, "opens at the top");
+    assert!(
+        footer_text(&render(&app, 80, 24)).starts_with("j/k scroll"),
+        "{}",
+        footer_text(&render(&app, 80, 24))
+    );
+}
+
+#[test]
+fn footer_keeps_its_order_and_shows_only_the_confirmation_keys() {
+    let mut app = app_with(Role::Driver, true);
+    let running = footer_text(&render(&app, 160, 48));
+    assert_eq!(
+        running,
+        "? help  : command  tab pane  p pause  P promote  R rollback  q quit"
+    );
+    // Paused: resume and weight appear in their places, nothing moves.
+    let mut r = app.release.clone().unwrap();
+    issue(&mut r, Command::Pause, 41);
+    app.update(Msg::Driver(DriverEvent::State(Box::new(r))));
+    assert_eq!(
+        footer_text(&render(&app, 160, 48)),
+        "? help  : command  tab pane  p resume  w weight  P promote  R rollback  q quit"
+    );
+    // 80 columns: whole hints only; pane and command go first, quit and
+    // rollback stay, the order holds.
+    let narrow = footer_text(&render(&app, 60, 24));
+    assert_eq!(
+        narrow,
+        "? help  p resume  w weight  P promote  R rollback  q quit"
+    );
+    // A confirmation: only its keys (protected: the name field too).
+    app.update(key('P'));
+    assert!(matches!(app.popup, Some(Popup::Confirm(_))));
+    assert_eq!(
+        footer_text(&render(&app, 160, 48)),
+        "enter confirm  tab next field  esc cancel"
+    );
+    app.update(code(KeyCode::Esc));
+    app.update(key('R'));
+    assert_eq!(
+        footer_text(&render(&app, 80, 24)),
+        "enter confirm  esc cancel"
+    );
+}
+
+#[test]
+fn command_line_completes_commands_and_plan_names_with_tab() {
+    let mut app = app_with(Role::Idle, false);
+    app.plans = vec![
+        ("canary".into(), vec!["traffic 5%".into()]),
+        ("canary-fast".into(), vec!["traffic 50%".into()]),
+    ];
+    app.update(key(':'));
+    for ch in "sta".chars() {
+        app.update(key(ch));
+    }
+    app.update(code(KeyCode::Tab));
+    assert_eq!(app.popup, Some(Popup::Command("start ".into())));
+    // Candidates are shown under the line.
+    let text = screen_text(&render(&app, 80, 24));
+    assert!(text.contains("Tab: canary  canary-fast"), "{text}");
+    app.update(key('c'));
+    app.update(code(KeyCode::Tab));
+    assert_eq!(app.popup, Some(Popup::Command("start canary".into())));
+    app.update(key('-'));
+    app.update(code(KeyCode::Tab));
+    assert_eq!(app.popup, Some(Popup::Command("start canary-fast".into())));
+    app.update(code(KeyCode::Enter));
+    let Some(Popup::Confirm(c)) = &app.popup else {
+        panic!("{:?} {:?}", app.popup, app.flash)
+    };
+    assert_eq!(c.intent, Intent::Start(Some("canary-fast".into())));
+    // Several commands share a prefix: all shown, the line unchanged.
+    app.popup = None;
+    app.update(key(':'));
+    app.update(key('r'));
+    let text = screen_text(&render(&app, 80, 24));
+    assert!(text.contains("Tab: rollback  resume  retry"), "{text}");
+    app.update(code(KeyCode::Tab));
+    assert_eq!(app.popup, Some(Popup::Command("r".into())));
+}
+
+#[test]
+fn start_after_a_finished_release_starts_a_new_one_with_confirmation() {
+    let mut app = app_with(Role::Driver, false);
+    app.plans = vec![("canary".into(), vec!["traffic 5%".into()])];
+    let mut r = app.release.clone().unwrap();
+    issue(&mut r, Command::Abort, 41);
+    assert!(r.is_finished());
+    app.update(Msg::Driver(DriverEvent::State(Box::new(r))));
+    assert!(!app.series.is_empty());
+    app.update(key(':'));
+    for ch in "start".chars() {
+        app.update(key(ch));
+    }
+    app.update(code(KeyCode::Enter));
+    let Some(Popup::Confirm(c)) = &app.popup else {
+        panic!("{:?} {:?}", app.popup, app.flash)
+    };
+    assert_eq!(c.intent, Intent::Start(Some("canary".into())));
+    assert_eq!(
+        app.update(code(KeyCode::Enter)),
+        vec![Out::Start(Some("canary".into()))]
+    );
+    // The new release's first state: nothing of the last one's view stays.
+    app.selected_step = 3;
+    let mut next = release();
+    next.id = "checkout-next".into();
+    next.checks.clear();
+    app.update(Msg::Driver(DriverEvent::State(Box::new(next))));
+    assert!(app.series.is_empty());
+    assert_eq!(app.selected_step, 0);
+    // While a release runs here, `:start` still refuses.
+    app.update(key(':'));
+    for ch in "start".chars() {
+        app.update(key(ch));
+    }
+    app.update(code(KeyCode::Enter));
+    assert!(app.popup.is_none());
+    assert_eq!(
+        app.flash.as_deref(),
+        Some("a release is already driven here")
+    );
 }

@@ -341,12 +341,19 @@ fn render_shows_state_and_lines() {
         text.contains("12:34:56 deploy   ERROR exit status 1"),
         "{text}"
     );
-    assert!(text.contains(" Logs  [follow]  4 lines "), "{text}");
+    // The zone is named once, in the title (a view without one shows UTC).
+    assert!(
+        text.contains(" Logs  [follow] [times UTC]  4 lines "),
+        "{text}"
+    );
 
     b.scroll_up(1);
     b.set_filter(Some("line")).unwrap();
     let text = rows(&render(&b, 60, 8)).join("\n");
-    assert!(text.contains("[paused] filter: line  3/4 lines"), "{text}");
+    assert!(
+        text.contains("[paused] [times UTC] filter: line  3/4 lines"),
+        "{text}"
+    );
 }
 
 #[test]

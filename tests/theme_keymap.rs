@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::style::{Color, Modifier, Style};
 use rolldeck::tui::keymap::{
-    Action, CommandLine, Context, KeyCombo, Keymap, KeymapError, parse_command,
+    Action, CommandLine, Context, HelpGroup, KeyCombo, Keymap, KeymapError, parse_command,
 };
 use rolldeck::tui::theme::{Theme, ThemeError};
 
@@ -323,8 +323,8 @@ fn overrides_replace_keys() {
         map.footer(Context::Global)
             .contains(&("ctrl-x".into(), "rollback".into()))
     );
-    let global = &map.help()[0].1;
-    assert!(global.iter().any(|(keys, _)| keys == "ctrl-x"));
+    let incident = &map.help()[0].1;
+    assert!(incident.iter().any(|(keys, _)| keys == "ctrl-x"));
 }
 
 #[test]
@@ -353,12 +353,12 @@ fn unknown_action_name_suggests() {
 fn help_lists_every_binding_exactly_once() {
     let map = Keymap::default_map();
     let help = map.help();
-    assert_eq!(help[0].0, "Global");
+    assert_eq!(help[0].0, HelpGroup::Incident.title());
     let rows: usize = help.iter().map(|(_, rows)| rows.len()).sum();
     assert_eq!(rows, map.bindings().len());
     let mut seen = HashSet::new();
     for binding in map.bindings() {
-        let title = binding.context.title();
+        let title = binding.help_group().title();
         let keys = binding
             .keys
             .iter()

@@ -190,18 +190,28 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, LoadError> {
             )]));
         }
     };
-    let mut cfg: Config = match toml::from_str(text) {
-        Ok(c) => c,
-        Err(e) => {
-            let at = e
-                .span()
-                .map(|s| positions.line_col(s.start))
-                .unwrap_or((1, 1));
-            let (message, help) = explain_serde_error(e.message());
-            return Err(LoadError::Invalid(vec![error(at, message, help)]));
+    let mut errors: Vec<ConfigError> = Vec::new();
+    let (cfg, shape_errors) = deserialize_all(text);
+    let mut cfg = match cfg {
+        Some(c) if shape_errors.iter().all(|e| e.unknown) => {
+            errors.extend(
+                shape_errors
+                    .into_iter()
+                    .map(|e| error(positions.line_col(e.at), e.message, e.help)),
+            );
+            c
+        }
+        // A value of the wrong shape was set aside: the rest cannot be
+        // validated as written, so only the shape errors are reported.
+        _ => {
+            let mut all: Vec<ConfigError> = shape_errors
+                .into_iter()
+                .map(|e| error(positions.line_col(e.at), e.message, e.help))
+                .collect();
+            all.sort_by_key(|e| (e.line, e.col));
+            return Err(LoadError::Invalid(all));
         }
     };
-    let mut errors: Vec<ConfigError> = Vec::new();
     stray_references(doc.as_table(), &mut Vec::new(), &mut |at, span| {
         errors.push(error(
             span.map(|s| positions.line_col(s.start)).unwrap_or((1, 1)),
@@ -232,7 +242,118 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, LoadError> {
         cfg.source_path = Some(path.to_path_buf());
         return Ok(cfg);
     }
+    // All at once, in the order of the file.
+    errors.sort_by_key(|e| (e.line, e.col));
     Err(LoadError::Invalid(errors))
+}
+
+/// A config key or value that does not fit the schema (serde's error).
+struct ShapeError {
+    /// Byte offset in the text.
+    at: usize,
+    message: String,
+    help: Option<String>,
+    /// An unknown key: setting it aside changes nothing else.
+    unknown: bool,
+}
+
+/// At most this many shape errors are collected from one file.
+const MAX_SHAPE_ERRORS: usize = 50;
+
+/// Deserializes the config, collecting every shape error instead of the
+/// first: after each error the entry it is about (the innermost key whose
+/// key or value holds the error's position) is set aside and the rest is
+/// read again. Returns the config when what is left deserializes, and the
+/// errors in the order found. A `missing field` that only a set-aside entry
+/// caused is not reported (the entry's own error is).
+fn deserialize_all(text: &str) -> (Option<Config>, Vec<ShapeError>) {
+    use serde::Deserialize as _;
+    let mut errors = Vec::new();
+    let Ok(mut root) = toml::de::DeTable::parse(text) else {
+        // toml_edit accepted the syntax; if toml does not, report toml's
+        // error as the only one.
+        return match toml::from_str::<Config>(text) {
+            Ok(c) => (Some(c), errors),
+            Err(e) => {
+                let (message, help) = explain_serde_error(e.message());
+                let at = e.span().map_or(0, |s| s.start);
+                errors.push(ShapeError {
+                    at,
+                    message,
+                    help,
+                    unknown: false,
+                });
+                (None, errors)
+            }
+        };
+    };
+    let mut set_aside: Vec<String> = Vec::new();
+    loop {
+        let e = match Config::deserialize(toml::de::Deserializer::from(root.clone())) {
+            Ok(c) => return (Some(c), errors),
+            Err(e) => e,
+        };
+        let message = e.message().trim().to_string();
+        if let Some(field) = message
+            .strip_prefix("missing field `")
+            .and_then(|r| r.split('`').next())
+            && set_aside.iter().any(|k| k == field)
+        {
+            return (None, errors);
+        }
+        let at = e.span().map_or(0, |s| s.start);
+        let unknown = message.starts_with("unknown field `");
+        let (message, help) = explain_serde_error(&message);
+        errors.push(ShapeError {
+            at,
+            message,
+            help,
+            unknown,
+        });
+        if errors.len() >= MAX_SHAPE_ERRORS {
+            return (None, errors);
+        }
+        match e
+            .span()
+            .and_then(|span| set_aside_at(root.get_mut(), span.start))
+        {
+            Some(key) => set_aside.push(key),
+            None => return (None, errors),
+        }
+    }
+}
+
+/// Removes the innermost table entry of `table` whose key or value holds
+/// byte `at` (searched at every depth: a table opened by a `[header]` has
+/// no span covering its body); returns its key. Arrays are searched for
+/// tables but their elements are never removed (the key holding the array
+/// is, when the position is in the array itself).
+fn set_aside_at(table: &mut toml::de::DeTable<'_>, at: usize) -> Option<String> {
+    let holds = |span: std::ops::Range<usize>| span.contains(&at) || span.start == at;
+    let keys: Vec<String> = table.keys().map(|k| k.get_ref().to_string()).collect();
+    // Deeper entries first: they are more precise.
+    for key in &keys {
+        let value = table.get_mut(key.as_str())?;
+        let inner = match value.get_mut() {
+            toml::de::DeValue::Table(t) => set_aside_at(t, at),
+            toml::de::DeValue::Array(items) => {
+                items.iter_mut().find_map(|item| match item.get_mut() {
+                    toml::de::DeValue::Table(t) => set_aside_at(t, at),
+                    _ => None,
+                })
+            }
+            _ => None,
+        };
+        if inner.is_some() {
+            return inner;
+        }
+    }
+    let key = table
+        .iter()
+        .find(|(k, v)| holds(k.span()) || holds(v.span()))
+        .map(|(k, _)| k.get_ref().to_string())?;
+    table.remove(key.as_str());
+    Some(key)
 }
 
 /// Called with the key path and span of a string holding a stray `${`.

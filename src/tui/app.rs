@@ -315,6 +315,23 @@ pub struct App {
     /// Why the journal cannot be read, while it cannot (shown in the
     /// header in the danger colour, never as an idle screen).
     pub journal_error: Option<String>,
+    /// The help popup's first shown line (0 = the top).
+    pub help_scroll: usize,
+    /// The help popup as last drawn: how far it can scroll and how many
+    /// lines a page is. Written by the drawing code, which alone knows the
+    /// screen size; read by the keys that scroll.
+    pub help_view: std::cell::Cell<HelpView>,
+    /// The time zone times are shown in (the system's; tests pin it).
+    pub time_zone: jiff::tz::TimeZone,
+}
+
+/// The help popup's size as last drawn (see [`App::help_view`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HelpView {
+    /// The largest useful [`App::help_scroll`]: lines minus visible lines.
+    pub max_scroll: usize,
+    /// Visible lines (a page for PgUp/PgDn).
+    pub page: usize,
 }
 
 const CHART_POINTS: usize = 120;
@@ -371,6 +388,9 @@ impl App {
             debug_view: false,
             debug_state: tui_logger::TuiWidgetState::new()
                 .set_default_display_level(tui_logger::LevelFilter::Debug),
+            help_scroll: 0,
+            help_view: std::cell::Cell::new(HelpView::default()),
+            time_zone: jiff::tz::TimeZone::system(),
         }
     }
 
@@ -415,6 +435,14 @@ impl App {
         if let Some(p) = shown.get(next) {
             self.focus = *p;
         }
+    }
+
+    /// `t` as people read it: local time to the second with the zone,
+    /// `14:03:07 CET` ([`App::time_zone`]).
+    pub fn clock_time(&self, t: Timestamp) -> String {
+        t.to_zoned(self.time_zone.clone())
+            .strftime("%H:%M:%S %Z")
+            .to_string()
     }
 
     /// The log buffer, locked (a poisoned lock is recovered: logs are not
@@ -597,6 +625,14 @@ impl App {
     fn on_driver(&mut self, e: DriverEvent) {
         match e {
             DriverEvent::State(r) => {
+                if self.release.as_ref().is_some_and(|old| old.id != r.id) {
+                    // A new release: nothing of the last one's view carries over.
+                    self.series.clear();
+                    self.selected_step = 0;
+                    self.selected_check = 0;
+                    self.check_pinned = false;
+                    self.driver_done = None;
+                }
                 for (name, run) in &r.checks {
                     if let Some(v) = &run.last {
                         let series = self.series.entry(name.clone()).or_default();
@@ -799,9 +835,7 @@ impl App {
         let enter = k.code == KeyCode::Enter;
         match p {
             Popup::Help => {
-                if esc || k.code == KeyCode::Char('?') || k.code == KeyCode::Char('q') || enter {
-                    self.popup = None;
-                }
+                self.on_help_key(&k);
                 Vec::new()
             }
             Popup::Detail(mut d) => {
@@ -836,6 +870,9 @@ impl App {
             Popup::Command(mut line) => {
                 if esc {
                     self.popup = None;
+                } else if k.code == KeyCode::Tab {
+                    line = super::command::complete(&line, &self.plan_names()).line;
+                    self.popup = Some(Popup::Command(line));
                 } else if enter {
                     self.popup = None;
                     return self.run_command_line(&line);
@@ -926,6 +963,37 @@ impl App {
         }
     }
 
+    /// Keys in the help popup: the keymap's moving keys scroll it (j/k,
+    /// PgUp/PgDn, g/G), `back`, `help` and Enter close it.
+    fn on_help_key(&mut self, k: &KeyEvent) {
+        let view = self.help_view.get();
+        let page = view.page.max(1);
+        let scroll = self.help_scroll.min(view.max_scroll);
+        let action = self.keymap.action(Context::Popup, k);
+        self.help_scroll = match action {
+            Some(Action::Back | Action::Help | Action::Quit) => {
+                self.popup = None;
+                0
+            }
+            _ if k.code == KeyCode::Enter => {
+                self.popup = None;
+                0
+            }
+            Some(Action::Up) => scroll.saturating_sub(1),
+            Some(Action::Down) => (scroll + 1).min(view.max_scroll),
+            Some(Action::PageUp) => scroll.saturating_sub(page),
+            Some(Action::PageDown) => (scroll + page).min(view.max_scroll),
+            Some(Action::Top) => 0,
+            Some(Action::Bottom) => view.max_scroll,
+            _ => scroll,
+        };
+    }
+
+    /// The plan names from the config, for completing `:start`.
+    pub fn plan_names(&self) -> Vec<&str> {
+        self.plans.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
     fn run_command_line(&mut self, line: &str) -> Vec<Out> {
         match parse_command(line) {
             Err(e) => {
@@ -984,9 +1052,12 @@ impl App {
         Vec::new()
     }
 
-    /// Opens the confirmation for starting a release (only when idle).
+    /// Opens the confirmation for starting a release: when idle, or when
+    /// this cockpit drove a release that has finished.
     pub fn confirm_start(&mut self, plan: Option<String>) {
-        if self.role != Role::Idle {
+        let finished_here =
+            self.role == Role::Driver && self.release.as_ref().is_some_and(|r| r.is_finished());
+        if self.role != Role::Idle && !finished_here {
             self.flash = Some(match &self.role {
                 Role::Driver => "a release is already driven here".into(),
                 Role::ReadOnly => "refused: read-only mode".into(),

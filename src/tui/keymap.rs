@@ -22,13 +22,16 @@
 //! [`Context::Global`], so a context binding shadows a global one (in a popup
 //! `q` closes the popup instead of quitting).
 //!
-//! The `:` command line is parsed by [`parse_command`].
+//! The `:` command line is parsed by [`parse_command`] (in
+//! [`super::command`], re-exported here).
 
 use std::fmt;
 use std::str::FromStr;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub use super::command::{COMMANDS, CommandLine, parse_command};
 
 /// The default keymap, embedded.
 const DEFAULT_KEYMAP: &str = include_str!("keymap.toml");
@@ -303,6 +306,42 @@ impl fmt::Display for Context {
     }
 }
 
+/// A section of the help screen ([`Keymap::help`]), in the order shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HelpGroup {
+    /// The keys that matter in an incident: every
+    /// [`Action::changes_world`] action, then quit.
+    Incident,
+    /// Moving around, panes, popups opened from anywhere: the other global
+    /// bindings and those of the pipeline, canary, migrations and runbook
+    /// panes.
+    Panes,
+    /// The logs pane's own keys.
+    Logs,
+    /// Keys inside a popup.
+    Popups,
+}
+
+impl HelpGroup {
+    /// Every group, in help order.
+    pub const ALL: [HelpGroup; 4] = [
+        HelpGroup::Incident,
+        HelpGroup::Panes,
+        HelpGroup::Logs,
+        HelpGroup::Popups,
+    ];
+
+    /// The group's title in the help.
+    pub fn title(self) -> &'static str {
+        match self {
+            HelpGroup::Incident => "The release (these ask first) and quitting",
+            HelpGroup::Panes => "Panes and moving around",
+            HelpGroup::Logs => "Logs pane",
+            HelpGroup::Popups => "In a popup",
+        }
+    }
+}
+
 /// One key with its modifiers, as written in keymap files: `"q"`, `"?"`,
 /// `"esc"`, `"shift-tab"`, `"ctrl-r"`, `"R"`, `"space"`, `"pgdn"`, `"f5"`, ….
 ///
@@ -549,6 +588,20 @@ pub struct Binding {
     pub label: String,
 }
 
+impl Binding {
+    /// The help section this binding is listed in: world-changing actions
+    /// and quit first, then by context (logs, popup, the rest).
+    pub fn help_group(&self) -> HelpGroup {
+        match self.context {
+            _ if self.changes_world => HelpGroup::Incident,
+            Context::Popup => HelpGroup::Popups,
+            Context::Logs => HelpGroup::Logs,
+            _ if self.action == Action::Quit => HelpGroup::Incident,
+            _ => HelpGroup::Panes,
+        }
+    }
+}
+
 /// Why a keymap or a keymap override could not be loaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeymapError {
@@ -763,24 +816,27 @@ impl Keymap {
         keys
     }
 
-    /// Help: every binding, grouped by context, as (context title, Vec<(keys
-    /// text like "r", description)>). Generated from the data, never
-    /// hard-coded.
+    /// Help: every binding, grouped by [`HelpGroup`], as (group title,
+    /// Vec<(keys text like "up, k", description)>). Generated from the
+    /// data, never hard-coded.
     ///
-    /// Contexts come in [`Context::ALL`] order (Global first), bindings in
-    /// keymap order; several keys are joined with ", " ("up, k"). Contexts
-    /// without bindings and bindings without keys are left out.
+    /// Groups come in [`HelpGroup::ALL`] order — the keys that matter in an
+    /// incident first (approve, pause, promote, weight, rollback, abort,
+    /// quit), then moving around and the panes, then the logs pane, then
+    /// popups — and bindings in keymap order within a group; several keys
+    /// are joined with ", " ("up, k"). Groups without bindings and bindings
+    /// without keys are left out.
     pub fn help(&self) -> Vec<(String, Vec<(String, String)>)> {
-        Context::ALL
+        HelpGroup::ALL
             .iter()
-            .filter_map(|&context| {
+            .filter_map(|&group| {
                 let rows: Vec<(String, String)> = self
                     .bindings
                     .iter()
-                    .filter(|b| b.context == context && !b.keys.is_empty())
+                    .filter(|b| b.help_group() == group && !b.keys.is_empty())
                     .map(|b| (keys_text(&b.keys), b.desc.clone()))
                     .collect();
-                (!rows.is_empty()).then(|| (context.title().to_string(), rows))
+                (!rows.is_empty()).then(|| (group.title().to_string(), rows))
             })
             .collect()
     }
@@ -881,158 +937,6 @@ fn keys_text(keys: &[KeyCombo]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// A parsed `:` command line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CommandLine {
-    /// `rollback [reason…]`: roll back, with an optional free-text reason
-    /// for the journal.
-    Rollback {
-        /// The rest of the line, if any (one pair of surrounding quotes
-        /// removed).
-        reason: Option<String>,
-    },
-    /// `promote`: to the next step.
-    Promote,
-    /// `promote --full`: straight to full traffic.
-    PromoteFull,
-    /// `weight N`: set the canary weight to N percent (0–100).
-    Weight(u8),
-    /// `pause`.
-    Pause,
-    /// `resume`.
-    Resume,
-    /// `approve`: the waiting gate.
-    Approve,
-    /// `retry`: the failed step.
-    Retry,
-    /// `abort`.
-    Abort,
-    /// `quit` or `q`.
-    Quit,
-    /// `help`.
-    Help,
-    /// `takeover`: an observer whose driver is gone takes the driver lock
-    /// and resumes the release from the journal.
-    Takeover,
-    /// `start [PLAN]`: begin a new release (plan: the default one).
-    Start {
-        /// The plan, if named.
-        plan: Option<String>,
-    },
-    /// `debug`: show or hide rolldeck's own tracing (tui-logger's view,
-    /// with per-target levels).
-    Debug,
-}
-
-impl CommandLine {
-    /// True for every command but `quit`, `help` and `debug`: the cockpit confirms
-    /// these before acting, as it does for [`Action::changes_world`] keys.
-    pub fn changes_world(&self) -> bool {
-        !matches!(
-            self,
-            CommandLine::Quit | CommandLine::Help | CommandLine::Debug
-        )
-    }
-}
-
-/// The commands [`parse_command`] knows, for completion and error messages.
-pub const COMMANDS: &[&str] = &[
-    "rollback", "promote", "weight", "pause", "resume", "approve", "retry", "abort", "quit",
-    "help", "start", "takeover", "debug",
-];
-
-/// Parses a `:` command line (with or without the leading `:`): `rollback
-/// [reason…]`, `promote`, `promote --full`, `weight N` (0–100, a trailing
-/// `%` allowed), `pause`, `resume`, `approve`, `retry`, `abort`, `quit`/`q`,
-/// `help`. The command word is case-insensitive; the reason is kept as
-/// written.
-///
-/// # Errors
-///
-/// A message for the user: an empty line, an unknown command (listing the
-/// valid ones and suggesting the nearest), arguments to a command that takes
-/// none, or a weight that is not a whole number from 0 to 100.
-pub fn parse_command(line: &str) -> Result<CommandLine, String> {
-    let usage = "commands: rollback [reason], promote [--full], weight N, pause, resume, \
-                 approve, retry, abort, start [plan], takeover, debug, quit, help";
-    let line = line.trim();
-    let line = line.strip_prefix(':').unwrap_or(line).trim();
-    let (word, rest) = match line.split_once(char::is_whitespace) {
-        Some((word, rest)) => (word, rest.trim()),
-        None => (line, ""),
-    };
-    if word.is_empty() {
-        return Err(format!("empty command; {usage}"));
-    }
-    let command = word.to_lowercase();
-    let no_args = |parsed: CommandLine| {
-        if rest.is_empty() {
-            Ok(parsed)
-        } else {
-            Err(format!("`{command}` takes no arguments (got `{rest}`)"))
-        }
-    };
-    match command.as_str() {
-        "rollback" => {
-            let reason = unquote(rest);
-            Ok(CommandLine::Rollback {
-                reason: (!reason.is_empty()).then(|| reason.to_string()),
-            })
-        }
-        "promote" => match rest {
-            "" => Ok(CommandLine::Promote),
-            "--full" => Ok(CommandLine::PromoteFull),
-            other => Err(format!(
-                "`promote` takes only `--full` (got `{other}`): `promote` goes to the next step, \
-                 `promote --full` straight to 100%"
-            )),
-        },
-        "weight" => {
-            if rest.is_empty() {
-                return Err("usage: weight N, with N the canary percentage from 0 to 100".into());
-            }
-            let number = rest.strip_suffix('%').unwrap_or(rest).trim();
-            match number.parse::<i64>() {
-                Ok(n) if (0..=100).contains(&n) => {
-                    Ok(CommandLine::Weight(u8::try_from(n).expect("0..=100 fits")))
-                }
-                Ok(n) => Err(format!("weight must be from 0 to 100, got {n}")),
-                Err(_) => Err(format!(
-                    "weight must be a whole number from 0 to 100, got `{rest}`"
-                )),
-            }
-        }
-        "pause" => no_args(CommandLine::Pause),
-        "takeover" => no_args(CommandLine::Takeover),
-        "resume" => no_args(CommandLine::Resume),
-        "approve" => no_args(CommandLine::Approve),
-        "retry" => no_args(CommandLine::Retry),
-        "abort" => no_args(CommandLine::Abort),
-        "quit" | "q" => no_args(CommandLine::Quit),
-        "help" => no_args(CommandLine::Help),
-        "debug" => no_args(CommandLine::Debug),
-        "start" => Ok(CommandLine::Start {
-            plan: (!rest.is_empty()).then(|| rest.to_string()),
-        }),
-        _ => {
-            let hint = nearest(&command, COMMANDS.iter().copied())
-                .map(|s| format!("; did you mean `{s}`?"))
-                .unwrap_or_default();
-            Err(format!("unknown command `{word}`{hint} ({usage})"))
-        }
-    }
-}
-
-/// Removes one pair of matching surrounding quotes.
-fn unquote(text: &str) -> &str {
-    for quote in ['"', '\''] {
-        if let Some(inner) = text.strip_prefix(quote).and_then(|t| t.strip_suffix(quote)) {
-            return inner.trim();
-        }
-    }
-    text
 }
 
 #[cfg(test)]
@@ -1264,60 +1168,5 @@ mod tests {
             e.to_string(),
             "unknown action `rolback`; did you mean `rollback`?"
         );
-    }
-
-    #[test]
-    fn commands() {
-        use CommandLine::*;
-        assert_eq!(parse_command("rollback"), Ok(Rollback { reason: None }));
-        assert_eq!(
-            parse_command(":rollback  p99 latency x3 "),
-            Ok(Rollback {
-                reason: Some("p99 latency x3".into())
-            })
-        );
-        assert_eq!(
-            parse_command("rollback \"bad deploy\""),
-            Ok(Rollback {
-                reason: Some("bad deploy".into())
-            })
-        );
-        assert_eq!(parse_command("promote"), Ok(Promote));
-        assert_eq!(parse_command("promote --full"), Ok(PromoteFull));
-        assert!(parse_command("promote --fast").is_err());
-        assert_eq!(parse_command("weight 25"), Ok(Weight(25)));
-        assert_eq!(parse_command("weight 0"), Ok(Weight(0)));
-        assert_eq!(parse_command("weight 100%"), Ok(Weight(100)));
-        assert!(
-            parse_command("weight 101")
-                .unwrap_err()
-                .contains("0 to 100")
-        );
-        assert!(parse_command("weight -1").unwrap_err().contains("0 to 100"));
-        assert!(
-            parse_command("weight lots")
-                .unwrap_err()
-                .contains("whole number")
-        );
-        assert!(parse_command("weight").unwrap_err().contains("usage"));
-        assert_eq!(parse_command("pause"), Ok(Pause));
-        assert_eq!(parse_command("resume"), Ok(Resume));
-        assert_eq!(parse_command("approve"), Ok(Approve));
-        assert_eq!(parse_command("retry"), Ok(Retry));
-        assert_eq!(parse_command("abort"), Ok(Abort));
-        assert_eq!(parse_command("q"), Ok(Quit));
-        assert_eq!(parse_command("QUIT"), Ok(Quit));
-        assert_eq!(parse_command("help"), Ok(Help));
-        assert!(
-            parse_command("pause now")
-                .unwrap_err()
-                .contains("takes no arguments")
-        );
-        assert!(parse_command("").unwrap_err().contains("empty"));
-        let e = parse_command("rolback now").unwrap_err();
-        assert!(e.contains("did you mean `rollback`"), "{e}");
-        assert!(e.contains("weight N"), "{e}");
-        assert!(Rollback { reason: None }.changes_world());
-        assert!(!Quit.changes_world());
     }
 }

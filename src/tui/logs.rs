@@ -767,8 +767,8 @@ impl Default for LogStyles {
 
 /// The Logs pane widget: a bordered block whose title shows the state
 /// (` Logs  [follow] [wrap] filter: 5xx  12/1234 lines, 17 dropped `) and
-/// whose body shows [`LogBuffer::visible`] lines as `HH:MM:SS ` (UTC, when
-/// timestamps are on) + source tag + `ERROR`/`WARN` label + text.
+/// whose body shows [`LogBuffer::visible`] lines as `HH:MM:SS ` (in
+/// [`LogsView::time_zone`], named in the title, when timestamps are on) + source tag + `ERROR`/`WARN` label + text.
 ///
 /// Errors use the `crit` style, warnings `warn`, other output `text`, debug
 /// lines, timestamps and source tags `muted`. Long lines wrap (with a
@@ -782,6 +782,9 @@ pub struct LogsView<'a> {
     pub focused: bool,
     /// Styles to draw with.
     pub styles: LogStyles,
+    /// The zone timestamps are shown in (the cockpit passes the local one;
+    /// `None`: UTC). The title names the zone once instead of every line.
+    pub time_zone: Option<&'a jiff::tz::TimeZone>,
 }
 
 impl<'a> LogsView<'a> {
@@ -791,7 +794,13 @@ impl<'a> LogsView<'a> {
             buffer,
             focused: false,
             styles: LogStyles::default(),
+            time_zone: None,
         }
+    }
+
+    /// The zone times are shown in.
+    fn zone(&self) -> jiff::tz::TimeZone {
+        self.time_zone.cloned().unwrap_or(jiff::tz::TimeZone::UTC)
     }
 
     fn title(&self, below: usize) -> Line<'static> {
@@ -807,6 +816,15 @@ impl<'a> LogsView<'a> {
         }
         if b.wrap {
             spans.push(Span::styled(" [wrap]", s.title));
+        }
+        if b.timestamps
+            && let Some(newest) = b.lines.back()
+        {
+            let zone = newest.line.ts.to_zoned(self.zone());
+            spans.push(Span::styled(
+                format!(" [times {}]", zone.strftime("%Z")),
+                s.title,
+            ));
         }
         if let Some(filter) = b.filter() {
             let shown = cap_chars(strip_control(filter), 24);
@@ -832,7 +850,10 @@ impl<'a> LogsView<'a> {
         let mut spans = Vec::with_capacity(4);
         if self.buffer.timestamps {
             spans.push(Span::styled(
-                line.ts.strftime("%H:%M:%S ").to_string(),
+                line.ts
+                    .to_zoned(self.zone())
+                    .strftime("%H:%M:%S ")
+                    .to_string(),
                 s.muted,
             ));
         }

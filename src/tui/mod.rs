@@ -1,7 +1,10 @@
 //! The cockpit: a ratatui screen over the release engine.
 
 pub mod app;
+pub mod command;
 pub mod detail;
+pub mod footer;
+pub mod help;
 pub mod keymap;
 pub mod logs;
 pub mod run;

@@ -118,12 +118,13 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
 
     let cfg = Arc::new(cfg);
     // The driver, or the journal reader.
-    let (cmd_tx, cmd_rx) = mpsc::channel::<Issued>(16);
+    let (cmd_tx, cmd_rx) = mpsc::channel::<Issued>(COMMAND_QUEUE);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(None::<Stop>);
     let mut starter = Starter {
         cfg: cfg.clone(),
         run,
         paths: paths.clone(),
+        cmd_tx,
         cmd_rx: Some(cmd_rx),
         stop_rx,
         tx: msg_tx.clone(),
@@ -238,7 +239,7 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
     if let Some(plan) = ask_start {
         app.confirm_start(Some(plan));
     }
-    let result = event_loop(&mut terminal, &mut app, &mut msg_rx, &cmd_tx, &mut starter).await;
+    let result = event_loop(&mut terminal, &mut app, &mut msg_rx, &mut starter).await;
     // `ratatui::restore` prints (and so panics) when the terminal is gone.
     let _ = ratatui::try_restore();
 
@@ -286,7 +287,6 @@ async fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     app: &mut App,
     msg_rx: &mut mpsc::Receiver<Msg>,
-    cmd_tx: &mpsc::Sender<Issued>,
     starter: &mut Starter,
 ) -> anyhow::Result<Stop> {
     let mut keys = crossterm::event::EventStream::new();
@@ -335,12 +335,12 @@ async fn event_loop(
             match o {
                 Out::Quit => return Ok(Stop::Quit),
                 Out::Issue(i) => {
-                    if cmd_tx.try_send(i).is_err() {
+                    if starter.cmd_tx.try_send(i).is_err() {
                         app.flash = Some("the driver is not accepting commands".into());
                     }
                 }
                 Out::Start(plan) => {
-                    match starter.start(plan) {
+                    match starter.start(plan).await {
                         Ok(()) => app.role = Role::Driver,
                         Err(runtime::LockError::Held(h)) => {
                             app.flash = Some(format!("cannot start: {h} drives this release"));
@@ -381,11 +381,17 @@ async fn event_loop(
     }
 }
 
+/// Commands queued for the driver (keys are slower than the driver).
+const COMMAND_QUEUE: usize = 16;
+
 /// Starts the driver: at once, or later on `:start`.
 struct Starter {
     cfg: Arc<Config>,
     run: RunOptions,
     paths: StatePaths,
+    /// Commands for the driver (a new channel for each release started).
+    cmd_tx: mpsc::Sender<Issued>,
+    /// The receiving end, until a driver takes it.
     cmd_rx: Option<mpsc::Receiver<Issued>>,
     stop_rx: tokio::sync::watch::Receiver<Option<Stop>>,
     tx: mpsc::Sender<Msg>,
@@ -481,8 +487,24 @@ impl Starter {
         }));
     }
 
-    /// `:start`: takes the driver lock and starts a release of `plan`.
-    fn start(&mut self, plan: Option<String>) -> Result<(), runtime::LockError> {
+    /// `:start`: takes the driver lock and starts a release of `plan`. After
+    /// a release this cockpit drove has finished, its driver task (which
+    /// returns at once and lets go of the lock) is awaited first, and the
+    /// new driver gets a fresh command channel.
+    async fn start(&mut self, plan: Option<String>) -> Result<(), runtime::LockError> {
+        if let Some(previous) = self.handle.take() {
+            match tokio::time::timeout(Duration::from_secs(10), previous).await {
+                Ok(Ok(Ok(code))) => tracing::info!("the last release's driver ended (exit {code})"),
+                Ok(Ok(Err(e))) => tracing::warn!("the last release's driver ended: {e:#}"),
+                Ok(Err(e)) => tracing::warn!("the last release's driver task failed: {e}"),
+                Err(_) => tracing::warn!("the last release's driver did not stop within 10 s"),
+            }
+        }
+        if self.cmd_rx.is_none() {
+            let (tx, rx) = mpsc::channel::<Issued>(COMMAND_QUEUE);
+            self.cmd_tx = tx;
+            self.cmd_rx = Some(rx);
+        }
         let lock = DriverLock::acquire(&self.paths.lock)?;
         self.run.plan = plan;
         self.spawn(lock);

@@ -80,7 +80,7 @@ pub fn draw(f: &mut Frame, app: &App) {
         draw_tabs(f, app, tabs);
         draw_pane(f, app, app.focus, pane);
     }
-    draw_footer(f, app, footer);
+    super::footer::draw(f, app, footer);
     if let Some(p) = &app.popup {
         draw_popup(f, app, p, area);
     }
@@ -361,6 +361,7 @@ fn draw_pane(f: &mut Frame, app: &App, pane: Pane, area: Rect) {
                     border_focus: t.border_focus,
                     title: t.title,
                 },
+                time_zone: Some(&app.time_zone),
             };
             f.render_widget(view, area);
         }
@@ -822,7 +823,14 @@ fn draw_runbook(f: &mut Frame, app: &App, area: Rect) {
     }
     let what_w = 22usize;
     let who_w = 12usize;
-    let detail_w = (table.width as usize).saturating_sub(1 + 8 + what_w + who_w + 3);
+    // Local time with the zone: `14:03:07 CET`.
+    let time_w = app
+        .actions
+        .iter()
+        .map(|a| app.clock_time(a.at).chars().count())
+        .max()
+        .unwrap_or(8);
+    let detail_w = (table.width as usize).saturating_sub(1 + time_w + what_w + who_w + 3);
     let rows: Vec<Row> = app
         .actions
         .iter()
@@ -830,7 +838,7 @@ fn draw_runbook(f: &mut Frame, app: &App, area: Rect) {
         .map(|a| {
             let (mark, style) = if a.ok { ("✓", t.ok) } else { ("✗", t.crit) };
             Row::new(vec![
-                Cell::from(Span::styled(a.at.strftime("%H:%M:%S").to_string(), t.muted)),
+                Cell::from(Span::styled(app.clock_time(a.at), t.muted)),
                 Cell::from(Span::styled(
                     fit(&format!("{mark} {}", a.what), what_w),
                     style,
@@ -841,7 +849,7 @@ fn draw_runbook(f: &mut Frame, app: &App, area: Rect) {
         })
         .collect();
     let widths = [
-        Constraint::Length(8),
+        Constraint::Length(time_w as u16),
         Constraint::Length(what_w as u16),
         Constraint::Length(who_w as u16),
         Constraint::Min(8),
@@ -854,76 +862,6 @@ fn draw_runbook(f: &mut Frame, app: &App, area: Rect) {
         table,
         &mut state,
     );
-}
-
-fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
-    let t = &app.theme;
-    let mut spans = Vec::new();
-    if let Some(msg) = &app.flash {
-        spans.push(Span::styled(
-            format!(" {msg} "),
-            t.warn.add_modifier(Modifier::BOLD),
-        ));
-        spans.push(Span::raw(" "));
-    }
-    let acting = app.can_act();
-    let mut hints: Vec<(String, String)> = Vec::new();
-    for (keys, b) in app.keymap.footer_bindings(app.context()) {
-        // Keys that would be refused are not offered.
-        if !acting && b.changes_world {
-            continue;
-        }
-        hints.push((keys.to_string(), b.label.clone()));
-    }
-    // The release keys that apply right now (approve while an approval
-    // waits, resume while paused, …), from the keymap.
-    if let (true, None, Some(r)) = (acting, &app.popup, &app.release) {
-        use super::keymap::Action;
-        use crate::release::Command;
-        let paused = matches!(r.phase, Phase::Paused { .. });
-        let now: [(Action, Command, &str); 5] = [
-            (Action::Approve, Command::Approve, "approve"),
-            (
-                Action::PauseResume,
-                if paused {
-                    Command::Resume
-                } else {
-                    Command::Pause
-                },
-                if paused { "resume" } else { "pause" },
-            ),
-            (Action::Retry, Command::Retry, "retry"),
-            (
-                Action::SetWeight,
-                Command::SetWeight { weight: 0 },
-                "weight",
-            ),
-            (Action::Promote, Command::Promote, "promote"),
-        ];
-        for (action, command, label) in now {
-            if r.can(&command).is_ok()
-                && let Some(k) = app.keymap.keys_for(action).first()
-                && !hints.iter().any(|(_, l)| l == label)
-            {
-                hints.insert(
-                    hints.len().saturating_sub(1),
-                    (k.to_string(), label.to_string()),
-                );
-            }
-        }
-    }
-    // Whole hints only, as many as fit.
-    let mut used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
-    for (keys, label) in hints {
-        let w = keys.chars().count() + label.chars().count() + 3;
-        if used + w > area.width as usize {
-            break;
-        }
-        used += w;
-        spans.push(Span::styled(format!(" {keys} "), t.footer_key));
-        spans.push(Span::styled(format!("{label} "), t.footer_text));
-    }
-    f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
 fn centered(area: Rect, w: u16, h: u16) -> Rect {
@@ -1021,21 +959,8 @@ fn draw_popup(f: &mut Frame, app: &App, p: &Popup, area: Rect) {
     }
     let t = &app.theme;
     let (title, lines, w, h): (String, Vec<Line>, u16, u16) = match p {
-        Popup::Help => {
-            let mut lines = Vec::new();
-            for (ctx, binds) in app.keymap.help() {
-                lines.push(Line::styled(ctx, t.title));
-                for (keys, desc) in binds {
-                    lines.push(Line::from(vec![
-                        Span::styled(format!("  {keys:<12}"), t.footer_key),
-                        Span::raw(desc),
-                    ]));
-                }
-            }
-            let h = (lines.len() as u16 + 2).min(area.height.saturating_sub(2));
-            ("help — Esc closes".into(), lines, 72, h)
-        }
-        Popup::Command(s) => (":command".into(), vec![Line::from(format!(":{s}▏"))], 60, 3),
+        Popup::Help => return super::help::draw(f, app, area),
+        Popup::Command(s) => command_lines(app, s),
         Popup::Filter(s) => (
             "filter logs (text, !invert, ~regex)".into(),
             vec![Line::from(format!("/{s}▏"))],
@@ -1086,6 +1011,31 @@ fn draw_popup(f: &mut Frame, app: &App, p: &Popup, area: Rect) {
             .block(b),
         rect,
     );
+}
+
+/// The `:` prompt: the line, then the Tab candidates for the word being
+/// typed (or, once a command is typed, what its argument is).
+fn command_lines<'a>(app: &App, s: &str) -> (String, Vec<Line<'a>>, u16, u16) {
+    let t = &app.theme;
+    let completion = super::command::complete(s, &app.plan_names());
+    let word = s.split_whitespace().next().unwrap_or("").to_lowercase();
+    let hint = match completion.candidates.as_slice() {
+        [] => match super::command::usage(&word) {
+            Some(u) if s.contains(char::is_whitespace) => Line::styled(u, t.muted),
+            _ if s.trim().is_empty() => Line::raw(""),
+            _ => Line::styled("no such command or argument (Tab completes)", t.warn),
+        },
+        many => Line::from(vec![
+            Span::styled("Tab: ", t.muted),
+            Span::styled(many.join("  "), t.text),
+        ]),
+    };
+    (
+        ":command — Tab completes".into(),
+        vec![Line::from(format!(":{s}▏")), hint],
+        72,
+        4,
+    )
 }
 
 fn confirm_lines<'a>(app: &App, c: &Confirm) -> (String, Vec<Line<'a>>, u16, u16) {
