@@ -1092,6 +1092,15 @@ fn debug_command_shows_tui_loggers_view_and_esc_leaves_it() {
     assert!(!app.debug_view);
 }
 
+/// Types `:line` and Enter.
+fn run_command(app: &mut App, line: &str) {
+    app.update(key(':'));
+    for ch in line.chars() {
+        app.update(key(ch));
+    }
+    app.update(code(KeyCode::Enter));
+}
+
 /// Applies an operator's command to `r` at `t(at)`.
 fn issue(r: &mut Release, command: Command, at: i64) {
     r.apply(
@@ -1270,11 +1279,7 @@ fn start_after_a_finished_release_starts_a_new_one_with_confirmation() {
     assert!(r.is_finished());
     app.update(Msg::Driver(DriverEvent::State(Box::new(r))));
     assert!(!app.series.is_empty());
-    app.update(key(':'));
-    for ch in "start".chars() {
-        app.update(key(ch));
-    }
-    app.update(code(KeyCode::Enter));
+    run_command(&mut app, "start");
     let Some(Popup::Confirm(c)) = &app.popup else {
         panic!("{:?} {:?}", app.popup, app.flash)
     };
@@ -1292,11 +1297,7 @@ fn start_after_a_finished_release_starts_a_new_one_with_confirmation() {
     assert!(app.series.is_empty());
     assert_eq!(app.selected_step, 0);
     // While a release runs here, `:start` still refuses.
-    app.update(key(':'));
-    for ch in "start".chars() {
-        app.update(key(ch));
-    }
-    app.update(code(KeyCode::Enter));
+    run_command(&mut app, "start");
     assert!(app.popup.is_none());
     assert_eq!(
         app.flash.as_deref(),
