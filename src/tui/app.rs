@@ -232,6 +232,8 @@ pub enum Msg {
     DriverGone(bool),
     /// The journal cannot be read (the error), or can again (`None`).
     JournalError(Option<String>),
+    /// A round of migration source reads (one status per source).
+    Migrations(Vec<crate::migrations::Status>),
 }
 
 /// Per-check chart history: (canary, baseline) values, newest last.
@@ -300,6 +302,8 @@ pub struct App {
     /// Migrations pane is not drawn and its tab says what would configure
     /// it ([`App::shown`]).
     pub migrations_configured: bool,
+    /// The last read of each migration source (`None`: not read yet).
+    pub migrations: Option<Vec<crate::migrations::Status>>,
     /// The `:debug` view (rolldeck's own tracing through tui-logger, with
     /// per-target levels) fills the body while this is true.
     pub debug_view: bool,
@@ -378,6 +382,7 @@ impl App {
             redactor,
             operator,
             migrations_configured: false,
+            migrations: None,
             plans: Vec::new(),
             default_plan: None,
             plan_sources: BTreeMap::new(),
@@ -530,6 +535,11 @@ impl App {
                     self.driver_gone = gone;
                     self.dirty = true;
                 }
+                Vec::new()
+            }
+            Msg::Migrations(list) => {
+                self.migrations = Some(list);
+                self.dirty = true;
                 Vec::new()
             }
             Msg::Sources(list, at) => {

@@ -199,6 +199,14 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
     tokio::spawn(follow_file(paths.audit.clone(), msg_tx.clone(), |p| {
         crate::exec::AuditLog::read_all(p).ok().map(Msg::Audit)
     }));
+    // The Migrations pane: each source re-read every (shortest) interval.
+    app.migrations_configured = !cfg.sources.migrations.is_empty();
+    if app.migrations_configured {
+        tokio::spawn(poll_migrations(
+            cfg.sources.migrations.clone(),
+            msg_tx.clone(),
+        ));
+    }
     // Header dots.
     {
         let sources = Sources::new(&cfg);
@@ -281,6 +289,37 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
     }
     result?;
     Ok(code)
+}
+
+/// Reads every migration source each (shortest) `interval`, sending the
+/// statuses; a read that panics is shown as every source down.
+async fn poll_migrations(sources: Vec<crate::config::MigrationSource>, tx: mpsc::Sender<Msg>) {
+    let every = sources
+        .iter()
+        .map(|s| s.interval)
+        .min()
+        .unwrap_or(Duration::from_secs(15));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let s = sources.clone();
+        let list = match tokio::spawn(async move { crate::migrations::read_all(&s).await }).await {
+            Ok(list) => list,
+            Err(e) => sources
+                .iter()
+                .map(|s| {
+                    let mut st = crate::migrations::Status::new(&s.name, s.tool);
+                    st.ok = false;
+                    st.error = Some(format!("migrations poller failed ({e}); restarted"));
+                    st
+                })
+                .collect(),
+        };
+        if tx.send(Msg::Migrations(list)).await.is_err() {
+            break;
+        }
+    }
 }
 
 async fn event_loop(

@@ -334,16 +334,7 @@ fn draw_pane(f: &mut Frame, app: &App, pane: Pane, area: Rect) {
     match pane {
         Pane::Pipeline => draw_pipeline(f, app, area),
         Pane::Canary => draw_canary(f, app, area),
-        Pane::Migrations => {
-            let b = block(app, pane, String::new());
-            let text = Paragraph::new(vec![Line::styled(
-                "no migration source configured",
-                app.theme.muted,
-            )])
-            .wrap(Wrap { trim: true })
-            .block(b);
-            f.render_widget(text, area);
-        }
+        Pane::Migrations => draw_migrations(f, app, area),
         Pane::Logs => {
             let t = &app.theme;
             let mut logs = app.logs_mut();
@@ -367,6 +358,111 @@ fn draw_pane(f: &mut Frame, app: &App, pane: Pane, area: Rect) {
         }
         Pane::Runbook => draw_runbook(f, app, area),
     }
+}
+
+/// The Migrations pane: per source `current → head`, then the pending
+/// migrations with their lint findings. A source down, dirty or failed is
+/// in the danger colour (and says so in words); pending and multiple heads
+/// in the warning colour; at head and clean in the ok colour.
+fn draw_migrations(f: &mut Frame, app: &App, area: Rect) {
+    use crate::migrations::Severity;
+    let t = &app.theme;
+    let r = |s: &str| app.redactor.redact(s);
+    let mut lines: Vec<Line> = Vec::new();
+    let Some(all) = &app.migrations else {
+        let b = block(app, Pane::Migrations, String::new());
+        let p = Paragraph::new(Line::styled("reading migration sources…", t.muted)).block(b);
+        f.render_widget(p, area);
+        return;
+    };
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "(none)".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let mut errors = 0;
+    for s in all {
+        let bad = !s.ok || s.dirty || !s.failed.is_empty();
+        let clean = s.at_head_and_clean().is_ok();
+        let (mark, style) = if bad {
+            ("✗", t.crit.add_modifier(Modifier::BOLD))
+        } else if clean {
+            ("✓", t.ok)
+        } else {
+            ("▲", t.warn)
+        };
+        let state = if !s.ok {
+            "DOWN".to_string()
+        } else if clean {
+            "at head".to_string()
+        } else {
+            format!("{} pending", s.pending.len())
+        };
+        lines.push(Line::from(vec![
+            Span::styled(format!("{mark} {} ", r(&s.name)), style),
+            Span::styled(format!("({}) ", s.tool.as_str()), t.muted),
+            Span::styled(
+                format!("{} → {}  {state}", list(&s.current), list(&s.heads)),
+                style,
+            ),
+        ]));
+        if let Some(e) = &s.error {
+            lines.push(Line::styled(format!("  DOWN: {}", r(e)), t.crit));
+        }
+        if s.dirty || !s.failed.is_empty() {
+            lines.push(Line::styled(
+                format!(
+                    "  DIRTY: a migration stopped half-way (failed: {}) — schema state unknown",
+                    list(&s.failed)
+                ),
+                t.crit.add_modifier(Modifier::BOLD),
+            ));
+        }
+        for w in &s.warnings {
+            lines.push(Line::styled(format!("  ⚠ {}", r(w)), t.warn));
+        }
+        if !s.missing_files.is_empty() {
+            lines.push(Line::styled(
+                format!("  ⚠ applied but no file: {}", list(&s.missing_files)),
+                t.warn,
+            ));
+        }
+        for p in &s.pending {
+            let file = std::path::Path::new(&p.file)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| p.file.clone());
+            lines.push(Line::from(vec![
+                Span::styled("  · ", t.muted),
+                Span::styled(format!("{} ", p.revision), t.text),
+                Span::styled(r(&file), t.muted),
+            ]));
+            for fd in &p.findings {
+                let (sym, word, st) = match fd.severity {
+                    Severity::Error => {
+                        errors += 1;
+                        ("✗", "error", t.crit)
+                    }
+                    Severity::Warning => ("!", "warn", t.warn),
+                };
+                let at = fd.line.map(|l| format!(":{l}")).unwrap_or_default();
+                lines.push(Line::styled(
+                    format!("      {sym} {word} {}{at} {}", fd.rule, r(&fd.message)),
+                    st,
+                ));
+            }
+        }
+    }
+    let extra = if errors > 0 {
+        format!("  {errors} destructive")
+    } else {
+        String::new()
+    };
+    let b = block(app, Pane::Migrations, extra);
+    let p = Paragraph::new(lines).wrap(Wrap { trim: false }).block(b);
+    f.render_widget(p, area);
 }
 
 /// Symbol and word of a step status; symbols carry the meaning without colour.
