@@ -4,6 +4,7 @@
 //! [`config`] (TOML schema and validation with `file:line:col` errors),
 //! [`release`] (the pure release engine, canary analysis, journal),
 //! [`sources`] (Prometheus, direct scrape, HTTP health),
+//! [`docker`] (containers per track through the Docker Engine API),
 //! [`exec`] (command and HTTP actions, audit log),
 //! [`runtime`] (the I/O around the engine: headless runs, lock, status),
 //! and [`demo`] (the embedded demo environment).
@@ -11,6 +12,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod docker;
 pub mod exec;
 pub mod migrations;
 pub mod preflight;

@@ -161,6 +161,13 @@ fn main() -> ExitCode {
         let code = rolldeck::demo::supervise::main(&args[2..]);
         return ExitCode::from(code.clamp(0, 255) as u8);
     }
+    if args
+        .get(1)
+        .is_some_and(|a| a == rolldeck::docker::image::SUBCOMMAND)
+    {
+        let code = rolldeck::docker::image::container_main(&args[2..]);
+        return ExitCode::from(code.clamp(0, 255) as u8);
+    }
     // The demo's children (Prometheus) start through `rolldeck __supervise`
     // so they die with this process.
     if let Ok(exe) = std::env::current_exe() {
@@ -631,9 +638,18 @@ async fn snapshot(cfg: &Config) -> anyhow::Result<i32> {
         h.abort();
     }
     let migrations = rolldeck::migrations::read_all(&cfg.sources.migrations).await;
+    // `null` without [sources.docker] or while the engine is down (the
+    // `docker` source says why); else every selected container.
+    let containers = match &cfg.sources.docker {
+        Some(d) => match rolldeck::docker::list_once(d).await {
+            Ok((_, list, _)) => serde_json::to_value(list)?,
+            Err(_) => serde_json::Value::Null,
+        },
+        None => serde_json::Value::Null,
+    };
     let v = serde_json::json!({"service": cfg.service, "environment": cfg.environment.name,
         "protected": cfg.environment.protected, "sources": status, "checks": checks,
-        "containers": null, "migrations": migrations});
+        "containers": containers, "migrations": migrations});
     println!("{}", redactor.to_json_line(&v)?);
     Ok(
         if status.iter().all(|s| s.ok) && migrations.iter().all(|m| m.ok) {

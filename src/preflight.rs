@@ -14,7 +14,7 @@ use crate::sources::{SourceStatus, Sources};
 use std::collections::BTreeSet;
 
 /// The source names a plan needs, as [`SourceStatus::source`] spells them:
-/// `prometheus`, `scrape:NAME`, `health:NAME`.
+/// `prometheus`, `scrape:NAME`, `health:NAME`, `docker`.
 pub fn needs(cfg: &Config, plan: &Plan) -> BTreeSet<String> {
     let mut checks = BTreeSet::new();
     let mut health = BTreeSet::new();
@@ -35,7 +35,18 @@ pub fn needs(cfg: &Config, plan: &Plan) -> BTreeSet<String> {
             }
         }
     }
-    let mut out: BTreeSet<String> = health.into_iter().map(|h| format!("health:{h}")).collect();
+    // A `docker:TRACK` target needs the engine; its containers may be the
+    // plan's own to start (blue-green runs green first).
+    let mut out: BTreeSet<String> = health
+        .into_iter()
+        .map(|h| {
+            if h.starts_with("docker:") {
+                "docker".to_string()
+            } else {
+                format!("health:{h}")
+            }
+        })
+        .collect();
     if !checks.is_empty() {
         if cfg.sources.prometheus.is_some() {
             out.insert("prometheus".into());

@@ -104,6 +104,9 @@ pub struct Sources {
     /// Database migration sources (`[[sources.migrations]]`).
     #[serde(default)]
     pub migrations: Vec<MigrationSource>,
+    /// The Docker Engine (`[sources.docker]`): containers per track.
+    #[serde(default)]
+    pub docker: Option<DockerSource>,
 }
 
 /// `[[sources.migrations]]`: where a service's schema migrations stand.
@@ -154,6 +157,68 @@ fn default_migration_timeout() -> Duration {
 }
 fn default_migration_interval() -> Duration {
     d(15)
+}
+
+/// `[sources.docker]`: the Docker Engine whose containers make up the
+/// tracks. Each track's containers are picked by a [`ContainerSelector`];
+/// the source also offers the health targets `docker:baseline` and
+/// `docker:canary` (see [`crate::docker`]) to `health` steps and
+/// `rollback_when` triggers.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DockerSource {
+    /// The engine's address: `unix:///var/run/docker.sock`, `tcp://HOST:PORT`
+    /// or `http://HOST:PORT`. Default: `DOCKER_HOST`, else the local socket.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// The baseline's containers (`{ label = "app.track=stable" }` or
+    /// `{ name = "checkout-blue*" }`).
+    #[serde(default)]
+    pub baseline: Option<ContainerSelector>,
+    /// The canary's containers.
+    #[serde(default)]
+    pub canary: Option<ContainerSelector>,
+    /// How often the whole container list is read again as a safety net
+    /// beside the event stream (default 10 s, at least 1 s).
+    #[serde(default = "default_docker_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    /// How often `docker:TRACK` health targets are evaluated (default 2 s,
+    /// at least 1 s).
+    #[serde(default = "default_docker_probe", with = "humantime_serde")]
+    pub probe_interval: Duration,
+    /// Timeout of one Engine API request (default 5 s; whole seconds).
+    #[serde(default = "default_docker_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Most containers tracked per track (default 50, 1–1000); more are
+    /// counted and named in the source's status, never read.
+    #[serde(default = "default_max_containers")]
+    pub max_containers: usize,
+}
+fn default_docker_interval() -> Duration {
+    d(10)
+}
+fn default_docker_probe() -> Duration {
+    d(2)
+}
+fn default_docker_timeout() -> Duration {
+    d(5)
+}
+fn default_max_containers() -> usize {
+    50
+}
+
+/// How a track's containers are picked: exactly one of `label`
+/// (`key=value`, or `key` for "has the label") or `name` (a glob pattern
+/// over the container name, `*` and `?`, e.g. `checkout-blue*`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerSelector {
+    /// `key=value` or `key`.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Glob over the container name (without Docker's leading `/`).
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 /// `[sources.prometheus]`
@@ -863,6 +928,9 @@ pub fn validate(cfg: &mut Config) -> Vec<Problem> {
             ));
         }
     }
+    if let Some(dk) = &cfg.sources.docker {
+        validate_docker(dk, &mut out);
+    }
     // Body caps: 0 would refuse every answer.
     let caps = (cfg.sources.prometheus.iter())
         .map(|p| {
@@ -1091,7 +1159,10 @@ pub fn validate(cfg: &mut Config) -> Vec<Problem> {
     // Plans and rollback steps.
     let action_names: Vec<&str> = cfg.actions.keys().map(String::as_str).collect();
     let check_names: Vec<&str> = cfg.checks.iter().map(|c| c.name.as_str()).collect();
-    let health_names: Vec<&str> = cfg.sources.health.iter().map(|h| h.name.as_str()).collect();
+    let docker_targets = crate::docker::health_targets(cfg);
+    let health_names: Vec<&str> = (cfg.sources.health.iter().map(|h| h.name.as_str()))
+        .chain(docker_targets.iter().map(String::as_str))
+        .collect();
     let ctx = StepCtx {
         actions: &action_names,
         checks: &check_names,
@@ -1428,6 +1499,12 @@ fn bound(d: Duration, kind: Bound, at: Vec<Seg>, out: &mut Vec<Problem>) {
 /// [`MIN_INTERVAL`]).
 fn validate_durations(cfg: &Config, out: &mut Vec<Problem>) {
     use Bound::*;
+    if let Some(dk) = &cfg.sources.docker {
+        let at = |k: &str| path!["sources", "docker", k];
+        bound(dk.interval, Interval, at("interval"), out);
+        bound(dk.probe_interval, Interval, at("probe_interval"), out);
+        bound(dk.timeout, Interval, at("timeout"), out);
+    }
     if let Some(p) = &cfg.sources.prometheus {
         bound(
             p.timeout,
@@ -1543,6 +1620,65 @@ fn check_promql(query: &str, tracks: &Tracks, at: Vec<Seg>, out: &mut Vec<Proble
                 format!("not valid PromQL (with {{track}} = {t:?}): {e}"),
             ));
             return;
+        }
+    }
+}
+
+/// `[sources.docker]`: the host's scheme, one selector per track, each
+/// selector exactly one of `label`/`name`, a valid glob, the cap in range.
+fn validate_docker(dk: &DockerSource, out: &mut Vec<Problem>) {
+    if let Some(h) = &dk.host
+        && !["unix://", "tcp://", "http://"]
+            .iter()
+            .any(|p| h.starts_with(p) && h.len() > p.len())
+    {
+        out.push(problem(
+            path!["sources", "docker", "host"],
+            format!(
+                "{:?} is not a Docker host: use unix:///PATH, tcp://HOST:PORT or http://HOST:PORT",
+                super::clean(h)
+            ),
+        ));
+    }
+    if dk.baseline.is_none() && dk.canary.is_none() {
+        out.push(problem(
+            path!["sources", "docker"],
+            "select the containers of at least one track: baseline = { label = \"app.track=stable\" } or canary = { name = \"checkout-green*\" }",
+        ));
+    }
+    if !(1..=1000).contains(&dk.max_containers) {
+        out.push(problem(
+            path!["sources", "docker", "max_containers"],
+            format!("{} is out of range (1–1000)", dk.max_containers),
+        ));
+    }
+    for (track, sel) in [("baseline", &dk.baseline), ("canary", &dk.canary)] {
+        let Some(sel) = sel else { continue };
+        let at = |k: &str| path!["sources", "docker", track, k];
+        match (&sel.label, &sel.name) {
+            (Some(l), None) => {
+                let key = l.split_once('=').map_or(l.as_str(), |(k, _)| k);
+                if key.trim().is_empty() || l.chars().any(char::is_control) {
+                    out.push(problem(
+                        at("label"),
+                        format!(
+                            "{:?} is not a label selector: use key=value or key",
+                            super::clean(l)
+                        ),
+                    ));
+                }
+            }
+            (None, Some(n)) => {
+                if let Err(e) = glob::Pattern::new(n) {
+                    out.push(problem(at("name"), format!("not a name pattern: {e}")));
+                } else if n.is_empty() {
+                    out.push(problem(at("name"), "must not be empty"));
+                }
+            }
+            _ => out.push(problem(
+                path!["sources", "docker", track],
+                "set exactly one of `label` (key=value) or `name` (a pattern such as \"checkout-blue*\")",
+            )),
         }
     }
 }

@@ -195,6 +195,16 @@ struct ServiceState {
 /// only used for logs and [`ServiceHandle::name`] (the metrics carry no
 /// track label).
 pub async fn spawn(track: &str, behaviour: Behaviour) -> anyhow::Result<ServiceHandle> {
+    spawn_at(track, behaviour, (Ipv4Addr::LOCALHOST, 0).into()).await
+}
+
+/// Starts one instance of the demo service listening on `addr` (the demo
+/// image listens on `0.0.0.0:8080` inside its container).
+pub async fn spawn_at(
+    track: &str,
+    behaviour: Behaviour,
+    addr: SocketAddr,
+) -> anyhow::Result<ServiceHandle> {
     let mut registry = Registry::default();
     let requests = Family::<CodeLabel, Counter>::default();
     registry.register(
@@ -229,7 +239,7 @@ pub async fn spawn(track: &str, behaviour: Behaviour) -> anyhow::Result<ServiceH
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .with_state(state.clone());
-    let mut handle = serve(track, router).await?;
+    let mut handle = serve_at(track, router, addr).await?;
     handle.stats = Some(state);
     tracing::debug!(track, addr = %handle.addr, ?behaviour, "demo service started");
     Ok(handle)
@@ -251,14 +261,14 @@ pub async fn spawn_control(weight: Arc<AtomicU8>) -> anyhow::Result<ServiceHandl
         .route("/rollback", post(rollback))
         .route("/health", get(health))
         .with_state(weight);
-    serve("control", router).await
+    serve_at("control", router, (Ipv4Addr::LOCALHOST, 0).into()).await
 }
 
-/// Binds `127.0.0.1:0` and serves `router` until shut down.
-async fn serve(name: &str, router: Router) -> anyhow::Result<ServiceHandle> {
-    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+/// Binds `addr` and serves `router` until shut down.
+async fn serve_at(name: &str, router: Router, addr: SocketAddr) -> anyhow::Result<ServiceHandle> {
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("binding 127.0.0.1:0 for the demo {name} server"))?;
+        .with_context(|| format!("binding {addr} for the demo {name} server"))?;
     let addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
     let task_name = name.to_string();

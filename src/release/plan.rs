@@ -335,11 +335,18 @@ impl Plan {
                 .collect(),
             checks,
             triggers,
-            health_intervals: cfg
-                .sources
-                .health
-                .iter()
+            health_intervals: (cfg.sources.health.iter())
                 .map(|h| (h.name.clone(), h.interval))
+                .chain(
+                    crate::docker::health_targets(cfg)
+                        .into_iter()
+                        .zip(std::iter::repeat(
+                            cfg.sources
+                                .docker
+                                .as_ref()
+                                .map_or(Duration::from_secs(2), |d| d.probe_interval),
+                        )),
+                )
                 .collect(),
             windows: cfg
                 .checks

@@ -150,6 +150,7 @@ pub struct Sources {
     scrape: BTreeMap<String, (ScrapeTarget, Arc<Mutex<History>>)>,
     canary_target: Option<String>,
     baseline_target: Option<String>,
+    docker: Option<crate::docker::DockerWatch>,
 }
 
 impl Sources {
@@ -220,6 +221,11 @@ impl Sources {
             scrape,
             canary_target: cfg.tracks.canary_target.clone(),
             baseline_target: cfg.tracks.baseline_target.clone(),
+            docker: cfg
+                .sources
+                .docker
+                .as_ref()
+                .map(crate::docker::DockerWatch::new),
         }
     }
 
@@ -228,9 +234,16 @@ impl Sources {
         self.queries.get(check).cloned().unwrap_or_default()
     }
 
-    /// Starts one polling task per direct-scrape target; they stop when the
+    /// The Docker source's watcher, when `[sources.docker]` is configured.
+    pub fn docker(&self) -> Option<&crate::docker::DockerWatch> {
+        self.docker.as_ref()
+    }
+
+    /// Starts one polling task per direct-scrape target, and the Docker
+    /// watcher ([`crate::docker::DockerWatch::spawn`]); they stop when the
     /// returned handles are aborted (or the runtime ends).
     pub fn spawn_scrapers(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let docker = self.docker.as_ref().map(|d| d.spawn());
         self.scrape
             .values()
             .map(|(target, hist)| {
@@ -254,6 +267,7 @@ impl Sources {
                     }
                 })
             })
+            .chain(docker)
             .collect()
     }
 
@@ -384,7 +398,12 @@ impl Sources {
 
     /// Probes a health target once: GET, expected status, optional body
     /// text. Ok and Err both carry a one-line detail.
+    /// `docker:TRACK` targets are judged from the Docker watcher's state
+    /// ([`crate::docker::DockerWatch::track_health`]).
     pub async fn probe_health(&self, target: &str) -> Result<String, String> {
+        if let (Some(track), Some(d)) = (target.strip_prefix("docker:"), &self.docker) {
+            return d.track_health(track).await;
+        }
         let Some(h) = self.health.get(target) else {
             return Err(format!("unknown health target `{target}`"));
         };
@@ -479,10 +498,17 @@ impl Sources {
                     }
                 }),
         );
-        let (p, s, h) = tokio::join!(prom, scrapes, healths);
+        let docker = async {
+            match self.docker.as_ref().filter(|_| want("docker")) {
+                Some(d) => Some(d.status().await),
+                None => None,
+            }
+        };
+        let (p, s, h, d) = tokio::join!(prom, scrapes, healths, docker);
         out.extend(p);
         out.extend(s);
         out.extend(h);
+        out.extend(d);
         for s in &mut out {
             s.detail = crate::exec::strip_control(&s.detail);
         }

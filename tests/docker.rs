@@ -1,0 +1,320 @@
+//! The Docker source against the real Docker Engine: containers per track
+//! with state and health, a wrong DOCKER_HOST, and a killed canary that
+//! rolls the release back through the `docker:canary` health trigger.
+//! Every container is named with a per-test prefix and removed on drop.
+
+mod common;
+#[path = "docker_env/mod.rs"]
+mod docker_env;
+
+use common::{Live, run, write_config};
+use docker_env::Env;
+use std::time::{Duration, Instant};
+
+fn snapshot(cfg: &std::path::Path, env: &[(&str, &str)]) -> (i32, serde_json::Value, String) {
+    let r = run(
+        &["snapshot", "--json", "--config", cfg.to_str().unwrap()],
+        env,
+        Duration::from_secs(60),
+    );
+    let v = serde_json::from_str(r.stdout.trim())
+        .unwrap_or_else(|e| panic!("snapshot is not JSON ({e}):\n{}\n{}", r.stdout, r.stderr));
+    (r.code, v, r.stderr)
+}
+
+fn base_config(dir: &std::path::Path, docker: &str) -> String {
+    format!(
+        r#"service = "dk"
+state_dir = "{state}"
+
+[environment]
+name = "test"
+
+{docker}
+
+[actions.noop]
+argv = ["true"]
+
+[plans.default]
+[[plans.default.steps]]
+kind = "action"
+action = "noop"
+"#,
+        state = dir.join("state").display()
+    )
+}
+
+#[test]
+fn source_lists_containers_per_track_with_state_and_health() {
+    let Some(env) = Env::new("source_lists_containers_per_track_with_state_and_health") else {
+        return;
+    };
+    let (stable, _) = env.run_service("stable", "stable", "good");
+    let (canary, _) = env.run_service("canary-1", "canary", "good");
+    // Not selected by either track.
+    let other = env.run_cmd("other", &["lines", "1"], &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &base_config(
+            dir.path(),
+            &format!(
+                "[sources.docker]\nbaseline = {{ label = \"rolldeck.test={p}-stable\" }}\ncanary = {{ name = \"{p}-canary*\" }}\n",
+                p = env.prefix
+            ),
+        ),
+    );
+    // Health checks run every second: wait until both report healthy.
+    let start = Instant::now();
+    let (code, v) = loop {
+        let (code, v, err) = snapshot(&cfg, &[]);
+        let list = v["containers"].as_array().cloned().unwrap_or_default();
+        if list.len() == 2 && list.iter().all(|c| c["health"] == "healthy") {
+            break (code, v);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "containers never both healthy: {v:#}\n{err}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(code, 0, "{v:#}");
+    let docker = v["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["source"] == "docker")
+        .expect("a docker source line");
+    assert_eq!(docker["ok"], true, "{docker}");
+    let list = v["containers"].as_array().unwrap();
+    let by_name = |n: &str| {
+        list.iter()
+            .find(|c| c["name"] == n)
+            .unwrap_or_else(|| panic!("{n} not listed: {v:#}"))
+            .clone()
+    };
+    let s = by_name(&stable);
+    let c = by_name(&canary);
+    assert!(!list.iter().any(|c| c["name"] == other.as_str()), "{v:#}");
+    assert_eq!(s["track"], "baseline");
+    assert_eq!(c["track"], "canary");
+    for x in [&s, &c] {
+        assert_eq!(x["image"], env.tag(), "{x}");
+        assert_eq!(x["state"], "running", "{x}");
+        assert_eq!(x["health"], "healthy", "{x}");
+        assert_eq!(x["restarts"], 0, "{x}");
+        assert!(
+            x["started_at"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("20")),
+            "{x}"
+        );
+        assert!(x["exit_code"].is_null(), "{x}");
+    }
+
+    // A stopped container: exited with its code, never healthy.
+    env.rt
+        .block_on(rolldeck::docker::run::stop(
+            &env.docker,
+            &canary,
+            Duration::from_secs(5),
+        ))
+        .unwrap();
+    let (code, v, _) = snapshot(&cfg, &[]);
+    let list = v["containers"].as_array().unwrap();
+    let c = list.iter().find(|c| c["name"] == canary.as_str()).unwrap();
+    assert_eq!(c["state"], "exited", "{v:#}");
+    assert!(c["exit_code"].is_i64(), "{c}");
+    assert_eq!(
+        code, 0,
+        "the engine is up; a stopped container is state, not a down source"
+    );
+}
+
+#[test]
+fn wrong_docker_host_is_a_down_source_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-docker.sock");
+    let cfg = write_config(
+        dir.path(),
+        &base_config(
+            dir.path(),
+            "[sources.docker]\ncanary = { label = \"app.track=canary\" }\ntimeout = \"2s\"\n\n[[sources.health]]\nname = \"api\"\nurl = \"http://127.0.0.1:9/health\"\ntimeout = \"1s\"",
+        ),
+    );
+    for (host, want) in [
+        (
+            format!("unix://{}", missing.display()),
+            missing.display().to_string(),
+        ),
+        // Nothing listens on port 9 (discard): refused.
+        ("tcp://127.0.0.1:9".to_string(), "127.0.0.1:9".to_string()),
+    ] {
+        let (code, v, err) = snapshot(&cfg, &[("DOCKER_HOST", &host)]);
+        assert_eq!(code, 1, "{v:#}\n{err}");
+        let sources = v["sources"].as_array().unwrap();
+        let d = sources
+            .iter()
+            .find(|s| s["source"] == "docker")
+            .unwrap_or_else(|| panic!("no docker line: {v:#}"));
+        assert_eq!(d["ok"], false, "{d}");
+        let detail = d["detail"].as_str().unwrap();
+        assert!(detail.contains(&want), "reason names the host: {detail}");
+        assert!(v["containers"].is_null(), "{v:#}");
+        // The other sources are still probed and reported.
+        assert!(sources.iter().any(|s| s["source"] == "health:api"), "{v:#}");
+    }
+}
+
+#[test]
+fn killed_canary_shows_exited_and_rolls_back() {
+    let Some(env) = Env::new("killed_canary_shows_exited_and_rolls_back") else {
+        return;
+    };
+    let _heavy = common::heavy();
+    let (_, stable_port) = env.run_service("stable", "stable", "good");
+    let (canary, canary_port) = env.run_service("canary", "canary", "good");
+    // Deployed before the release starts: a health check still `starting`
+    // counts as failing.
+    env.wait_healthy(&canary);
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"service = "dk"
+state_dir = "{state}"
+
+[environment]
+name = "test"
+
+[sources.docker]
+baseline = {{ label = "rolldeck.test={p}-stable" }}
+canary = {{ label = "rolldeck.test={p}-canary" }}
+probe_interval = "1s"
+# The list is read once at start: the kill must arrive by the event stream.
+interval = "60s"
+
+[[sources.scrape]]
+name = "stable"
+url = "http://127.0.0.1:{stable_port}/metrics"
+interval = "1s"
+
+[[sources.scrape]]
+name = "canary"
+url = "http://127.0.0.1:{canary_port}/metrics"
+interval = "1s"
+
+[tracks]
+baseline_target = "stable"
+canary_target = "canary"
+
+[[checks]]
+name = "errors"
+kind = "error_rate"
+metric = "http_requests_total"
+error_matcher = 'code=~"5.."'
+max = 0.05
+interval = "1s"
+window = "2s"
+
+[actions.noop]
+argv = ["true"]
+
+[plans.default]
+[[plans.default.steps]]
+kind = "health"
+targets = ["docker:canary"]
+passes = 2
+[[plans.default.steps]]
+kind = "analysis"
+checks = ["errors"]
+duration = "120s"
+
+[[rollback]]
+kind = "action"
+action = "noop"
+
+[[rollback_when]]
+health = "docker:canary"
+consecutive_failures = 1
+"#,
+        state = dir.path().join("state").display(),
+        p = env.prefix
+    );
+    let cfg = write_config(dir.path(), &text);
+    let mut live = Live::spawn(&["run", "--headless", "--config", cfg.to_str().unwrap()]);
+    live.wait_for(Duration::from_secs(60), |e| {
+        e["event"] == "step_started" && e["name"].as_str().is_some_and(|n| n.contains("analysis"))
+    });
+    env.rt
+        .block_on(env.docker.kill_container(
+            &canary,
+            None::<bollard::query_parameters::KillContainerOptions>,
+        ))
+        .unwrap();
+    let rb = live.wait_for(Duration::from_secs(30), |e| {
+        e["event"] == "rollback_started"
+    });
+    let reason = rb["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("docker:canary") && reason.contains("exited"),
+        "the trigger names the target and the exit: {rb}"
+    );
+    let code = live.wait_exit(Duration::from_secs(30));
+    assert_eq!(code, 3, "rolled back: {}", live.seen.join("\n"));
+    let fin = live
+        .seen
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .rfind(|e| e["event"] == "release_finished")
+        .expect("release_finished");
+    assert_eq!(fin["outcome"], "rolled_back", "{fin}");
+}
+
+#[test]
+fn docker_config_errors_name_file_line_col() {
+    let dir = tempfile::tempdir().unwrap();
+    for (section, want_line, want) in [
+        (
+            "[sources.docker]\ncanary = { label = \"app.track=canary\", name = \"x*\" }",
+            8,
+            "exactly one of `label`",
+        ),
+        (
+            "[sources.docker]\ncanery = { label = \"a=b\" }",
+            8,
+            "canary",
+        ),
+        (
+            "[sources.docker]\ncanary = { name = \"[x\" }",
+            8,
+            "not a name pattern",
+        ),
+        (
+            "[sources.docker]\nhost = \"ftp://x\"\ncanary = { label = \"a\" }",
+            8,
+            "not a Docker host",
+        ),
+        (
+            "[sources.docker]\ncanary = { label = \"a\" }\ninterval = \"0s\"",
+            9,
+            "minimum interval",
+        ),
+    ] {
+        let path = write_config(dir.path(), &base_config(dir.path(), section));
+        let e = rolldeck::config::load(&path)
+            .expect_err(section)
+            .to_string();
+        let at = format!("{}:{want_line}:", path.display());
+        assert!(e.contains(&at), "{section}: wanted {at} in: {e}");
+        assert!(e.contains(want), "{section}: wanted {want:?} in: {e}");
+    }
+    // The health targets it offers are known names for triggers.
+    let path = write_config(
+        dir.path(),
+        &(base_config(dir.path(), "[sources.docker]\ncanary = { label = \"a=b\" }")
+            + "\n[[rollback_when]]\nhealth = \"docker:baseline\"\n"),
+    );
+    let e = rolldeck::config::load(&path)
+        .expect_err("no baseline selector")
+        .to_string();
+    assert!(e.contains("docker:canary"), "{e}");
+}
