@@ -318,3 +318,162 @@ fn docker_config_errors_name_file_line_col() {
         .to_string();
     assert!(e.contains("docker:canary"), "{e}");
 }
+
+fn find_file(dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            if let Some(f) = find_file(&p, name) {
+                return Some(f);
+            }
+        } else if p.file_name().is_some_and(|n| n == name) {
+            return Some(p);
+        }
+    }
+    None
+}
+
+fn blue_green_config(env: &Env, dir: &std::path::Path, green_image: &str) -> String {
+    format!(
+        r#"service = "dk"
+state_dir = "{state}"
+
+[environment]
+name = "test"
+
+[sources.docker]
+baseline = {{ label = "rolldeck.test={p}-stable" }}
+canary = {{ label = "rolldeck.test={p}-canary" }}
+probe_interval = "1s"
+
+[actions.run_green]
+timeout = "30s"
+docker = {{ op = "run", container = "{p}-green", image = "{green_image}", replace = true, cmd = ["service", "canary", "good", "8080"], env = {{ RELEASE = "{{release}}" }}, labels = {{ "rolldeck.test" = "{p}-canary" }}, ports = ["127.0.0.1:0:8080"], health = {{ cmd = ["/rolldeck", "__container", "probe", "http://127.0.0.1:8080/health"], interval = "1s", retries = 2 }} }}
+
+[actions.stop_blue]
+docker = {{ op = "stop", container = "{p}-blue", grace = "2s" }}
+
+[actions.remove_green]
+docker = {{ op = "remove", container = "{p}-green" }}
+
+[plans.default]
+[[plans.default.steps]]
+kind = "action"
+action = "run_green"
+[[plans.default.steps]]
+kind = "health"
+targets = ["docker:canary"]
+passes = 2
+timeout = "60s"
+[[plans.default.steps]]
+kind = "action"
+action = "stop_blue"
+
+[[rollback]]
+kind = "action"
+action = "remove_green"
+"#,
+        state = dir.join("state").display(),
+        p = env.prefix
+    )
+}
+
+#[test]
+fn docker_actions_run_green_wait_healthy_stop_blue_audited() {
+    let Some(env) = Env::new("docker_actions_run_green_wait_healthy_stop_blue_audited") else {
+        return;
+    };
+    let (blue, _) = env.run_service("blue", "stable", "good");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &blue_green_config(&env, dir.path(), &env.tag()));
+    let r = run(
+        &["run", "--headless", "--config", cfg.to_str().unwrap()],
+        &[],
+        Duration::from_secs(120),
+    );
+    assert_eq!(r.code, 0, "promoted:\n{}\n{}", r.stdout, r.stderr);
+    let state = |name: &str| {
+        env.rt.block_on(async {
+            let i = env.docker.inspect_container(name, None).await.unwrap();
+            let s = i.state.unwrap();
+            (
+                s.status.unwrap().to_string(),
+                s.health.and_then(|h| h.status).map(|h| h.to_string()),
+            )
+        })
+    };
+    assert_eq!(state(&blue).0, "exited", "blue stopped");
+    assert_eq!(
+        state(&env.name("green")),
+        ("running".to_string(), Some("healthy".to_string())),
+        "green runs healthy"
+    );
+    // Same audit path as every action: one record per docker action, with
+    // what ran.
+    let audit = find_file(dir.path(), "audit.jsonl").expect("audit log");
+    let text = std::fs::read_to_string(audit).unwrap();
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v.get("ok").is_some())
+        .collect();
+    let rec = |a: &str| {
+        records
+            .iter()
+            .find(|v| v["action"] == a)
+            .unwrap_or_else(|| panic!("no audit record for {a}:\n{text}"))
+            .clone()
+    };
+    let g = rec("run_green");
+    assert_eq!(g["ok"], true, "{g}");
+    let shown = g["rendered"].as_str().unwrap();
+    assert!(
+        shown.starts_with("docker run")
+            && shown.contains(&env.name("green"))
+            && shown.contains("RELEASE=dk-"),
+        "the rendered action names the container and its filled env: {shown}"
+    );
+    assert_eq!(rec("stop_blue")["ok"], true);
+}
+
+#[test]
+fn docker_action_failure_fails_the_step_with_the_engines_message() {
+    let Some(env) = Env::new("docker_action_failure_fails_the_step_with_the_engines_message")
+    else {
+        return;
+    };
+    let (blue, _) = env.run_service("blue", "stable", "good");
+    let dir = tempfile::tempdir().unwrap();
+    let missing = format!("{}-no-such-image:1", env.prefix);
+    let cfg = write_config(dir.path(), &blue_green_config(&env, dir.path(), &missing));
+    let r = run(
+        &["run", "--headless", "--config", cfg.to_str().unwrap()],
+        &[],
+        Duration::from_secs(60),
+    );
+    assert_ne!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let failed = r
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "step_finished" && e["name"] == "run_green")
+        .unwrap_or_else(|| panic!("no run_green step:\n{}", r.stdout));
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let detail = failed["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("No such image") || detail.contains("no such image"),
+        "the engine's message: {detail}"
+    );
+    // Nothing ran: blue still serves.
+    let s = env.rt.block_on(async {
+        env.docker
+            .inspect_container(&blue, None)
+            .await
+            .unwrap()
+            .state
+            .unwrap()
+            .status
+            .unwrap()
+            .to_string()
+    });
+    assert_eq!(s, "running");
+}

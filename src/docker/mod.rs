@@ -28,6 +28,7 @@
 //! list or inspect answer is bounded by the number of containers asked for
 //! (`max_containers`), not by a byte cap of ours.
 
+pub mod action;
 pub mod image;
 pub mod run;
 
@@ -459,8 +460,17 @@ pub fn matches(s: &ContainerSelector, name: &str, labels: &HashMap<String, Strin
 /// Connects to the engine of `cfg` and negotiates the API version. Returns
 /// the client and "engine VERSION (API X)"; the reason when it fails.
 pub async fn connect(cfg: &DockerSource) -> Result<(Docker, String), String> {
-    let (d, host) = match &cfg.host {
-        Some(h) => (Docker::connect_with_host(h), h.clone()),
+    connect_host(cfg.host.as_deref(), cfg.timeout).await
+}
+
+/// [`connect`] to `host` (`None`: `DOCKER_HOST`, else the local socket)
+/// with request timeout `timeout` (whole seconds, at least 1).
+pub async fn connect_host(
+    host: Option<&str>,
+    timeout: Duration,
+) -> Result<(Docker, String), String> {
+    let (d, host) = match host {
+        Some(h) => (Docker::connect_with_host(h), h.to_string()),
         None => (
             Docker::connect_with_defaults(),
             std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into()),
@@ -469,17 +479,17 @@ pub async fn connect(cfg: &DockerSource) -> Result<(Docker, String), String> {
     let host = cut(&host);
     let d = d
         .map_err(|e| format!("cannot use Docker host {host}: {}", short_error(&e)))?
-        .with_timeout(cfg.timeout.max(Duration::from_secs(1)));
-    let d = tokio::time::timeout(cfg.timeout, d.negotiate_version())
+        .with_timeout(timeout.max(Duration::from_secs(1)));
+    let d = tokio::time::timeout(timeout, d.negotiate_version())
         .await
         .map_err(|_| {
             format!(
                 "Docker Engine at {host} did not answer within {}",
-                humantime::format_duration(cfg.timeout)
+                humantime::format_duration(timeout)
             )
         })?
         .map_err(|e| format!("Docker Engine at {host}: {}", short_error(&e)))?;
-    let v = tokio::time::timeout(cfg.timeout, d.version())
+    let v = tokio::time::timeout(timeout, d.version())
         .await
         .map_err(|_| format!("Docker Engine at {host} did not answer"))?
         .map_err(|e| format!("Docker Engine at {host}: {}", short_error(&e)))?;

@@ -286,6 +286,35 @@ impl Executor {
                     }
                 }
             },
+            Ok(Rendered::Docker(d)) => {
+                let op = crate::docker::action::perform(&d, timeout);
+                let timed = async {
+                    match tokio::time::timeout(timeout, op).await {
+                        Ok(Ok(lines)) => {
+                            for l in &lines {
+                                sink.emit(Stream::Stdout, l.as_bytes(), false).await;
+                            }
+                            ActionOutcome {
+                                ok: true,
+                                detail: lines.last().cloned().unwrap_or_default(),
+                                ..failed(String::new())
+                            }
+                        }
+                        Ok(Err(e)) => failed(e),
+                        Err(_) => ActionOutcome {
+                            timed_out: true,
+                            ..failed(format!(
+                                "timed out after {}; the engine may still finish the operation",
+                                humantime::format_duration(timeout)
+                            ))
+                        },
+                    }
+                };
+                tokio::select! {
+                    o = timed => o,
+                    () = cancel.as_mut() => failed("cancelled: the engine request was abandoned".into()),
+                }
+            }
         };
         outcome.duration_s = secs(start.elapsed());
         outcome.detail = one_line(&redactor.redact(&outcome.detail));

@@ -150,6 +150,10 @@ pub struct ActionSpec {
     /// callers to decide whether to retry automatically.
     #[serde(default)]
     pub idempotent: Option<bool>,
+    /// A container operation through the Docker Engine API
+    /// (`docker = { op = "run", … }`, see [`crate::docker::action`]).
+    #[serde(default)]
+    pub docker: Option<crate::docker::action::DockerActionSpec>,
 }
 
 impl Default for ActionSpec {
@@ -168,6 +172,7 @@ impl Default for ActionSpec {
             expect_status: None,
             timeout: default_timeout(),
             idempotent: None,
+            docker: None,
         }
     }
 }
@@ -198,17 +203,18 @@ impl ActionSpec {
             ("argv", self.argv.is_some()),
             ("command", self.command.is_some()),
             ("url", self.url.is_some()),
+            ("docker", self.docker.is_some()),
         ]
         .into_iter()
         .filter_map(|(n, s)| s.then_some(n))
         .collect();
         match set.len() {
             0 => problems.push(
-                "set one of `argv` (run a program), `command` (with shell = true) or `url` (HTTP request)".into(),
+                "set one of `argv` (run a program), `command` (with shell = true), `url` (HTTP request) or `docker` (a container operation)".into(),
             ),
             1 => {}
             _ => problems.push(format!(
-                "set only one of `argv`, `command` and `url` (found {})",
+                "set only one of `argv`, `command`, `url` and `docker` (found {})",
                 set.join(" and ")
             )),
         }
@@ -294,6 +300,22 @@ impl ActionSpec {
                 ));
             }
         } else if set.len() == 1 {
+            if let Some(d) = &self.docker {
+                problems.extend(d.problems());
+                let mut command_only = Vec::new();
+                if !self.env.is_empty() {
+                    command_only.push("`env` (use `docker.env`)");
+                }
+                if self.cwd.is_some() {
+                    command_only.push("`cwd`");
+                }
+                if !command_only.is_empty() {
+                    problems.push(format!(
+                        "{} only apply to commands, not to docker actions",
+                        command_only.join(" and ")
+                    ));
+                }
+            }
             let mut http_only = Vec::new();
             if !self.headers.is_empty() {
                 http_only.push("`headers`");
@@ -374,6 +396,9 @@ impl ActionSpec {
         }
         if let Some(b) = &self.body {
             add(b);
+        }
+        for (_, t) in self.docker.iter().flat_map(|d| d.texts()) {
+            add(t);
         }
         out
     }

@@ -41,6 +41,8 @@ pub enum Rendered {
         /// Request body.
         body: Option<String>,
     },
+    /// A container operation, placeholders filled.
+    Docker(crate::docker::action::DockerActionSpec),
 }
 
 /// Header names whose values are always shown as `***`.
@@ -122,6 +124,14 @@ impl Rendered {
                     let _ = write!(out, " -d {}", quote(&shown));
                 }
             }
+            Rendered::Docker(d) => out.push_str(&d.display(|k, v| {
+                let upper = k.to_ascii_uppercase();
+                if SENSITIVE_ENV_PARTS.iter().any(|p| upper.contains(p)) {
+                    MASK.to_string()
+                } else {
+                    r(v)
+                }
+            })),
         }
         one_line(&redactor.redact(&out))
     }
@@ -500,6 +510,11 @@ pub fn render(spec: &ActionSpec, vars: &BTreeMap<String, String>) -> Result<Rend
         .map(|(k, v)| Ok((k.clone(), substitute(v, vars, Encoding::Raw)?)))
         .collect::<Result<BTreeMap<_, _>, ExecError>>()?;
 
+    if let Some(d) = &spec.docker {
+        return Ok(Rendered::Docker(
+            d.map_texts(|t| substitute(t, vars, Encoding::Raw))?,
+        ));
+    }
     if let Some(argv) = &spec.argv {
         let scripts = code_args(argv);
         let argv = argv
@@ -733,6 +748,9 @@ pub fn template_problems(spec: &ActionSpec) -> Vec<(TemplateKey, String)> {
     }
     for (k, v) in &spec.headers {
         texts.push((TemplateKey::Entry("headers", k.clone()), v));
+    }
+    for (k, v) in spec.docker.iter().flat_map(|d| d.texts()) {
+        texts.push((TemplateKey::Entry("docker", k), v));
     }
     for (key, t) in texts {
         for n in unclosed(t) {
