@@ -477,3 +477,59 @@ fn docker_action_failure_fails_the_step_with_the_engines_message() {
     });
     assert_eq!(s, "running");
 }
+
+#[test]
+fn hundred_thousand_log_lines_arrive_in_a_bounded_ring() {
+    use rolldeck::docker::logs::{LogRequest, stream};
+    use rolldeck::tui::logs::{LogBuffer, LogSource};
+    let Some(env) = Env::new("hundred_thousand_log_lines_arrive_in_a_bounded_ring") else {
+        return;
+    };
+    let name = env.run_cmd("noisy", &["lines", "100000"], &[]);
+    let buf = std::sync::Arc::new(std::sync::Mutex::new(LogBuffer::new(1000)));
+    let req = LogRequest {
+        follow: true,
+        since: None,
+        tail: None,
+    };
+    // Follows until the container has printed everything and exited.
+    let totals = env
+        .rt
+        .block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(60),
+                stream(&env.docker, &name, req, &buf),
+            )
+            .await
+        })
+        .expect("the stream ends when the container exits")
+        .unwrap();
+    assert_eq!(totals.lines, 100_000);
+    let b = buf.lock().unwrap();
+    assert_eq!(b.len(), 1000, "memory bounded by the ring");
+    assert_eq!(b.total(), 100_000);
+    assert_eq!(b.dropped(), 99_000, "evicted lines are counted");
+    let last = b.in_view();
+    let last = last.last().expect("lines in view");
+    assert_eq!(last.source, LogSource::Container(name.clone()));
+    assert_eq!(last.text, "line 100000 of 100000 red", "colour stripped");
+    drop(b);
+
+    // tail: only the last lines already written.
+    let small = std::sync::Arc::new(std::sync::Mutex::new(LogBuffer::new(1000)));
+    let totals = env
+        .rt
+        .block_on(stream(
+            &env.docker,
+            &name,
+            LogRequest {
+                follow: false,
+                since: None,
+                tail: Some(5),
+            },
+            &small,
+        ))
+        .unwrap();
+    assert_eq!(totals.lines, 5);
+    assert_eq!(small.lock().unwrap().len(), 5);
+}

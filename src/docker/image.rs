@@ -17,7 +17,8 @@
 //!   `0.0.0.0:PORT` (`/`, `/health`, `/metrics`, see [`crate::demo::service`]);
 //! * `probe URL` — one GET with a 2 s timeout, exit 0 on a 2xx answer (the
 //!   container's health check);
-//! * `lines N` — prints `N` numbered lines to stdout, then exits 0 (log tests).
+//! * `lines N` — prints `N` numbered lines to stdout (every 10000th with a
+//!   colour sequence), then exits 0 (log tests).
 
 use super::short_error;
 use bollard::Docker;
@@ -284,7 +285,14 @@ pub fn container_main(args: &[std::ffi::OsString]) -> i32 {
             use std::io::Write as _;
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             for i in 1..=n {
-                if writeln!(out, "line {i} of {n}").is_err() {
+                // Every 10000th line carries a colour sequence (log tests
+                // check it is stripped).
+                let colour = if i % 10_000 == 0 {
+                    " \x1b[31mred\x1b[0m"
+                } else {
+                    ""
+                };
+                if writeln!(out, "line {i} of {n}{colour}").is_err() {
                     return 1;
                 }
             }

@@ -30,6 +30,7 @@
 
 pub mod action;
 pub mod image;
+pub mod logs;
 pub mod run;
 
 use crate::config::{Config, ContainerSelector, DockerSource};
