@@ -7,6 +7,7 @@
 //! [`docker`] (containers per track through the Docker Engine API),
 //! [`exec`] (command and HTTP actions, audit log),
 //! [`runtime`] (the I/O around the engine: headless runs, lock, status),
+//! [`units`] (numbers shown to people, in their unit)
 //! and [`demo`] (the embedded demo environment).
 #![forbid(unsafe_code)]
 
@@ -22,3 +23,4 @@ pub mod runtime;
 pub mod sources;
 pub mod store;
 pub mod tui;
+pub mod units;

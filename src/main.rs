@@ -526,6 +526,8 @@ fn status(cfg: &Config, state_dir: Option<&Path>, json: bool) -> anyhow::Result<
         });
         println!("{v}");
     } else {
+        // Text for people: `waiting for approval`, not `waiting_approval`.
+        let phase = phase.replace('_', " ");
         println!(
             "release {} ({}) plan {}: {phase}{}",
             r.id,
@@ -537,29 +539,20 @@ fn status(cfg: &Config, state_dir: Option<&Path>, json: bool) -> anyhow::Result<
                 format!(" — {why}")
             }
         );
-        println!(
-            "canary weight {}%, progress {:.0}%, ETA {:.0}s",
-            r.weight,
-            r.progress() * 100.0,
-            if r.is_finished() { 0.0 } else { r.eta_s(now) }
-        );
+        println!("canary weight {}%, {}", r.weight, r.position_words(now));
         match holder {
             Some(h) => println!("driver: {h}"),
             None => println!("driver: none"),
         }
         for (i, (s, run)) in r.plan.steps.iter().zip(&r.steps).enumerate() {
-            let mark = match run.status {
-                StepStatus::Passed => "✓",
-                StepStatus::Failed => "✗",
-                StepStatus::Running | StepStatus::WaitingApproval => "▶",
-                StepStatus::Interrupted => "!",
-                StepStatus::Skipped => "»",
-                StepStatus::Pending => "·",
-            };
-            println!(
-                "  {mark} {i:>2} {:<22} {:?} {}",
-                s.name, run.status, run.detail
-            );
+            let (mark, word) = rolldeck::tui::ui::status_mark(run.status);
+            let word =
+                if run.status == StepStatus::Running && matches!(r.phase, Phase::Paused { .. }) {
+                    "paused"
+                } else {
+                    word
+                };
+            println!("  {mark} {i:>2} {:<22} {word:<11} {}", s.name, run.detail);
         }
         for v in verdicts {
             println!("  [{}] {}", v.check, v.reason);
@@ -591,7 +584,7 @@ fn history(cfg: &Config, state_dir: Option<&Path>, json: bool) -> anyhow::Result
             println!(
                 "{}  {:<12} {:<10} {:>6}  {}",
                 local_time(release.started_at),
-                r["outcome"].as_str().unwrap_or("-"),
+                r["outcome"].as_str().unwrap_or("-").replace('_', " "),
                 r["version"].as_str().unwrap_or("-"),
                 r["duration_s"]
                     .as_f64()

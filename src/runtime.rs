@@ -521,8 +521,15 @@ fn text_line(v: &serde_json::Value) -> String {
         }
         "waiting" => g("hint"),
         "resumed" => format!("resumed by {}", g("by")),
-        "rollback_started" => format!("ROLLBACK: {}", g("reason")),
-        "release_finished" => format!("release finished: {} — {}", g("outcome"), g("reason")),
+        // `ROLLBACK by alice: …`, not `ROLLBACK: rollback by alice: …`.
+        "rollback_started" => match g("reason").strip_prefix("rollback ") {
+            Some(rest) => format!("ROLLBACK {rest}"),
+            None => format!("ROLLBACK: {}", g("reason")),
+        },
+        "release_finished" => format!(
+            "release finished: {}",
+            crate::units::led(&g("outcome").replace('_', " "), &g("reason"))
+        ),
         "action_output" => format!("  {} | {}", g("action"), g("line")),
         "manual_action" => format!(
             "manual action {}: {} ({})",

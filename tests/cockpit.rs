@@ -2,11 +2,12 @@
 //! insta snapshots of the whole screen and of every pane at 160x48 and
 //! 80x24, colours that carry meaning asserted on cells, keys that act.
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use jiff::Timestamp;
+mod screen;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use rolldeck::config::OnFailure;
+use screen::*;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use rolldeck::exec::ActionSpec;
 use rolldeck::redact::Redactor;
 use rolldeck::release::analysis::{CheckDef, Measurement, Reading};
@@ -20,10 +21,6 @@ use rolldeck::tui::logs::{Level, LogLine, LogSource};
 use rolldeck::tui::theme::Theme;
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-fn t(s: i64) -> Timestamp {
-    Timestamp::from_second(1_900_000_000 + s).unwrap()
-}
 
 fn check(name: &str, max: f64) -> CheckDef {
     CheckDef {
@@ -40,25 +37,6 @@ fn check(name: &str, max: f64) -> CheckDef {
         min_requests: Some(10.0),
         inconclusive_limit: 5,
     }
-}
-
-fn step(name: &str, action: StepAction) -> Step {
-    Step {
-        name: name.into(),
-        action,
-        on_failure: OnFailure::Rollback,
-        idempotent: true,
-    }
-}
-
-fn traffic(w: u8) -> Step {
-    step(
-        &format!("traffic {w}%"),
-        StepAction::Traffic {
-            action: "traffic".into(),
-            weight: w,
-        },
-    )
 }
 
 fn analysis() -> Step {
@@ -221,7 +199,7 @@ fn app_with(role: Role, protected: bool) -> App {
     for (i, text) in [
         "release started",
         "traffic weight now 25% canary",
-        "[latency-p95] pending: canary 0.36 > max 0.3",
+        "[latency-p95] pending: canary 0.36 is above the limit 0.3",
     ]
     .iter()
     .enumerate()
@@ -261,24 +239,6 @@ fn app_with(role: Role, protected: bool) -> App {
         rec(3, "traffic", "traffic 25%", false, "exit 1"),
     ]));
     app
-}
-
-fn render(app: &App, w: u16, h: u16) -> Terminal<TestBackend> {
-    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
-    term.draw(|f| rolldeck::tui::ui::draw(f, app)).unwrap();
-    term
-}
-
-fn screen_text(term: &Terminal<TestBackend>) -> String {
-    let buf = term.backend().buffer();
-    let mut out = String::new();
-    for y in 0..buf.area.height {
-        for x in 0..buf.area.width {
-            out.push_str(buf[(x, y)].symbol());
-        }
-        out.push('\n');
-    }
-    out
 }
 
 fn key(c: char) -> Msg {

@@ -664,3 +664,32 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn a_bad_unit_is_located_and_suggests_the_nearest() {
+    let text = GOOD.replace(
+        "kind = \"error_rate\"",
+        "kind = \"promql\"\nquery = 'sum(rate(x{track=\"{track}\"}[1m]))'\nunit = \"precent\"",
+    );
+    let e = one(&text);
+    assert_eq!(e.line, line_of(&text, "precent"), "{e}");
+    assert!(e.col > 1, "{e}");
+    assert!(e.message.contains("unknown value `precent`"), "{e}");
+    for u in ["ratio", "percent", "seconds", "bytes", "none"] {
+        assert!(e.message.contains(u), "{e}");
+    }
+    assert_eq!(e.help.as_deref(), Some("did you mean `percent`?"));
+    // Every documented unit is accepted on a `promql` check.
+    for u in ["ratio", "percent", "seconds", "bytes", "count", "none"] {
+        let ok = GOOD.replace(
+            "kind = \"error_rate\"",
+            &format!("kind = \"promql\"\nquery = 'sum(rate(x{{track=\"{{track}}\"}}[1m]))'\nunit = \"{u}\""),
+        );
+        let ok = ok
+            .replace("metric = \"http_requests_total\"\n", "")
+            .replace("error_matcher = 'code=~\"5..\"'\n", "");
+        if let Err(e) = parse(&ok, Path::new("rolldeck.toml")) {
+            panic!("unit {u} refused: {e}");
+        }
+    }
+}

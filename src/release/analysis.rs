@@ -8,65 +8,12 @@
 //! never a pass: `max_ratio` against a baseline of 0 fails for any canary
 //! above 0 unless `min_baseline` gives the baseline a floor.
 
+use crate::units;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-/// What a check's value measures, which bounds the values a source may
-/// answer (the check's domain). A value outside is `inconclusive`: the
-/// source is lying or the query is wrong, and neither is evidence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Unit {
-    /// A ratio between 0 and 1 (error rates).
-    Ratio,
-    /// A duration in seconds, ≥ 0 (latencies).
-    Seconds,
-    /// A count, ≥ 0 (requests, events).
-    Count,
-    /// A size in bytes, ≥ 0 (memory, payloads).
-    Bytes,
-}
-
-impl Unit {
-    /// `ratio`, `seconds`, `count` (as written in the config).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Unit::Ratio => "ratio",
-            Unit::Seconds => "seconds",
-            Unit::Count => "count",
-            Unit::Bytes => "bytes",
-        }
-    }
-
-    /// The unit of a built-in check kind: `error_rate` → ratio,
-    /// `latency_quantile` → seconds; `promql` has none (unbounded unless
-    /// the check sets `unit`).
-    pub fn of_kind(kind: crate::config::CheckKind) -> Option<Unit> {
-        match kind {
-            crate::config::CheckKind::ErrorRate => Some(Unit::Ratio),
-            crate::config::CheckKind::LatencyQuantile => Some(Unit::Seconds),
-            crate::config::CheckKind::Promql => None,
-        }
-    }
-
-    /// `Err(why)` when `v` (finite) is outside the unit's domain. A tiny
-    /// float excess over 1 (≤ 1e-9) still counts as a ratio.
-    pub fn admits(self, v: f64) -> Result<(), String> {
-        match self {
-            Unit::Ratio if !(0.0..=1.0 + 1e-9).contains(&v) => Err(format!(
-                "value {} is outside the domain of a ratio (0–1)",
-                fmt_num(v)
-            )),
-            Unit::Seconds | Unit::Count | Unit::Bytes if v < 0.0 => Err(format!(
-                "value {} is negative, impossible in {}",
-                fmt_num(v),
-                self.as_str()
-            )),
-            _ => Ok(()),
-        }
-    }
-}
+pub use crate::units::Unit;
 
 /// One track's reading at one evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -141,7 +88,8 @@ pub struct Verdict {
     /// The baseline's value, if any.
     #[serde(default, with = "super::nonfinite::opt_f64")]
     pub baseline: Option<f64>,
-    /// The check's conditions, e.g. `canary <= 0.05 and canary - baseline <= 0.01`.
+    /// The check's conditions for people, values in the check's unit, e.g.
+    /// `canary ≤ 5 % and ≤ baseline + 1 %` ([`CheckDef::condition_text`]).
     pub condition: String,
     /// Requests in the window: (canary, baseline), when known.
     #[serde(with = "super::nonfinite::opt_f64_pair")]
@@ -157,6 +105,20 @@ pub struct Verdict {
     pub violated_since: Option<Timestamp>,
     /// When the evaluation happened.
     pub at: Timestamp,
+}
+
+impl Verdict {
+    /// The reason without its leading verdict word (`pass: `, `fail: `,
+    /// `pending: `, `inconclusive: `): what a sentence that already says
+    /// the verdict quotes, so that no reason says it twice.
+    pub fn why(&self) -> &str {
+        for word in ["pass: ", "fail: ", "pending: ", "inconclusive: "] {
+            if let Some(rest) = self.reason.strip_prefix(word) {
+                return rest;
+            }
+        }
+        &self.reason
+    }
 }
 
 /// A check as the engine uses it (resolved from the config's `CheckSpec`).
@@ -210,29 +172,40 @@ impl CheckDef {
         self.max_increase.is_some() || self.max_ratio.is_some()
     }
 
-    /// The conditions as text: `canary <= 0.05 and canary - baseline <= 0.01`.
+    /// `v` in this check's unit, for people (`11.9 %`, `45 ms`; see
+    /// [`crate::units`]).
+    pub fn show(&self, v: f64) -> String {
+        crate::units::value(v, self.unit)
+    }
+
+    /// The conditions as text for people, values in the check's unit:
+    /// `canary ≤ 5 % and ≤ baseline + 1 %`, `canary ≤ 1.5× baseline`,
+    /// `canary ≤ 2× max(baseline, 0.1 %)`, `canary ≥ 100`.
     pub fn condition_text(&self) -> String {
         let mut parts = Vec::new();
         if let Some(v) = self.max {
-            parts.push(format!("canary <= {}", fmt_num(v)));
+            parts.push(format!("≤ {}", self.show(v)));
         }
         if let Some(v) = self.min {
-            parts.push(format!("canary >= {}", fmt_num(v)));
+            parts.push(format!("≥ {}", self.show(v)));
         }
         if let Some(v) = self.max_increase {
-            parts.push(format!("canary - baseline <= {}", fmt_num(v)));
+            parts.push(format!("≤ baseline + {}", self.show(v)));
         }
         if let Some(v) = self.max_ratio {
             match self.min_baseline {
                 Some(f) => parts.push(format!(
-                    "canary / max(baseline, {}) <= {}",
-                    fmt_num(f),
-                    fmt_num(v)
+                    "≤ {} max(baseline, {})",
+                    crate::units::factor(v),
+                    self.show(f)
                 )),
-                None => parts.push(format!("canary / baseline <= {}", fmt_num(v))),
+                None => parts.push(format!("≤ {} baseline", crate::units::factor(v))),
             }
         }
-        parts.join(" and ")
+        if parts.is_empty() {
+            return String::new();
+        }
+        format!("canary {}", parts.join(" and "))
     }
 }
 
@@ -249,21 +222,10 @@ pub struct CheckRun {
     pub last: Option<Verdict>,
 }
 
-/// Formats a number compactly for reasons (`0.0512`, `1.2e-5`, `250`).
+/// Formats a plain number compactly (three significant digits: `0.0512`,
+/// `1.23e-5`, `250`); values with a unit go through [`crate::units::value`].
 pub fn fmt_num(v: f64) -> String {
-    if !v.is_finite() {
-        return format!("{v}");
-    }
-    if v == 0.0 {
-        return "0".into();
-    }
-    let a = v.abs();
-    if !(1e-4..1e6).contains(&a) {
-        return format!("{v:.3e}");
-    }
-    let s = format!("{v:.4}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    s.to_string()
+    crate::units::plain(v)
 }
 
 fn elapsed(now: Timestamp, since: Timestamp) -> Duration {
@@ -295,6 +257,70 @@ fn usable(r: &TrackResult, track: &str, unit: Option<Unit>) -> Result<f64, Strin
             Ok(r.value)
         }
     }
+}
+
+/// What the canary's value violates, as predicates of the canary (`is
+/// above the limit 5 %`, `is 3× baseline 40 ms (limit 1.5×)`), and notes
+/// on how the conditions were evaluated; values in the check's unit.
+fn violations(def: &CheckDef, canary: f64, baseline: Option<f64>) -> (Vec<String>, Vec<String>) {
+    let show = |x: f64| def.show(x);
+    let mut violations = Vec::new();
+    let mut notes = Vec::new();
+    if let Some(max) = def.max
+        && canary > max
+    {
+        violations.push(format!("is above the limit {}", show(max)));
+    }
+    if let Some(min) = def.min
+        && canary < min
+    {
+        violations.push(format!("is below the minimum {}", show(min)));
+    }
+    if let (Some(inc), Some(b)) = (def.max_increase, baseline)
+        && canary - b > inc
+    {
+        violations.push(format!(
+            "is {} above baseline {} (limit +{})",
+            show(canary - b),
+            show(b),
+            show(inc)
+        ));
+    }
+    if let (Some(ratio), Some(b)) = (def.max_ratio, baseline) {
+        // The denominator: the baseline, raised to its floor when set.
+        let floor = def.min_baseline.filter(|f| *f > 0.0 && b < *f);
+        let denom = floor.unwrap_or(b);
+        if denom > 0.0 {
+            if canary / denom > ratio {
+                violations.push(match floor {
+                    Some(f) => format!(
+                        "is {} the baseline floor {} (baseline {}; limit {})",
+                        units::factor(canary / denom),
+                        show(f),
+                        show(b),
+                        units::factor(ratio)
+                    ),
+                    None => format!(
+                        "is {} baseline {} (limit {})",
+                        units::factor(canary / denom),
+                        show(b),
+                        units::factor(ratio)
+                    ),
+                });
+            } else if floor.is_some() {
+                notes.push(format!("compared with the baseline floor {}", show(denom)));
+            }
+        } else if canary > 0.0 {
+            violations.push(format!(
+                "is above 0 against baseline {}, more than any ratio (limit {}; a baseline floor in the check's config would allow some)",
+                show(0.0),
+                units::factor(ratio)
+            ));
+        } else {
+            notes.push("the ratio holds with both at 0".to_string());
+        }
+    }
+    (violations, notes)
 }
 
 /// Judges one measurement against `def`, given the state of previous
@@ -348,17 +374,17 @@ pub fn judge(
     if let Some(min) = def.min_requests {
         let check_track = |req: Option<f64>, track: &str| match req {
             None => Err(format!(
-                "{track}: request count unknown, cannot check min_requests {}",
-                fmt_num(min)
+                "{track}: request count unknown, so the minimum of {} req in the window cannot be checked",
+                units::count(min)
             )),
             Some(r) if !r.is_finite() || r < min => Err(format!(
-                "too little traffic: {track} had {} requests in the window, need at least {}",
+                "too little traffic: {track} had {} req in the window, need at least {}",
                 if r.is_finite() {
-                    fmt_num(r)
+                    units::count(r)
                 } else {
                     "no".into()
                 },
-                fmt_num(min)
+                units::count(min)
             )),
             Some(_) => Ok(()),
         };
@@ -387,74 +413,15 @@ pub fn judge(
             v,
             run,
             format!(
-                "baseline {} is negative: canary / baseline (max_ratio) has no meaning",
-                fmt_num(b)
+                "baseline {} is negative: a canary-to-baseline ratio has no meaning",
+                def.show(b)
             ),
         );
     }
 
-    let mut violations = Vec::new();
-    if let Some(max) = def.max
-        && canary > max
-    {
-        violations.push(format!("canary {} > max {}", fmt_num(canary), fmt_num(max)));
-    }
-    if let Some(min) = def.min
-        && canary < min
-    {
-        violations.push(format!("canary {} < min {}", fmt_num(canary), fmt_num(min)));
-    }
-    let mut notes = Vec::new();
-    if let (Some(inc), Some(b)) = (def.max_increase, baseline)
-        && canary - b > inc
-    {
-        violations.push(format!(
-            "canary {} - baseline {} = {} > max_increase {}",
-            fmt_num(canary),
-            fmt_num(b),
-            fmt_num(canary - b),
-            fmt_num(inc)
-        ));
-    }
-    if let (Some(ratio), Some(b)) = (def.max_ratio, baseline) {
-        // The denominator: the baseline, raised to its floor when set.
-        let floor = def.min_baseline.filter(|f| *f > 0.0 && b < *f);
-        let denom = floor.unwrap_or(b);
-        let shown = match floor {
-            Some(f) => format!("max(baseline {}, min_baseline {})", fmt_num(b), fmt_num(f)),
-            None => format!("baseline {}", fmt_num(b)),
-        };
-        if denom > 0.0 {
-            if canary / denom > ratio {
-                violations.push(format!(
-                    "canary {} / {shown} = {} > max_ratio {}",
-                    fmt_num(canary),
-                    fmt_num(canary / denom),
-                    fmt_num(ratio)
-                ));
-            } else if floor.is_some() {
-                notes.push(format!(
-                    "max_ratio used min_baseline {} as the baseline",
-                    fmt_num(denom)
-                ));
-            }
-        } else if canary > 0.0 {
-            violations.push(format!(
-                "canary {} against baseline 0: the ratio is unbounded > max_ratio {} (set min_baseline to give the baseline a floor)",
-                fmt_num(canary),
-                fmt_num(ratio)
-            ));
-        } else {
-            notes.push(format!(
-                "max_ratio holds: canary {} and baseline 0",
-                fmt_num(canary)
-            ));
-        }
-    }
-
+    let (violations, notes) = violations(def, canary, baseline);
     let counts = match (canary_req, baseline_req) {
-        (Some(c), Some(b)) => format!(" ({} / {} requests)", fmt_num(c), fmt_num(b)),
-        (Some(c), None) => format!(" ({} requests)", fmt_num(c)),
+        (Some(_), _) => format!("; {}", units::requests(canary_req, baseline_req)),
         _ => String::new(),
     };
     run.consecutive_inconclusive = 0;
@@ -463,18 +430,17 @@ pub fn judge(
         run.passes += 1;
         v.verdict = VerdictKind::Pass;
         v.reason = format!(
-            "pass: canary {}{} within {}{}{}",
-            fmt_num(canary),
+            "pass: canary {}{}{}{}",
+            def.show(canary),
             baseline
-                .map(|b| format!(", baseline {}", fmt_num(b)))
+                .map(|b| format!(", baseline {}", def.show(b)))
                 .unwrap_or_default(),
-            def.condition_text(),
-            counts,
             if notes.is_empty() {
                 String::new()
             } else {
-                format!("; {}", notes.join("; "))
-            }
+                format!(" ({})", notes.join("; "))
+            },
+            counts,
         );
     } else {
         let since = *run.violated_since.get_or_insert(now);
@@ -485,13 +451,14 @@ pub fn judge(
         if lasted >= def.for_ {
             v.verdict = VerdictKind::Fail;
             v.reason = format!(
-                "fail: {}{}{}",
-                violations.join("; "),
+                "fail: canary {} {}{}{}",
+                def.show(canary),
+                violations.join(" and "),
                 if def.for_.is_zero() {
                     String::new()
                 } else {
                     format!(
-                        " for {} (for {})",
+                        " for {} (limit {})",
                         humantime::format_duration(lasted_s),
                         humantime::format_duration(def.for_)
                     )
@@ -502,8 +469,9 @@ pub fn judge(
             v.pending = true;
             v.verdict = VerdictKind::Inconclusive;
             v.reason = format!(
-                "pending: {} for {} of {}{}",
-                violations.join("; "),
+                "pending: canary {} {} for {} of the {} allowed{}",
+                def.show(canary),
+                violations.join(" and "),
                 humantime::format_duration(lasted_s),
                 humantime::format_duration(def.for_),
                 counts
@@ -517,6 +485,20 @@ pub fn judge(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`super::judge`] with the no-break spaces between numbers and units
+    /// written as spaces, so that expected texts read plainly.
+    fn judge(
+        def: &CheckDef,
+        m: &Measurement,
+        prev: &CheckRun,
+        now: Timestamp,
+    ) -> (Verdict, CheckRun) {
+        let (mut v, run) = super::judge(def, m, prev, now);
+        v.reason = v.reason.replace('\u{a0}', " ");
+        v.condition = v.condition.replace('\u{a0}', " ");
+        (v, run)
+    }
 
     fn def() -> CheckDef {
         CheckDef {
@@ -619,7 +601,7 @@ mod tests {
         assert_eq!(v.verdict, VerdictKind::Inconclusive);
         assert!(
             v.reason
-                .contains("too little traffic: canary had 12 requests"),
+                .contains("too little traffic: canary had 12 req in the window, need at least 100"),
             "{}",
             v.reason
         );
@@ -655,8 +637,18 @@ mod tests {
         assert!(v2.pending);
         let (v3, _) = judge(&d, &bad, &r2, t(30));
         assert_eq!(v3.verdict, VerdictKind::Fail);
-        assert!(v3.reason.contains("canary 0.1 > max 0.05"), "{}", v3.reason);
-        assert!(v3.reason.contains("max_increase 0.01"), "{}", v3.reason);
+        assert!(
+            v3.reason
+                .starts_with("fail: canary 0.1 is above the limit 0.05 and "),
+            "{}",
+            v3.reason
+        );
+        assert!(
+            v3.reason
+                .contains("is 0.099 above baseline 0.001 (limit +0.01) for 30s (limit 30s)"),
+            "{}",
+            v3.reason
+        );
         assert_eq!(v3.violated_since, Some(t(0)));
     }
 
@@ -698,7 +690,12 @@ mod tests {
             t(0),
         );
         assert_eq!(v.verdict, VerdictKind::Fail);
-        assert!(v.reason.contains("= 3 > max_ratio 1.5"), "{}", v.reason);
+        assert!(
+            v.reason
+                .contains("canary 0.6 is 3× baseline 0.2 (limit 1.5×)"),
+            "{}",
+            v.reason
+        );
         let (v, _) = judge(
             &d,
             &m(ok(0.25, 1.0), ok(0.2, 1.0)),
@@ -747,8 +744,8 @@ mod tests {
             t(0),
         );
         assert_eq!(v.verdict, VerdictKind::Fail, "{}", v.reason);
-        assert!(v.reason.contains("against baseline 0"), "{}", v.reason);
-        assert!(v.reason.contains("min_baseline"), "{}", v.reason);
+        assert!(v.reason.contains("against baseline 0 %"), "{}", v.reason);
+        assert!(v.reason.contains("a baseline floor"), "{}", v.reason);
         assert_eq!(run.passes, 0);
     }
 
@@ -762,8 +759,7 @@ mod tests {
         );
         assert_eq!(v.verdict, VerdictKind::Pass, "{}", v.reason);
         assert!(
-            v.reason
-                .contains("max_ratio holds: canary 0 and baseline 0"),
+            v.reason.contains("the ratio holds with both at 0"),
             "{}",
             v.reason
         );
@@ -780,7 +776,11 @@ mod tests {
             t(0),
         );
         assert_eq!(v.verdict, VerdictKind::Pass, "{}", v.reason);
-        assert!(v.reason.contains("min_baseline 0.01"), "{}", v.reason);
+        assert!(
+            v.reason.contains("compared with the baseline floor 1 %"),
+            "{}",
+            v.reason
+        );
         // 0.5 / max(0, 0.01) = 50 > 2: fail.
         let (v, _) = judge(
             &d,
@@ -791,7 +791,7 @@ mod tests {
         assert_eq!(v.verdict, VerdictKind::Fail, "{}", v.reason);
         assert!(
             v.reason
-                .contains("max(baseline 0, min_baseline 0.01) = 50 > max_ratio 2"),
+                .contains("canary 50 % is 50× the baseline floor 1 % (baseline 0 %; limit 2×)"),
             "{}",
             v.reason
         );
@@ -803,8 +803,11 @@ mod tests {
             t(0),
         );
         assert_eq!(v.verdict, VerdictKind::Fail, "{}", v.reason);
-        assert!(v.reason.contains("baseline 0.2 = 2.5"), "{}", v.reason);
-        assert_eq!(d.condition_text(), "canary / max(baseline, 0.01) <= 2");
+        assert!(v.reason.contains("is 2.5× baseline 20 %"), "{}", v.reason);
+        assert_eq!(
+            d.condition_text().replace('\u{a0}', " "),
+            "canary ≤ 2× max(baseline, 1 %)"
+        );
     }
 
     #[test]
@@ -920,6 +923,52 @@ mod tests {
                 prop_assert_eq!(run.passes, 0);
             }
 
+            /// Every reason, whatever the check and the values, says each
+            /// thing once and names no config key (`max_increase`,
+            /// `min_baseline`, …): it is read by people, in the cockpit,
+            /// in `status` and in headless text lines.
+            #[test]
+            fn reasons_say_each_thing_once_in_words(
+                c in value(), b in value(), creq in value(), breq in value(),
+                max in prop::option::of(0.0f64..2.0),
+                min in prop::option::of(0.0f64..1.0),
+                inc in prop::option::of(0.0f64..0.5),
+                ratio in prop::option::of(0.5f64..4.0),
+                floor in prop::option::of(0.001f64..0.1),
+                unit in prop::option::of(proptest::sample::select(Unit::ALL.to_vec())),
+                for_s in 0u64..60,
+                min_req in prop::option::of(0.0f64..200.0),
+                later in 0i64..120,
+                err in prop::option::of(proptest::sample::select(vec![
+                    "no data: the query returned an empty vector",
+                    "Prometheus unreachable: connection refused (127.0.0.1:1)",
+                ])),
+            ) {
+                let d = CheckDef {
+                    name: "error-rate".into(),
+                    max, min, max_increase: inc, max_ratio: ratio,
+                    min_baseline: ratio.and(floor),
+                    unit,
+                    interval: Duration::from_secs(5),
+                    for_: Duration::from_secs(for_s),
+                    min_samples: 1,
+                    min_requests: min_req,
+                    inconclusive_limit: 3,
+                };
+                let canary = match err {
+                    Some(e) => Err(e.to_string()),
+                    None => Ok(Reading { value: c, requests: Some(creq) }),
+                };
+                let meas = m(canary, Ok(Reading { value: b, requests: Some(breq) }));
+                let (v1, r1) = judge(&d, &meas, &CheckRun::default(), t(0));
+                let (v2, _) = judge(&d, &meas, &r1, t(later));
+                for v in [v1, v2] {
+                    prop_assert_eq!(crate::units::text_flaw(&v.reason), None);
+                    prop_assert_eq!(crate::units::text_flaw(&v.condition), None);
+                    prop_assert!(!v.why().starts_with(v.verdict.as_str()), "{}", v.reason);
+                }
+            }
+
             /// A ratio check never passes on a value outside 0–1, NaN or ±Inf,
             /// for either track it compares.
             #[test]
@@ -943,6 +992,51 @@ mod tests {
         assert_eq!(fmt_num(0.05), "0.05");
         assert_eq!(fmt_num(250.0), "250");
         assert_eq!(fmt_num(0.0), "0");
-        assert_eq!(fmt_num(1.23456e-6), "1.235e-6");
+        assert_eq!(fmt_num(1.23456e-6), "1.23e-6");
+    }
+
+    #[test]
+    fn reasons_and_conditions_are_in_the_unit_of_the_check() {
+        let mut d = def();
+        d.unit = Some(Unit::Ratio);
+        assert_eq!(
+            d.condition_text().replace('\u{a0}', " "),
+            "canary ≤ 5 % and ≤ baseline + 1 %"
+        );
+        let bad = m(ok(0.1189, 35.726), ok(0.011, 758.75));
+        d.min_requests = Some(10.0);
+        let (v1, r1) = judge(&d, &bad, &CheckRun::default(), t(0));
+        assert_eq!(
+            v1.reason,
+            "pending: canary 11.9 % is above the limit 5 % and is 10.8 % above baseline 1.1 % \
+             (limit +1 %) for 0s of the 30s allowed; 36 / 759 req"
+        );
+        let (v2, _) = judge(&d, &bad, &r1, t(34));
+        assert_eq!(v2.verdict, VerdictKind::Fail);
+        assert!(
+            v2.reason.ends_with("for 34s (limit 30s); 36 / 759 req"),
+            "{}",
+            v2.reason
+        );
+        assert_eq!(v2.why(), v2.reason.trim_start_matches("fail: "));
+        let mut lat = def();
+        lat.unit = Some(Unit::Seconds);
+        lat.max = Some(0.3);
+        lat.max_increase = None;
+        lat.max_ratio = Some(1.5);
+        assert_eq!(
+            lat.condition_text().replace('\u{a0}', " "),
+            "canary ≤ 300 ms and ≤ 1.5× baseline"
+        );
+        let (v, _) = judge(
+            &lat,
+            &m(ok(0.045, 500.0), ok(0.04, 500.0)),
+            &CheckRun::default(),
+            t(0),
+        );
+        assert_eq!(
+            v.reason,
+            "pass: canary 45 ms, baseline 40 ms; 500 / 500 req"
+        );
     }
 }

@@ -37,6 +37,17 @@ impl Outcome {
             Outcome::Failed => "failed",
         }
     }
+
+    /// The outcome for people: `promoted`, `rolled back`, `aborted`,
+    /// `rollback failed` (JSON keeps [`Outcome::as_str`]).
+    pub fn words(self) -> &'static str {
+        match self {
+            Outcome::Promoted => "promoted",
+            Outcome::RolledBack => "rolled back",
+            Outcome::Aborted => "aborted",
+            Outcome::Failed => "rollback failed",
+        }
+    }
 }
 
 /// Where the release stands.
@@ -610,6 +621,36 @@ impl Release {
             s += d;
         }
         s
+    }
+
+    /// Where the release stands in its plan, for people: `step 3/8, 2m
+    /// left` while it runs (time left as [`Release::eta_s`] counts it),
+    /// `step 3/8 paused` while paused (no time left: the plan's clock
+    /// stops until someone resumes it), `step 3/8 waiting for approval`,
+    /// `rollback step 1/2` while rolling back, and the outcome once
+    /// finished (`promoted`, `rolled back`, …). Never a percentage: the
+    /// traffic weight is the only percentage on the screen.
+    pub fn position_words(&self, now: Timestamp) -> String {
+        let n = self.plan.steps.len();
+        let at = (self.current + 1).min(n);
+        match &self.phase {
+            Phase::Running => {
+                let left = self.eta_s(now);
+                if left >= 1.0 {
+                    format!("step {at}/{n}, {} left", crate::units::short_duration(left))
+                } else {
+                    format!("step {at}/{n}")
+                }
+            }
+            Phase::Paused { .. } => format!("step {at}/{n} paused"),
+            Phase::WaitingApproval { .. } => format!("step {at}/{n} waiting for approval"),
+            Phase::RollingBack { .. } => format!(
+                "rollback step {}/{}",
+                (self.rollback_current + 1).min(self.plan.rollback.len()),
+                self.plan.rollback.len()
+            ),
+            Phase::Finished { outcome, .. } => outcome.words().to_string(),
+        }
     }
 
     /// Applies one event at `now`: mutates the state and returns the effects.
@@ -1228,6 +1269,27 @@ impl Release {
     }
 
     /// The display name of the rollback trigger watching `check`, if any.
+    /// How text for people names `check`: `check `error-rate``, or for
+    /// the synthetic check of a `query` trigger, `its query`.
+    fn check_words(check: &str) -> String {
+        if crate::release::plan::is_trigger_check(check) {
+            "its query".to_string()
+        } else {
+            format!("check `{check}`")
+        }
+    }
+
+    /// The name for people of a check: its own, or for the synthetic
+    /// check of a `query` trigger, the trigger's (`rollback_when[0]` →
+    /// `errors > 5%`).
+    pub fn check_label<'a>(&'a self, check: &'a str) -> &'a str {
+        if crate::release::plan::is_trigger_check(check) {
+            self.trigger_of_check(check).unwrap_or(check)
+        } else {
+            check
+        }
+    }
+
     fn trigger_of_check(&self, check: &str) -> Option<&str> {
         self.plan.triggers.iter().find_map(|t| match t {
             Trigger::Check { name, check: c } if c == check => Some(name.as_str()),
@@ -1265,22 +1327,22 @@ impl Release {
                     if self.conclusive.get(&key) != Some(&self.epoch) {
                         out.push(match last {
                             Some(v) if v.verdict == VerdictKind::Inconclusive && !v.pending => {
-                                format!("rollback_when `{name}` has no data ({})", v.reason)
+                                format!("rollback trigger `{name}` has no data ({})", v.why())
                             }
                             _ => format!(
-                                "rollback_when `{name}` has no conclusive evaluation in this step yet"
+                                "rollback trigger `{name}` has no conclusive evaluation in this step yet"
                             ),
                         });
                     } else if let Some(v) = last
                         && v.pending
                     {
-                        out.push(format!("rollback_when `{name}` is {}", v.reason));
+                        out.push(format!("rollback trigger `{name}` is {}", v.reason));
                     }
                 }
                 Trigger::Health { name, target, .. } => {
                     if self.conclusive.get(&format!("health:{target}")) != Some(&self.epoch) {
                         out.push(format!(
-                            "rollback_when `{name}` has no probe of {target} in this step yet"
+                            "rollback trigger `{name}` has no probe of {target} in this step yet"
                         ));
                     }
                 }
@@ -1317,8 +1379,9 @@ impl Release {
             {
                 self.start_rollback(
                     format!(
-                        "rollback_when `{name}`: {}: {} (measured before the last step start)",
-                        m.check, verdict.reason
+                        "trigger `{name}`: {} failed: {} (measured before the last step start)",
+                        Self::check_words(&m.check),
+                        verdict.why()
                     ),
                     now,
                     fx,
@@ -1353,7 +1416,11 @@ impl Release {
             && let Some(name) = &trigger
         {
             self.start_rollback(
-                format!("rollback_when `{name}`: {}: {}", m.check, verdict.reason),
+                format!(
+                    "trigger `{name}`: {} failed: {}",
+                    Self::check_words(&m.check),
+                    verdict.why()
+                ),
                 now,
                 fx,
             );
@@ -1372,11 +1439,11 @@ impl Release {
         {
             self.pause(
                 format!(
-                    "rollback_when `{name}` is blind: check `{}` inconclusive {} times in a row (inconclusive_limit {}): {}",
-                    m.check,
+                    "rollback trigger `{name}` is blind: {} was inconclusive {} times in a row (limit {}): {}",
+                    Self::check_words(&m.check),
                     run.consecutive_inconclusive,
                     blind_limit(&def),
-                    verdict.reason
+                    verdict.why()
                 ),
                 fx,
             );
@@ -1409,7 +1476,7 @@ impl Release {
             VerdictKind::Fail if matches!(self.phase, Phase::Running | Phase::Paused { .. }) => {
                 self.fail_step(
                     s,
-                    format!("check `{}` {}", def.name, verdict.reason),
+                    format!("check `{}`: {}", def.name, verdict.why()),
                     now,
                     fx,
                 );
@@ -1419,14 +1486,14 @@ impl Release {
                     && run.consecutive_inconclusive >= def.inconclusive_limit
                     && matches!(self.phase, Phase::Running) =>
             {
-                self.steps[self.current].detail = format!("inconclusive: {}", verdict.reason);
+                self.steps[self.current].detail = verdict.reason.clone();
                 self.pause(
                     format!(
-                        "check `{}` inconclusive {} times in a row (inconclusive_limit {}): {}",
+                        "check `{}` was inconclusive {} times in a row (limit {}): {}",
                         def.name,
                         run.consecutive_inconclusive,
                         def.inconclusive_limit,
-                        verdict.reason
+                        verdict.why()
                     ),
                     fx,
                 );
@@ -1488,7 +1555,7 @@ impl Release {
             })
         {
             self.start_rollback(
-                format!("rollback_when `{name}`: health target {target} failed {fails} probes in a row: {detail}"),
+                format!("trigger `{name}`: health target {target} failed {fails} probes in a row: {detail}"),
                 now,
                 fx,
             );

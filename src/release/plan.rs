@@ -166,9 +166,17 @@ mod duration_map {
 /// `inconclusive_limit`).
 pub const TRIGGER_INCONCLUSIVE_LIMIT: u32 = 3;
 
-/// The synthetic check name of the `i`th `query` trigger.
+/// The synthetic check name of the `i`th `query` trigger (a key in the
+/// journal's plan, so it stays as it is; text for people names the
+/// trigger instead, see [`is_trigger_check`]).
 pub fn trigger_check_name(i: usize) -> String {
     format!("rollback_when[{i}]")
+}
+
+/// Whether `check` is the synthetic check of a `query` trigger, whose name
+/// people never need to read (they read the trigger's name).
+pub fn is_trigger_check(check: &str) -> bool {
+    check.starts_with("rollback_when[") && check.ends_with(']')
 }
 
 /// Resolves a check spec to the engine's definition.
@@ -282,7 +290,7 @@ impl Plan {
                 } else if let Some(h) = &t.health {
                     format!("health {h} failing")
                 } else {
-                    format!("rollback_when[{i}]")
+                    format!("query trigger {}", i + 1)
                 }
             });
             if let Some(c) = &t.check {

@@ -34,6 +34,79 @@ pub fn too_large(cap: u64) -> String {
     format!("answer larger than {} cap", fmt_bytes(cap))
 }
 
+/// Why a request never got an answer, cause first and short:
+/// `connection refused (127.0.0.1:1)`, `timed out (prom:9090)`,
+/// `dns error: failed to lookup address information: Name or service not
+/// known (prom.invalid:9090)`. The `host:port` comes from `url`; the
+/// request's URL (with its URL-encoded query) never appears: the query
+/// is shown once, decoded, where the verdict shows it.
+///
+/// The cause is the innermost I/O error of the chain when there is one
+/// (its kind in words for the common ones), else the chain with every
+/// `for url (…)` left out.
+pub fn transport_cause(e: &(dyn std::error::Error + 'static), url: &str) -> String {
+    use std::io::ErrorKind;
+    let mut io: Option<&std::io::Error> = None;
+    let mut timeout = false;
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(x) = src {
+        if let Some(i) = x.downcast_ref::<std::io::Error>() {
+            io = Some(i);
+        }
+        if let Some(r) = x.downcast_ref::<reqwest::Error>() {
+            timeout |= r.is_timeout();
+        }
+        src = x.source();
+    }
+    let cause = match io.map(|i| (i.kind(), i)) {
+        Some((ErrorKind::ConnectionRefused, _)) => "connection refused".to_string(),
+        Some((ErrorKind::ConnectionReset, _)) => "connection reset".to_string(),
+        Some((ErrorKind::ConnectionAborted, _)) => "connection aborted".to_string(),
+        Some((ErrorKind::TimedOut, _)) => "timed out".to_string(),
+        Some((ErrorKind::HostUnreachable, _)) => "host unreachable".to_string(),
+        Some((ErrorKind::NetworkUnreachable, _)) => "network unreachable".to_string(),
+        Some((ErrorKind::AddrNotAvailable, _)) => "address not available".to_string(),
+        _ if timeout => "timed out".to_string(),
+        Some((_, i)) => without_os_code(&i.to_string()),
+        None => without_urls(&error_chain(e)),
+    };
+    match host_port(url) {
+        Some(hp) => format!("{cause} ({hp})"),
+        None => cause,
+    }
+}
+
+/// `host:port` of `url` (the scheme's default port when none is written).
+fn host_port(url: &str) -> Option<String> {
+    let u = reqwest::Url::parse(url).ok()?;
+    Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?))
+}
+
+/// `Connection refused (os error 111)` → `Connection refused`.
+fn without_os_code(s: &str) -> String {
+    match s.rfind(" (os error ") {
+        Some(i) if s.ends_with(')') => s[..i].to_string(),
+        _ => s.to_string(),
+    }
+}
+
+/// The text with every ` for url (…)` left out (reqwest names the whole
+/// request URL there, URL-encoded query and all).
+fn without_urls(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find(" for url (") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + " for url (".len()..];
+        rest = match after.find(')') {
+            Some(j) => &after[j + 1..],
+            None => "",
+        };
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The error and its sources on one line (`a: b: c`), without repeats.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();

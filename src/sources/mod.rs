@@ -561,7 +561,7 @@ async fn scrape_once(http: &reqwest::Client, t: &ScrapeTarget) -> Result<String,
         .timeout(t.timeout)
         .send()
         .await
-        .map_err(|e| short_http_error(&e, t.timeout))?;
+        .map_err(|e| short_http_error(&e, t.timeout, &t.url))?;
     let status = resp.status();
     if !status.is_success() {
         return Err(format!("HTTP {}", status.as_u16()));
@@ -575,17 +575,11 @@ async fn scrape_once(http: &reqwest::Client, t: &ScrapeTarget) -> Result<String,
     })
 }
 
-fn short_http_error(e: &reqwest::Error, timeout: Duration) -> String {
+fn short_http_error(e: &reqwest::Error, timeout: Duration, url: &str) -> String {
     if e.is_timeout() {
         return format!("no answer within {}", humantime::format_duration(timeout));
     }
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(x) = src {
-        s = format!("{s}: {x}");
-        src = x.source();
-    }
-    s
+    body::transport_cause(e, url)
 }
 
 /// Probes one health target: GET with its timeout and headers; ok when the
@@ -604,7 +598,7 @@ pub async fn probe_health(http: &reqwest::Client, h: &HealthTarget) -> Result<St
     let resp = req
         .send()
         .await
-        .map_err(|e| short_http_error(&e, h.timeout))?;
+        .map_err(|e| short_http_error(&e, h.timeout, &h.url))?;
     let status = resp.status().as_u16();
     let body = body::read_capped(resp, h.max_body_bytes, h.timeout)
         .await

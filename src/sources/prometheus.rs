@@ -263,7 +263,12 @@ impl Prometheus {
                 humantime::format_duration(self.timeout)
             )
         })?
-        .map_err(|e| format!("Prometheus unreachable: {}", error_chain(&e)))?;
+        .map_err(|e| {
+            format!(
+                "Prometheus unreachable: {}",
+                super::body::transport_cause(&e, &self.url)
+            )
+        })?;
         let status = resp.status().as_u16();
         let ctype = resp
             .headers()
@@ -294,6 +299,30 @@ mod tests {
         format!(
             r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{}},"value":[1800000000.123,"{value}"]}}]}}}}"#
         )
+    }
+
+    /// A closed port (nothing listens on 127.0.0.1:1): the error leads
+    /// with the cause and the host, and the URL-encoded query never
+    /// appears in it.
+    #[tokio::test]
+    async fn an_unreachable_server_is_named_by_its_cause() {
+        let p = Prometheus::new(&PrometheusSource {
+            url: "http://127.0.0.1:1".into(),
+            timeout: Duration::from_secs(2),
+            bearer_token: None,
+            basic_auth: None,
+            ca_file: None,
+            max_body_bytes: 1000,
+        })
+        .unwrap();
+        let e = p
+            .query_value(r#"sum(rate(http_requests_total{track="canary",code=~"5.."}[1m]))"#)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "Prometheus unreachable: connection refused (127.0.0.1:1)"
+        );
     }
 
     #[test]

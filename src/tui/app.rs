@@ -236,8 +236,21 @@ pub enum Msg {
     Migrations(Vec<crate::migrations::Status>),
 }
 
-/// Per-check chart history: (canary, baseline) values, newest last.
-pub type Series = VecDeque<(Option<f64>, Option<f64>)>;
+/// One evaluation of a check as the chart plots it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChartPoint {
+    /// When the evaluation happened.
+    pub at: Timestamp,
+    /// The canary's value (the check's unit), if it had one.
+    pub canary: Option<f64>,
+    /// The baseline's value (the check's unit), if it had one.
+    pub baseline: Option<f64>,
+    /// The canary's traffic weight then, percent 0–100.
+    pub weight: u8,
+}
+
+/// Per-check chart history, newest last (at most 120 points).
+pub type Series = VecDeque<ChartPoint>;
 
 /// The whole cockpit state.
 pub struct App {
@@ -653,7 +666,12 @@ impl App {
                             .and_then(|c| c.last.as_ref())
                             .map(|l| l.at);
                         if prev_at != Some(v.at) {
-                            series.push_back((v.canary, v.baseline));
+                            series.push_back(ChartPoint {
+                                at: v.at,
+                                canary: v.canary,
+                                baseline: v.baseline,
+                                weight: r.weight,
+                            });
                             while series.len() > CHART_POINTS {
                                 series.pop_front();
                             }
@@ -709,8 +727,9 @@ impl App {
                 (
                     lvl,
                     format!(
-                        "{}step {name} {status:?}: {detail}",
-                        if *rollback { "rollback " } else { "" }
+                        "{}step {name} {}: {detail}",
+                        if *rollback { "rollback " } else { "" },
+                        super::ui::status_mark(*status).1
                     ),
                 )
             }
@@ -720,7 +739,11 @@ impl App {
                     VerdictKind::Inconclusive => Level::Warn,
                     VerdictKind::Pass => Level::Debug,
                 };
-                (lvl, format!("[{}] {}", v.check, v.reason))
+                let label = self
+                    .release
+                    .as_ref()
+                    .map_or(v.check.as_str(), |r| r.check_label(&v.check));
+                (lvl, format!("[{label}] {}", v.reason))
             }
             Notice::Health { target, ok, detail } => (
                 if *ok { Level::Info } else { Level::Warn },
@@ -742,7 +765,10 @@ impl App {
                 outcome, reason, ..
             } => (
                 Level::Warn,
-                format!("release finished: {} — {reason}", outcome.as_str()),
+                format!(
+                    "release finished: {}",
+                    crate::units::led(outcome.words(), reason)
+                ),
             ),
             Notice::ManualAction { action, ok, detail } => (
                 if *ok { Level::Info } else { Level::Error },

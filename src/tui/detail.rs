@@ -4,7 +4,7 @@
 
 use super::app::{App, Detail, Pane};
 use super::ui::{phase_reason, status_mark, verdict_mark};
-use crate::release::analysis::fmt_num;
+use crate::units;
 use jiff::Timestamp;
 
 /// Seconds as people read a duration: `42 s`, `3 min 5 s`.
@@ -96,12 +96,13 @@ fn check(app: &App) -> Option<Detail> {
     let run = &r.checks[name];
     let Some(v) = &run.last else {
         return Some(Detail::new(
-            format!("check {name}"),
+            format!("check {}", r.check_label(name)),
             vec!["not evaluated yet".into()],
         ));
     };
     let (sym, word, _) = verdict_mark(app, Some((v.verdict, v.pending)));
-    let num = |x: Option<f64>| x.map(fmt_num).unwrap_or_else(|| "no data".into());
+    let unit = r.plan.checks.get(name).and_then(|d| d.unit);
+    let num = |x: Option<f64>| x.map_or_else(|| "no data".into(), |x| units::value(x, unit));
     let mut lines = vec![
         format!("{sym} {word}"),
         v.reason.clone(),
@@ -109,9 +110,8 @@ fn check(app: &App) -> Option<Detail> {
         format!("condition: {}", v.condition),
         format!("canary {}   baseline {}", num(v.canary), num(v.baseline)),
         format!(
-            "requests in window: canary {} / baseline {}",
-            num(v.requests.0),
-            num(v.requests.1)
+            "requests in the window: {}",
+            units::requests(v.requests.0, v.requests.1)
         ),
         format!(
             "passes this step: {}   inconclusive in a row: {}",
@@ -119,12 +119,12 @@ fn check(app: &App) -> Option<Detail> {
         ),
     ];
     if let Some(e) = &v.error {
-        lines.push(format!("error: {e}"));
+        lines.push(format!("no data: {e}"));
     }
     lines.push(String::new());
     lines.push("query:".into());
     lines.push(v.query.clone());
-    Some(Detail::new(format!("check {name}"), lines))
+    Some(Detail::new(format!("check {}", r.check_label(name)), lines))
 }
 
 fn logs(app: &App) -> Option<Detail> {

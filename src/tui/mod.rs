@@ -1,6 +1,7 @@
 //! The cockpit: a ratatui screen over the release engine.
 
 pub mod app;
+pub mod canary;
 pub mod command;
 pub mod detail;
 pub mod footer;

@@ -7,7 +7,6 @@
 
 use super::app::{App, Confirm, Detail, Pane, Popup, Role};
 use super::logs::{LogStyles, LogsView};
-use crate::release::analysis::fmt_num;
 use crate::release::engine::{Phase, StepRun, StepStatus};
 use crate::release::{Step, VerdictKind};
 use jiff::Timestamp;
@@ -305,7 +304,9 @@ fn draw_tabs(f: &mut Frame, app: &App, area: Rect) {
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-fn block<'a>(app: &App, pane: Pane, extra: String) -> Block<'a> {
+/// The bordered block of `pane` with its number and title (`extra` after
+/// the title); the focused pane's border in the focus style.
+pub(super) fn block<'a>(app: &App, pane: Pane, extra: String) -> Block<'a> {
     let focused = app.focus == pane;
     let n = pane.index_1();
     Block::default()
@@ -333,7 +334,7 @@ impl PaneIndex for Pane {
 fn draw_pane(f: &mut Frame, app: &App, pane: Pane, area: Rect) {
     match pane {
         Pane::Pipeline => draw_pipeline(f, app, area),
-        Pane::Canary => draw_canary(f, app, area),
+        Pane::Canary => super::canary::draw_canary(f, app, area),
         Pane::Migrations => draw_migrations(f, app, area),
         Pane::Logs => {
             let t = &app.theme;
@@ -517,6 +518,17 @@ fn step_rows<'a>(
         .map(|(s, run)| {
             let (sym, word) = status_mark(run.status);
             let st = step_style(app, run.status);
+            // The running step of a paused release is paused, not running.
+            let (sym, word, st) = if run.status == StepStatus::Running
+                && prefix.is_empty()
+                && matches!(
+                    app.release.as_ref().map(|r| &r.phase),
+                    Some(Phase::Paused { .. })
+                ) {
+                ("⏸", "paused", app.theme.warn)
+            } else {
+                (sym, word, st)
+            };
             Row::new(vec![
                 Cell::from(Span::styled(
                     fit(&format!("{sym} {prefix}{}", s.name), 22),
@@ -542,16 +554,9 @@ fn draw_pipeline(f: &mut Frame, app: &App, area: Rect) {
         );
         return;
     };
-    let extra = format!(
-        " — {} {:.0}%{}",
-        r.plan.name,
-        r.progress() * 100.0,
-        if r.is_finished() {
-            String::new()
-        } else {
-            format!(", ETA {}", short_age(r.eta_s(app.now)))
-        }
-    );
+    // Progress in steps and time, never a percentage: the header's weight
+    // bar is the only traffic figure.
+    let extra = format!(" — {} · {}", r.plan.name, r.position_words(app.now));
     let detail_w = (area.width as usize).saturating_sub(2 + 1 + 22 + 12 + 5 + 3);
     let mut rows = step_rows(app, &r.plan.steps, &r.steps, "", detail_w);
     let rollback_started = r
@@ -615,7 +620,7 @@ fn draw_pipeline(f: &mut Frame, app: &App, area: Rect) {
 /// with a `▌` bar in a one-column gutter every row keeps, so the selection
 /// shows in every theme, colourless ones included. Built-in themes draw
 /// the selection reversed.
-fn selectable<'a>(app: &App, table: Table<'a>) -> Table<'a> {
+pub(super) fn selectable<'a>(app: &App, table: Table<'a>) -> Table<'a> {
     table
         .row_highlight_style(app.theme.selection)
         .highlight_symbol(Text::from("▌"))
@@ -640,9 +645,11 @@ pub fn phase_reason(app: &App, r: &crate::release::engine::Release) -> Option<(S
             format!("approval: {message} (a to approve)"),
             app.theme.warn,
         )),
-        Phase::RollingBack { reason } => Some((format!("rollback: {reason}"), app.theme.crit)),
+        Phase::RollingBack { reason } => {
+            Some((crate::units::led("rollback", reason), app.theme.crit))
+        }
         Phase::Finished { outcome, reason } => Some((
-            format!("{}: {reason}", outcome.as_str()),
+            crate::units::led(outcome.words(), reason),
             if *outcome == crate::release::Outcome::Promoted {
                 app.theme.ok
             } else {
@@ -668,179 +675,8 @@ pub fn verdict_mark(
     }
 }
 
-const SPARK: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
-
-/// A text sparkline of `values` scaled to `[lo, hi]`; gaps (no data) as space.
-pub fn sparkline(values: &[Option<f64>], lo: f64, hi: f64, width: usize) -> String {
-    let start = values.len().saturating_sub(width);
-    values[start..]
-        .iter()
-        .map(|v| match v {
-            Some(x) if x.is_finite() => {
-                let r = if hi > lo {
-                    ((x - lo) / (hi - lo)).clamp(0.0, 1.0)
-                } else {
-                    0.0
-                };
-                SPARK[((r * 7.0).round() as usize).min(7)]
-            }
-            _ => ' ',
-        })
-        .collect()
-}
-
-fn draw_canary(f: &mut Frame, app: &App, area: Rect) {
-    let b = block(app, Pane::Canary, String::new());
-    let inner = b.inner(area);
-    f.render_widget(b, area);
-    let Some(r) = &app.release else {
-        f.render_widget(
-            Paragraph::new(Line::styled("no release yet", app.theme.muted)),
-            inner,
-        );
-        return;
-    };
-    let t = &app.theme;
-    let names: Vec<&String> = r.checks.keys().collect();
-    let spark_w: usize = if inner.width > 110 { 24 } else { 10 };
-    // Narrow: the condition moves to the detail below the table.
-    let narrow = inner.width < 100;
-    let name_w = names
-        .iter()
-        .map(|n| n.chars().count())
-        .max()
-        .unwrap_or(5)
-        .clamp(5, 24);
-    let cond_w = (inner.width as usize).saturating_sub(1 + name_w + 9 + 9 + 15 + 12 + spark_w + 6);
-    let rows: Vec<Row> = names
-        .iter()
-        .map(|name| {
-            let run = &r.checks[*name];
-            let def = r.plan.checks.get(*name);
-            let last = run.last.as_ref();
-            let (sym, word, style) = verdict_mark(app, last.map(|v| (v.verdict, v.pending)));
-            let val = |x: Option<f64>| x.map(fmt_num).unwrap_or_else(|| "–".into());
-            let countdown = countdown(app, name);
-            let series = app.series.get(*name);
-            let (c, bl): (Vec<Option<f64>>, Vec<Option<f64>>) = series
-                .map(|s| s.iter().copied().unzip())
-                .unwrap_or_default();
-            let (lo, hi) = bounds(c.iter().chain(bl.iter()));
-            let mut cells = vec![
-                Cell::from(Span::styled(fit(name, name_w), t.text)),
-                Cell::from(Span::styled(val(last.and_then(|v| v.canary)), t.canary)),
-                Cell::from(Span::styled(val(last.and_then(|v| v.baseline)), t.baseline)),
-            ];
-            if !narrow {
-                let cond = def.map(|d| d.condition_text()).unwrap_or_default();
-                cells.push(Cell::from(Span::styled(fit(&cond, cond_w), t.muted)));
-            }
-            cells.push(Cell::from(Span::styled(format!("{sym} {word}"), style)));
-            cells.push(Cell::from(Span::styled(countdown, t.warn)));
-            cells.push(Cell::from(Span::styled(
-                sparkline(&c, lo, hi, spark_w),
-                t.canary,
-            )));
-            Row::new(cells)
-        })
-        .collect();
-    let mut head = vec!["check", "canary", "baseline"];
-    if !narrow {
-        head.push("condition");
-    }
-    head.extend([
-        "verdict",
-        "for",
-        if spark_w >= 12 {
-            "canary trend"
-        } else {
-            "trend"
-        },
-    ]);
-    let header = Row::new(head).style(t.muted.add_modifier(Modifier::UNDERLINED));
-    let detail_h = inner.height.saturating_sub(names.len() as u16 + 2).min(9);
-    let [table_area, detail_area] =
-        Layout::vertical([Constraint::Min(2), Constraint::Length(detail_h)]).areas(inner);
-    let mut widths = vec![
-        Constraint::Length(name_w as u16),
-        Constraint::Length(9),
-        Constraint::Length(9),
-    ];
-    if !narrow {
-        widths.push(Constraint::Min(cond_w as u16));
-    }
-    widths.extend([
-        Constraint::Length(15),
-        Constraint::Length(12),
-        Constraint::Length(spark_w as u16),
-    ]);
-    let mut state =
-        TableState::default().with_selected((app.focus == Pane::Canary).then(|| app.shown_check()));
-    f.render_stateful_widget(
-        selectable(
-            app,
-            Table::new(rows, widths).header(header).column_spacing(1),
-        ),
-        table_area,
-        &mut state,
-    );
-    if detail_h == 0 {
-        return;
-    }
-    // The selected check's full reason and both tracks' trend.
-    let Some(name) = names.get(app.shown_check().min(names.len().saturating_sub(1))) else {
-        return;
-    };
-    let run = &r.checks[*name];
-    let mut lines = Vec::new();
-    match &run.last {
-        Some(v) => {
-            let (_, _, style) = verdict_mark(app, Some((v.verdict, v.pending)));
-            lines.push(Line::from(vec![
-                Span::styled(format!("{name}: "), t.title),
-                Span::styled(v.reason.clone(), style),
-            ]));
-            lines.push(Line::styled(format!("query: {}", v.query), t.muted));
-            let req = |x: Option<f64>| x.map(fmt_num).unwrap_or_else(|| "?".into());
-            lines.push(Line::styled(
-                format!(
-                    "condition: {}   requests in window: canary {} / baseline {}   passes this step: {}   inconclusive in a row: {}",
-                    v.condition,
-                    req(v.requests.0),
-                    req(v.requests.1),
-                    run.passes,
-                    run.consecutive_inconclusive
-                ),
-                t.muted,
-            ));
-            if let Some(e) = &v.error {
-                lines.push(Line::styled(format!("error: {e}"), t.warn));
-            }
-        }
-        None => lines.push(Line::styled(format!("{name}: not evaluated yet"), t.muted)),
-    }
-    if let Some(s) = app.series.get(*name) {
-        let (c, bl): (Vec<Option<f64>>, Vec<Option<f64>>) = s.iter().copied().unzip();
-        let (lo, hi) = bounds(c.iter().chain(bl.iter()));
-        let w = detail_area.width.saturating_sub(12) as usize;
-        lines.push(Line::from(vec![
-            Span::styled("canary   ", t.canary),
-            Span::styled(sparkline(&c, lo, hi, w), t.canary),
-        ]));
-        lines.push(Line::from(vec![
-            Span::styled("baseline ", t.baseline),
-            Span::styled(sparkline(&bl, lo, hi, w), t.baseline),
-        ]));
-        lines.push(Line::styled(
-            format!("scale {} – {}", fmt_num(lo), fmt_num(hi)),
-            t.muted,
-        ));
-    }
-    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), detail_area);
-}
-
 /// The `for` countdown of a pending check: `fails in 23s`, else empty.
-fn countdown(app: &App, check: &str) -> String {
+pub(super) fn countdown(app: &App, check: &str) -> String {
     let Some(r) = &app.release else {
         return String::new();
     };
@@ -868,9 +704,7 @@ pub fn clock_signature(app: &App) -> String {
             sig.push_str(&elapsed(app, run));
             sig.push('|');
         }
-        if !r.is_finished() {
-            sig.push_str(&short_age(r.eta_s(app.now)));
-        }
+        sig.push_str(&r.position_words(app.now));
         for name in r.checks.keys() {
             sig.push_str(&countdown(app, name));
             sig.push('|');
@@ -885,22 +719,6 @@ pub fn clock_signature(app: &App) -> String {
         sig.push('|');
     }
     sig
-}
-
-fn bounds<'a>(values: impl Iterator<Item = &'a Option<f64>>) -> (f64, f64) {
-    let mut lo = f64::INFINITY;
-    let mut hi = f64::NEG_INFINITY;
-    for x in values.flatten() {
-        if x.is_finite() {
-            lo = lo.min(*x);
-            hi = hi.max(*x);
-        }
-    }
-    if lo > hi {
-        (0.0, 0.0)
-    } else {
-        (lo.min(0.0), hi)
-    }
 }
 
 /// The actions pane: the action history (the audit log), newest first.
