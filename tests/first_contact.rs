@@ -103,6 +103,32 @@ fn the_first_config_in_the_readme_passes_validation() {
     assert!(r.code == 0 || r.code == 1, "{}", r.code);
 }
 
+#[test]
+fn the_readme_shows_the_first_config_and_it_loads() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("## Your first config")
+        .nth(1)
+        .expect("README has a \"Your first config\" section");
+    let block = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a TOML block in the section");
+    let cfg =
+        rolldeck::config::parse(block, Path::new("README.md")).unwrap_or_else(|e| panic!("{e}"));
+    let example = rolldeck::config::load(Path::new(FIRST_CONFIG)).unwrap();
+    // The same config as the example file, comments aside.
+    assert_eq!(cfg.service, example.service);
+    assert_eq!(cfg.checks, example.checks);
+    assert_eq!(cfg.actions, example.actions);
+    assert_eq!(cfg.plans, example.plans);
+    assert_eq!(cfg.rollback, example.rollback);
+    assert_eq!(cfg.rollback_when, example.rollback_when);
+    assert_eq!(cfg.sources, example.sources);
+}
+
 /// The position (`line:col`) of every error line of `stderr`.
 fn positions(stderr: &str, file: &str) -> Vec<(usize, usize)> {
     stderr

@@ -569,3 +569,69 @@ fn cockpit_run_in_a_protected_environment_starts_only_after_the_typed_name() {
     });
     assert!(dir.path().join("traffic-5").exists());
 }
+
+#[test]
+fn start_after_a_finished_release_drives_the_next_one_in_the_same_cockpit() {
+    if !tmux_or_skip("start_after_a_finished_release") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = marker_config(
+        dir.path(),
+        "",
+        "[[plans.p.steps]]\nkind = \"traffic\"\nweight = 100\n",
+    );
+    let done = dir.path().join("exit");
+    let t = Tmux::start(
+        "again",
+        120,
+        40,
+        &format!(
+            "{b} run --config {c}; echo exit=$? > {f}; sleep 60",
+            b = bin().display(),
+            c = cfg.display(),
+            f = done.display(),
+        ),
+    );
+    t.wait_for("the first release promoted", Duration::from_secs(30), |s| {
+        s.contains("PROMOTED")
+    });
+    let history = || {
+        let r = run(
+            &["history", "--json", "--config", cfg.to_str().unwrap()],
+            &[],
+            Duration::from_secs(20),
+        );
+        serde_json::from_str::<Vec<serde_json::Value>>(r.stdout.trim()).unwrap()
+    };
+    assert_eq!(history().len(), 1);
+    // `:start` asks first, then drives a new release from this cockpit.
+    t.keys(&[":", "start", "Enter"]);
+    t.wait_for("the start confirmation", Duration::from_secs(10), |s| {
+        s.contains("Start a release of plan `p`")
+    });
+    t.keys(&["Enter"]);
+    let start = Instant::now();
+    let releases = loop {
+        let h = history();
+        if h.len() == 2 && h.iter().all(|r| r["outcome"] == "promoted") {
+            break h;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no second promoted release: {h:?}\n{}",
+            t.screen()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_ne!(releases[0]["release"], releases[1]["release"]);
+    let s = t.wait_for(
+        "the second release on screen",
+        Duration::from_secs(10),
+        |s| s.contains("PROMOTED") && !s.contains("already driven"),
+    );
+    assert!(!s.contains("already driven"), "{s}");
+    // Finished: `q` leaves at once with the last release's outcome.
+    t.keys(&["q"]);
+    assert_eq!(wait_file(&done, Duration::from_secs(20)), "exit=0");
+}
