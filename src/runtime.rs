@@ -572,10 +572,21 @@ pub fn left_unwatched(r: &Release) -> String {
     )
 }
 
+/// `SERVICE-YYYYmmdd-HHMMSS-PID` (pid in hex, low 16 bits); a second
+/// release this process starts within the same second (`:start` right
+/// after one finished) gets `-2`, `-3`, … so its journal is its own.
 fn new_release_id(service: &str) -> String {
+    static LAST: std::sync::Mutex<Option<(String, u32)>> = std::sync::Mutex::new(None);
     let now = Timestamp::now();
     let stamp = now.strftime("%Y%m%d-%H%M%S").to_string();
-    format!("{service}-{stamp}-{:04x}", std::process::id() & 0xffff)
+    let base = format!("{service}-{stamp}-{:04x}", std::process::id() & 0xffff);
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    let n = match last.as_ref() {
+        Some((prev, n)) if *prev == base => n + 1,
+        _ => 1,
+    };
+    *last = Some((base.clone(), n));
+    if n == 1 { base } else { format!("{base}-{n}") }
 }
 
 /// What the driver reports while it runs a release.
@@ -1168,4 +1179,17 @@ pub fn status(
 pub fn history(cfg: &Config, state_dir: Option<&Path>) -> anyhow::Result<Vec<Release>> {
     let paths = StatePaths::resolve(cfg, state_dir).map_err(anyhow::Error::msg)?;
     Ok(paths.store.all()?)
+}
+
+#[cfg(test)]
+mod release_id_tests {
+    use super::new_release_id;
+
+    #[test]
+    fn release_ids_of_one_process_never_repeat_within_a_second() {
+        let ids: Vec<String> = (0..5).map(|_| new_release_id("svc")).collect();
+        let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len(), "{ids:?}");
+        assert!(ids.iter().all(|id| id.starts_with("svc-")), "{ids:?}");
+    }
 }
