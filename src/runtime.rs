@@ -1019,6 +1019,45 @@ struct RunningAction {
     cancel: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
+/// The audited actions of a `migration` step on `source`: `upgrade`, or
+/// `upgrade`, `downgrade`, `upgrade` for a round trip (each named
+/// `migration SOURCE upgrade|downgrade` in the audit log, with the source's
+/// `run_timeout`). Errors: no such source, no `upgrade`/`downgrade` argv.
+fn migration_parts(
+    cfg: &Config,
+    source: &str,
+    round_trip: bool,
+) -> Result<Vec<(String, crate::exec::ActionSpec)>, String> {
+    let src = cfg
+        .sources
+        .migrations
+        .iter()
+        .find(|m| m.name == source)
+        .ok_or_else(|| format!("no migration source named `{source}`"))?;
+    let spec = |argv: &Option<Vec<String>>, what: &str| {
+        argv.clone()
+            .map(|argv| crate::exec::ActionSpec {
+                argv: Some(argv),
+                timeout: src.run_timeout,
+                description: Some(format!("{what} migrations of {source}")),
+                ..Default::default()
+            })
+            .ok_or_else(|| format!("migration source `{source}` has no `{what}` command"))
+    };
+    let up = (
+        format!("migration {source} upgrade"),
+        spec(&src.upgrade, "upgrade")?,
+    );
+    if !round_trip {
+        return Ok(vec![up]);
+    }
+    let down = (
+        format!("migration {source} downgrade"),
+        spec(&src.downgrade, "downgrade")?,
+    );
+    Ok(vec![up.clone(), down, up])
+}
+
 /// Cancels every action and waits (bounded) until each has stopped its
 /// process group; a task still running after that is aborted (which kills
 /// its group with `SIGKILL`).
@@ -1103,41 +1142,116 @@ impl EffectCtx<'_> {
                 ..
             } => {
                 let tx = self.tx.clone();
-                let Some(spec) = self.cfg.actions.get(&action).cloned() else {
-                    let _ = tx.try_send(Event::ActionFinished {
-                        run,
-                        ok: false,
-                        detail: format!("no action named `{action}` in the config"),
-                        unaudited: false,
-                    });
-                    return;
-                };
                 vars.insert("operator".into(), self.operator.to_string());
-                let req = ActionRequest {
-                    name: action,
-                    spec,
-                    vars,
-                    reason,
-                    release: Some(self.release.clone()),
-                    step: Some(step_name),
-                };
-                let ex = self.executor.clone();
-                let out = self.out_tx.clone();
                 let (cancel_tx, cancel_rx) = tokio::sync::oneshot::channel::<()>();
                 let cancelled = async move {
                     if cancel_rx.await.is_err() {
                         std::future::pending::<()>().await;
                     }
                 };
+                let ex = self.executor.clone();
+                let out = self.out_tx.clone();
+                let release = self.release.clone();
+                // A `migration` step: its parts, each an audited action.
+                let (action, parts, gated) = if let Some((src, round_trip)) =
+                    crate::migrations::parse_step_action(&action)
+                {
+                    match migration_parts(self.cfg, src, round_trip) {
+                        Ok(p) => (action.clone(), p, None),
+                        Err(e) => {
+                            let _ = tx.try_send(Event::ActionFinished {
+                                run,
+                                ok: false,
+                                detail: e,
+                                unaudited: false,
+                            });
+                            return;
+                        }
+                    }
+                } else {
+                    // A traffic step requiring migrations at head: raising
+                    // the weight waits for the check; 0 always runs.
+                    let (real, gated) = match crate::migrations::parse_gate_action(&action) {
+                        Some(real) => {
+                            let raise = vars.get("weight").is_some_and(|w| w != "0");
+                            (
+                                real.to_string(),
+                                raise.then(|| self.cfg.sources.migrations.clone()),
+                            )
+                        }
+                        None => (action.clone(), None),
+                    };
+                    let Some(spec) = self.cfg.actions.get(&real).cloned() else {
+                        let _ = tx.try_send(Event::ActionFinished {
+                            run,
+                            ok: false,
+                            detail: format!("no action named `{real}` in the config"),
+                            unaudited: false,
+                        });
+                        return;
+                    };
+                    (real.clone(), vec![(real, spec)], gated)
+                };
+                let migration = crate::migrations::parse_step_action(&action)
+                    .and_then(|(src, _)| self.cfg.sources.migrations.iter().find(|m| m.name == src))
+                    .cloned();
                 let h = tokio::spawn(async move {
-                    // Answers only once the action (its whole process group) has ended.
-                    let o = ex.run_until(req, out, cancelled).await;
+                    if let Some(sources) = gated
+                        && let Err(why) = crate::migrations::gate(&sources).await
+                    {
+                        let _ = tx
+                            .send(Event::ActionFinished {
+                                run,
+                                ok: false,
+                                detail: strip_control(&format!("refused to shift traffic: {why}")),
+                                unaudited: false,
+                            })
+                            .await;
+                        return;
+                    }
+                    let cancelled = futures::FutureExt::shared(Box::pin(cancelled));
+                    let several = parts.len() > 1 || migration.is_some();
+                    let mut said = Vec::new();
+                    let mut result = (true, false);
+                    // Answers only once each action (its whole process group) has ended.
+                    for (name, spec) in parts {
+                        let req = ActionRequest {
+                            name: name.clone(),
+                            spec,
+                            vars: vars.clone(),
+                            reason: reason.clone(),
+                            release: Some(release.clone()),
+                            step: Some(step_name.clone()),
+                        };
+                        let o = ex.run_until(req, out.clone(), cancelled.clone()).await;
+                        said.push(if several {
+                            format!("{name}: {}", o.detail)
+                        } else {
+                            o.detail.clone()
+                        });
+                        if !o.ok || o.unaudited {
+                            result = (false, o.unaudited);
+                            break;
+                        }
+                    }
+                    // Then the database must be at head and clean.
+                    if result.0
+                        && let Some(src) = migration
+                    {
+                        match crate::migrations::read(&src).await.at_head_and_clean() {
+                            Ok(()) => said.push(format!("`{}` at head", src.name)),
+                            Err(e) => {
+                                said.push(e);
+                                result.0 = false;
+                            }
+                        }
+                    }
                     let _ = tx
                         .send(Event::ActionFinished {
                             run,
-                            ok: o.ok,
-                            detail: strip_control(&o.detail),
-                            unaudited: o.unaudited,
+                            ok: result.0,
+                            detail: strip_control(&said.join("; ")),
+                            unaudited: result.1,
                         })
                         .await;
                 });

@@ -29,27 +29,25 @@ fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/alembic")
 }
 
-/// A config with one migration source (`extra` lines appended to it).
+/// A config with one migration source (`extra` lines appended to it) and
+/// a one-pause plan.
 fn config(dir: &Path, tool: &str, directory: &Path, extra: &str) -> PathBuf {
+    config_with(
+        dir,
+        tool,
+        directory,
+        extra,
+        "[plans.p]\n[[plans.p.steps]]\nkind = \"pause\"\nduration = \"1s\"\n",
+    )
+}
+
+/// A config with one migration source, `extra` lines for it, then `rest`
+/// (actions, plans, rollback).
+fn config_with(dir: &Path, tool: &str, directory: &Path, extra: &str, rest: &str) -> PathBuf {
     common::write_config(
         dir,
         &format!(
-            r#"service = "api"
-[environment]
-name = "staging"
-
-[[sources.migrations]]
-name = "app"
-tool = "{tool}"
-directory = "{}"
-timeout = "5s"
-{extra}
-
-[plans.p]
-[[plans.p.steps]]
-kind = "pause"
-duration = "1s"
-"#,
+            "service = \"api\"\n[environment]\nname = \"staging\"\n\n[[sources.migrations]]\nname = \"app\"\ntool = \"{tool}\"\ndirectory = \"{}\"\ntimeout = \"5s\"\n{extra}\n\n{rest}",
             directory.display()
         ),
     )
@@ -448,4 +446,271 @@ fn a_database_out_of_reach_is_a_source_down_with_its_reason() {
         assert_eq!(s["pending"].as_array().unwrap().len(), 5, "{s}");
         assert_eq!(code, 1, "{stderr}");
     }
+}
+
+/// A copy of the fixture's versions without the revisions in `skip`.
+fn versions_without(skip: &[&str]) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(fixture().join("migrations/versions")).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".py") && !skip.iter().any(|s| name.starts_with(s)) {
+            std::fs::copy(e.path(), d.path().join(&name)).unwrap();
+        }
+    }
+    d
+}
+
+/// A config whose plan runs a `migration` step (real Alembic through the
+/// action executor) then `rest` steps.
+fn step_config(dir: &Path, versions: &Path, db_url: &str, step: &str, rest: &str) -> PathBuf {
+    // Alembic reads the versions beside its env.py: a copied ini whose
+    // script_location holds the fixture's env.py and these versions.
+    let script = dir.join("script");
+    std::fs::create_dir_all(&script).unwrap();
+    std::fs::copy(fixture().join("migrations/env.py"), script.join("env.py")).unwrap();
+    let _ = std::fs::remove_file(script.join("versions"));
+    std::os::unix::fs::symlink(versions, script.join("versions")).unwrap();
+    let ini = dir.join("alembic.ini");
+    std::fs::write(&ini, "[alembic]\nscript_location = %(here)s/script\n").unwrap();
+    let alembic = |args: &str| {
+        format!(
+            "[\"/usr/bin/python3\", \"-m\", \"alembic\", \"-c\", \"{}\", {args}]",
+            ini.display()
+        )
+    };
+    config_with(
+        dir,
+        "alembic",
+        versions,
+        &format!(
+            "database_url = \"{db_url}\"\nupgrade = {}\ndowngrade = {}\nrun_timeout = \"60s\"",
+            alembic("\"upgrade\", \"head\""),
+            alembic("\"downgrade\", \"-1\"")
+        ),
+        &format!(
+            "[actions.traffic]\nargv = [\"true\"]\n\n[plans.p]\n[[plans.p.steps]]\n{step}\n{rest}\n\n[[rollback]]\nkind = \"traffic\"\nweight = 0\n"
+        ),
+    )
+}
+
+fn run_plan(cfg: &Path, state: &Path, sa_url: &str) -> common::Run {
+    common::run(
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "run",
+            "--headless",
+            "--yes",
+            "--exit-on-pause",
+        ],
+        &[("DATABASE_URL", sa_url)],
+        Duration::from_secs(180),
+    )
+}
+
+fn audit_actions(state: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in walk(state) {
+        if e.file_name()
+            .is_some_and(|n| n.to_string_lossy().contains("audit"))
+        {
+            for l in std::fs::read_to_string(&e).unwrap_or_default().lines() {
+                if let Ok(v) = serde_json::from_str::<Value>(l)
+                    && let Some(a) = v["action"].as_str()
+                {
+                    out.push(a.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn step_finished(run: &common::Run, name_part: &str) -> Value {
+    run.events()
+        .into_iter()
+        .find(|e| {
+            e["event"] == "step_finished"
+                && e["name"].as_str().is_some_and(|n| n.contains(name_part))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no step_finished {name_part}:\n{}\n{}",
+                run.stdout, run.stderr
+            )
+        })
+}
+
+/// What a plan test holds until it ends: the server, the versions copy,
+/// the config dir, the state dir and the config.
+struct PlanEnv {
+    pg: Arc<Postgres>,
+    db: String,
+    _versions: tempfile::TempDir,
+    tmp: tempfile::TempDir,
+    state: tempfile::TempDir,
+    cfg: PathBuf,
+}
+
+impl PlanEnv {
+    /// A fresh database `db`, the fixture's versions without `skip`, and a
+    /// config whose plan is `step` then `rest`; `None` when PostgreSQL or
+    /// Alembic is missing (skipped).
+    fn new(test: &str, db: &str, skip: &[&str], step: &str, rest: &str) -> Option<PlanEnv> {
+        let pg = shared_pg(test)?;
+        pg::alembic_or_skip(test)?;
+        pg.create_db(db);
+        let versions = versions_without(skip);
+        let tmp = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let cfg = step_config(tmp.path(), versions.path(), &pg.url(db), step, rest);
+        Some(PlanEnv {
+            pg,
+            db: db.to_string(),
+            _versions: versions,
+            tmp,
+            state,
+            cfg,
+        })
+    }
+
+    fn sa_url(&self) -> String {
+        self.pg.sqlalchemy_url(&self.db)
+    }
+
+    fn run(&self) -> common::Run {
+        run_plan(&self.cfg, self.state.path(), &self.sa_url())
+    }
+}
+
+#[test]
+fn migration_step_round_trip_against_the_real_database() {
+    // Revisions 1–4: every downgrade works, so the round trip passes and a
+    // traffic step requiring migrations at head then runs.
+    let Some(env) = PlanEnv::new(
+        "migration_step_round_trip_against_the_real_database",
+        "round_trip_ok",
+        &["5e6f"],
+        "kind = \"migration\"\nround_trip = true",
+        "[[plans.p.steps]]\nkind = \"traffic\"\nweight = 10\nrequire_migrations = true",
+    ) else {
+        return;
+    };
+    let (tmp, state, sa) = (&env.tmp, &env.state, env.sa_url());
+    let run = env.run();
+    assert!(!run.stdout.contains(pg::PASSWORD), "{}", run.stdout);
+    let fin = run.finished();
+    assert_eq!(fin["outcome"], "promoted", "{}\n{}", run.stdout, run.stderr);
+    let step = step_finished(&run, "migration app (round trip)");
+    let detail = step["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("upgrade") && detail.contains("downgrade") && detail.contains("at head"),
+        "{detail}"
+    );
+    let ini = tmp.path().join("alembic.ini");
+    assert_eq!(
+        revisions(&pg::alembic(&ini, &sa, &["current"]).unwrap()),
+        vec!["4d5e6f7a8b04"]
+    );
+    // Each part audited: upgrade, downgrade, upgrade, then the traffic action.
+    let audited: Vec<String> =
+        audit_actions(state.path())
+            .into_iter()
+            .fold(Vec::new(), |mut v, a| {
+                if v.last() != Some(&a) {
+                    v.push(a);
+                }
+                v
+            });
+    assert_eq!(
+        audited,
+        vec![
+            "migration app upgrade",
+            "migration app downgrade",
+            "migration app upgrade",
+            "traffic"
+        ],
+        "audit log"
+    );
+}
+
+#[test]
+fn a_failing_round_trip_fails_the_step_and_follows_on_failure() {
+    // Revision 5's downgrade only passes: the second upgrade re-creates a
+    // table that is still there (seed 000: the way back did not work).
+    let Some(env) = PlanEnv::new(
+        "a_failing_round_trip_fails_the_step_and_follows_on_failure",
+        "round_trip_bad",
+        &[],
+        "kind = \"migration\"\nround_trip = true\non_failure = \"abort\"",
+        "[[plans.p.steps]]\nkind = \"traffic\"\nweight = 10",
+    ) else {
+        return;
+    };
+    let (state, cfg) = (&env.state, &env.cfg);
+    let run = env.run();
+    let fin = run.finished();
+    assert_eq!(fin["outcome"], "aborted", "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.code, 5, "exit 5: aborted without rollback");
+    let step = step_finished(&run, "migration app");
+    assert_eq!(step["status"], "failed", "{step}");
+    assert!(
+        step["detail"].as_str().unwrap().contains("downgrade"),
+        "{step}"
+    );
+    assert!(
+        !audit_actions(state.path()).contains(&"traffic".to_string()),
+        "traffic never shifted"
+    );
+    // A pending migration still there: the status says so, at its file.
+    let (_, s, _) = migrations_json(cfg, &[]);
+    assert_eq!(pending_revisions(&s), vec!["5e6f7a8b9c05"], "{s}");
+}
+
+#[test]
+fn traffic_requiring_migrations_refuses_with_the_reason() {
+    let Some(env) = PlanEnv::new(
+        "traffic_requiring_migrations_refuses_with_the_reason",
+        "gate",
+        &[],
+        "kind = \"traffic\"\nweight = 10\nrequire_migrations = true",
+        "",
+    ) else {
+        return;
+    };
+    let ini = env.tmp.path().join("alembic.ini");
+    pg::alembic(&ini, &env.sa_url(), &["upgrade", "3c4d5e6f7a03"]).unwrap();
+    let state = &env.state;
+    let run = env.run();
+    let fin = run.finished();
+    assert_eq!(
+        fin["outcome"], "rolled_back",
+        "{}\n{}",
+        run.stdout, run.stderr
+    );
+    let step = step_finished(&run, "traffic 10%");
+    let detail = step["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("refused to shift traffic")
+            && detail.contains("not at head: 2 pending (4d5e6f7a8b04, 5e6f7a8b9c05)"),
+        "{detail}"
+    );
+    // The rollback's weight 0 still ran.
+    assert!(audit_actions(state.path()).iter().any(|a| a == "traffic"));
 }

@@ -151,6 +151,13 @@ pub struct MigrationSource {
     /// migration (e.g. `["alembic", "downgrade", "-1"]`).
     #[serde(default)]
     pub downgrade: Option<Vec<String>>,
+    /// Time limit of each `upgrade`/`downgrade` run (default 10 min, at
+    /// most 30 days).
+    #[serde(default = "default_migration_run_timeout", with = "humantime_serde")]
+    pub run_timeout: Duration,
+}
+fn default_migration_run_timeout() -> Duration {
+    d(600)
 }
 fn default_migration_timeout() -> Duration {
     d(10)
@@ -496,6 +503,9 @@ pub enum StepKind {
     Approval,
     /// Wait for a duration (or, without one, until resumed).
     Pause,
+    /// Run a migration source's `upgrade` (with `round_trip`: upgrade →
+    /// downgrade → upgrade), then check the database reached head.
+    Migration,
 }
 
 /// What happens when a step fails.
@@ -552,6 +562,16 @@ pub struct StepSpec {
     /// unless their action says `idempotent = true`.
     #[serde(default)]
     pub idempotent: Option<bool>,
+    /// `migration`: the `[[sources.migrations]]` name (default: the only one).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// `migration`: upgrade → downgrade one → upgrade → check (default false).
+    #[serde(default)]
+    pub round_trip: bool,
+    /// `traffic`: refuse to raise the canary weight unless every migration
+    /// source is at head and clean (the reason is the step's failure).
+    #[serde(default)]
+    pub require_migrations: bool,
 }
 
 /// `[[rollback_when]]`: a condition that starts the rollback at once.
@@ -1167,6 +1187,7 @@ pub fn validate(cfg: &mut Config) -> Vec<Problem> {
         actions: &action_names,
         checks: &check_names,
         health: &health_names,
+        migrations: &cfg.sources.migrations,
     };
     if cfg.plans.is_empty() {
         out.push(problem(
@@ -1273,6 +1294,7 @@ struct StepCtx<'a> {
     actions: &'a [&'a str],
     checks: &'a [&'a str],
     health: &'a [&'a str],
+    migrations: &'a [MigrationSource],
 }
 
 fn validate_step(
@@ -1295,7 +1317,75 @@ fn validate_step(
             ));
         }
     };
+    if s.kind != StepKind::Migration {
+        not_for("source", s.source.is_some(), out);
+        not_for("round_trip", s.round_trip, out);
+    }
+    if s.kind != StepKind::Traffic {
+        not_for("require_migrations", s.require_migrations, out);
+    } else if s.require_migrations && ctx.migrations.is_empty() {
+        out.push(problem(
+            at("require_migrations"),
+            "no [[sources.migrations]] to require",
+        ));
+    }
+    if s.kind == StepKind::Migration {
+        let names: Vec<&str> = ctx.migrations.iter().map(|m| m.name.as_str()).collect();
+        let src = match (&s.source, ctx.migrations) {
+            (Some(n), _) => match ctx.migrations.iter().find(|m| &m.name == n) {
+                Some(m) => Some(m),
+                None => {
+                    out.push(unknown_name(
+                        at("source"),
+                        "migration source",
+                        n,
+                        names.iter().copied(),
+                    ));
+                    None
+                }
+            },
+            (None, [one]) => Some(one),
+            (None, []) => {
+                out.push(problem(
+                    at("kind"),
+                    "a `migration` step needs a [[sources.migrations]]",
+                ));
+                None
+            }
+            (None, _) => {
+                out.push(problem(
+                    at("kind"),
+                    format!(
+                        "several migration sources: name one with `source` ({})",
+                        names.join(", ")
+                    ),
+                ));
+                None
+            }
+        };
+        if let Some(m) = src {
+            if m.upgrade.is_none() {
+                out.push(problem(
+                    at("kind"),
+                    format!(
+                        "migration source `{}` has no `upgrade` command (e.g. [\"alembic\", \"upgrade\", \"head\"])",
+                        m.name
+                    ),
+                ));
+            }
+            if s.round_trip && m.downgrade.is_none() {
+                out.push(problem(
+                    at("round_trip"),
+                    format!(
+                        "round_trip needs `downgrade` on migration source `{}` (e.g. [\"alembic\", \"downgrade\", \"-1\"])",
+                        m.name
+                    ),
+                ));
+            }
+        }
+    }
     match s.kind {
+        StepKind::Migration => {}
         StepKind::Action => match &s.action {
             None => out.push(problem(
                 at("kind"),
@@ -1447,6 +1537,7 @@ pub fn kind_name(k: StepKind) -> &'static str {
         StepKind::Analysis => "analysis",
         StepKind::Approval => "approval",
         StepKind::Pause => "pause",
+        StepKind::Migration => "migration",
     }
 }
 
@@ -1552,6 +1643,12 @@ fn validate_durations(cfg: &Config, out: &mut Vec<Problem>) {
             m.interval,
             Interval,
             path!["sources", "migrations", i, "interval"],
+            out,
+        );
+        bound(
+            m.run_timeout,
+            Positive,
+            path!["sources", "migrations", i, "run_timeout"],
             out,
         );
     }

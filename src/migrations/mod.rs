@@ -542,6 +542,52 @@ fn combine_linear(st: &mut Status, disk: &disk::Disk, applied: &Applied) {
     }
 }
 
+/// The action name a `migration` plan step runs as (the engine treats it as
+/// an action step; the runtime recognises the name): `migration:SOURCE`
+/// or `migration-round-trip:SOURCE`.
+pub fn step_action(source: &str, round_trip: bool) -> String {
+    if round_trip {
+        format!("migration-round-trip:{source}")
+    } else {
+        format!("migration:{source}")
+    }
+}
+
+/// The source and round-trip flag of a [`step_action`] name.
+pub fn parse_step_action(action: &str) -> Option<(&str, bool)> {
+    if let Some(s) = action.strip_prefix("migration-round-trip:") {
+        return Some((s, true));
+    }
+    action.strip_prefix("migration:").map(|s| (s, false))
+}
+
+/// The action name of a `traffic` step with `require_migrations = true`:
+/// `migrations-at-head:ACTION`. Raising the weight runs ACTION only when
+/// every migration source is at head and clean; setting it to 0 always
+/// runs (a way back is never blocked).
+pub fn gate_action(traffic_action: &str) -> String {
+    format!("migrations-at-head:{traffic_action}")
+}
+
+/// The traffic action behind a [`gate_action`] name.
+pub fn parse_gate_action(action: &str) -> Option<&str> {
+    action.strip_prefix("migrations-at-head:")
+}
+
+/// Whether every source is at head and clean: `Err` with the reasons.
+pub async fn gate(sources: &[MigrationSource]) -> Result<(), String> {
+    let bad: Vec<String> = read_all(sources)
+        .await
+        .iter()
+        .filter_map(|s| s.at_head_and_clean().err())
+        .collect();
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(bad.join("; "))
+    }
+}
+
 /// Reads every source, concurrently.
 pub async fn read_all(sources: &[MigrationSource]) -> Vec<Status> {
     futures::future::join_all(sources.iter().map(read)).await
@@ -652,6 +698,40 @@ mod tests {
             e.contains("r.toml:7:") && e.contains("does not exist"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn migration_steps_are_checked_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = format!(
+            "service = \"s\"\n[environment]\nname = \"e\"\n[[sources.migrations]]\nname = \"app\"\ntool = \"alembic\"\ndirectory = \"{}\"\ndatabase_url = \"postgres://h/db\"\nupgrade = [\"alembic\", \"upgrade\", \"head\"]\n[plans.p]\n[[plans.p.steps]]\n",
+            dir.path().display()
+        );
+        let err = |steps: &str| {
+            crate::config::parse(&format!("{base}{steps}"), Path::new("r.toml"))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err("kind = \"migration\"\nsource = \"ap\"\n");
+        assert!(
+            e.contains("r.toml:13:") && e.contains("did you mean `app`"),
+            "{e}"
+        );
+        let e = err("kind = \"migration\"\nround_trip = true\n");
+        assert!(
+            e.contains("r.toml:13:") && e.contains("needs `downgrade`"),
+            "{e}"
+        );
+        let e = err("kind = \"pause\"\nround_trip = true\n");
+        assert!(e.contains("does not apply"), "{e}");
+        let ok = crate::config::parse(
+            &format!("{base}kind = \"migration\"\n"),
+            Path::new("r.toml"),
+        )
+        .unwrap();
+        let plan = crate::release::Plan::from_config(&ok, None).unwrap();
+        assert_eq!(plan.steps[0].name, "migration app");
+        assert!(ok.secrets.iter().any(|s| s == "postgres://h/db"));
     }
 
     #[test]

@@ -210,10 +210,29 @@ fn step(cfg: &Config, s: &StepSpec, all_checks: &[String]) -> Step {
         StepKind::Action => StepAction::Action {
             action: s.action.clone().unwrap_or_default(),
         },
-        StepKind::Traffic => StepAction::Traffic {
-            action: s.action.clone().unwrap_or_else(|| "traffic".into()),
-            weight: s.weight.unwrap_or(0).min(100),
-        },
+        StepKind::Traffic => {
+            let action = s.action.clone().unwrap_or_else(|| "traffic".into());
+            StepAction::Traffic {
+                action: if s.require_migrations {
+                    crate::migrations::gate_action(&action)
+                } else {
+                    action
+                },
+                weight: s.weight.unwrap_or(0).min(100),
+            }
+        }
+        // The engine runs it as an action step; the runtime knows the
+        // name (`crate::migrations::step_action`).
+        StepKind::Migration => {
+            let source = s
+                .source
+                .clone()
+                .or_else(|| cfg.sources.migrations.first().map(|m| m.name.clone()))
+                .unwrap_or_default();
+            StepAction::Action {
+                action: crate::migrations::step_action(&source, s.round_trip),
+            }
+        }
         StepKind::Health => StepAction::Health {
             targets: s.targets.clone(),
             passes: s.passes.unwrap_or(3).max(1),
@@ -238,7 +257,11 @@ fn step(cfg: &Config, s: &StepSpec, all_checks: &[String]) -> Step {
         },
     };
     let name = s.name.clone().unwrap_or_else(|| match &action {
-        StepAction::Action { action } => action.clone(),
+        StepAction::Action { action } => match crate::migrations::parse_step_action(action) {
+            Some((src, true)) => format!("migration {src} (round trip)"),
+            Some((src, false)) => format!("migration {src}"),
+            None => action.clone(),
+        },
         StepAction::Traffic { weight, .. } => format!("traffic {weight}%"),
         StepAction::Health { targets, .. } => format!("health {}", targets.join(",")),
         StepAction::Analysis { duration, .. } => {
