@@ -533,3 +533,71 @@ fn hundred_thousand_log_lines_arrive_in_a_bounded_ring() {
     assert_eq!(totals.lines, 5);
     assert_eq!(small.lock().unwrap().len(), 5);
 }
+
+#[test]
+fn logs_of_selected_containers_are_followed_and_tagged() {
+    use rolldeck::tui::logs::{LogBuffer, LogSource};
+    let Some(env) = Env::new("logs_of_selected_containers_are_followed_and_tagged") else {
+        return;
+    };
+    let (canary, port) = env.run_service("canary", "canary", "good");
+    let cfg = rolldeck::config::DockerSource {
+        host: None,
+        baseline: None,
+        canary: Some(rolldeck::config::ContainerSelector {
+            label: Some(format!("rolldeck.test={}-canary", env.prefix)),
+            name: None,
+        }),
+        interval: Duration::from_secs(60),
+        probe_interval: Duration::from_secs(1),
+        timeout: Duration::from_secs(5),
+        max_containers: 10,
+    };
+    let buf = std::sync::Arc::new(std::sync::Mutex::new(LogBuffer::new(100)));
+    let watch = rolldeck::docker::DockerWatch::new(&cfg);
+    let (w, f) = env.rt.block_on(async {
+        (
+            watch.spawn(),
+            tokio::spawn(rolldeck::docker::logs::follow_selected(
+                watch.clone(),
+                None,
+                Duration::from_secs(5),
+                10,
+                buf.clone(),
+            )),
+        )
+    });
+    let seen = |want: &str| {
+        let start = Instant::now();
+        loop {
+            let found = {
+                let b = buf.lock().unwrap();
+                b.visible(100).iter().any(|l| {
+                    l.source == LogSource::Container(canary.clone()) && l.text.contains(want)
+                })
+            };
+            if found {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no {want:?} line"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    // Written before the follower started (tail) …
+    seen("listening on 0.0.0.0:8080");
+    // … and after: the service logs its stop on SIGTERM.
+    let _ = port;
+    env.rt
+        .block_on(rolldeck::docker::run::stop(
+            &env.docker,
+            &canary,
+            Duration::from_secs(5),
+        ))
+        .unwrap();
+    seen("stopping");
+    w.abort();
+    f.abort();
+}

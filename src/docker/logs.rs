@@ -135,6 +135,78 @@ pub async fn stream(
     Ok(totals)
 }
 
+/// Follows the logs of every container `watch` selects, into `buf`: a
+/// [`stream`] (follow, last `tail` lines) starts for each running container
+/// as soon as the watcher sees it, and is stopped when it leaves the
+/// selection; a container that starts again gets a new stream from the time
+/// it restarted. A stream that fails says why in the buffer (as a line of
+/// the container). Runs until aborted.
+pub async fn follow_selected(
+    watch: super::DockerWatch,
+    docker_host: Option<String>,
+    timeout: Duration,
+    tail: usize,
+    buf: Arc<Mutex<LogBuffer>>,
+) {
+    let mut changed = watch.subscribe();
+    let mut running: std::collections::HashMap<String, (String, tokio::task::JoinHandle<()>)> =
+        std::collections::HashMap::new();
+    loop {
+        let now: std::collections::HashMap<String, super::ContainerInfo> = watch
+            .containers()
+            .into_iter()
+            .filter(|c| c.state == "running")
+            .map(|c| (c.id.clone(), c))
+            .collect();
+        running.retain(|id, (started, h)| {
+            let keep = now.get(id).and_then(|c| c.started_at.as_ref()) == Some(started)
+                && !h.is_finished();
+            if !keep {
+                h.abort();
+            }
+            keep
+        });
+        for (id, c) in now {
+            if running.contains_key(&id) {
+                continue;
+            }
+            let started = c.started_at.clone().unwrap_or_default();
+            let buf = buf.clone();
+            let host = docker_host.clone();
+            let name = c.name.clone();
+            let h = tokio::spawn(async move {
+                let r = match super::connect_host(host.as_deref(), timeout).await {
+                    Ok((d, _)) => {
+                        let req = LogRequest {
+                            follow: true,
+                            since: None,
+                            tail: Some(tail),
+                        };
+                        stream(&d, &name, req, &buf).await.map(|_| ())
+                    }
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = r {
+                    buf.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(LogLine::new(
+                            LogSource::Container(name),
+                            Level::Error,
+                            format!("log stream failed: {e}"),
+                        ));
+                }
+            });
+            running.insert(id, (started, h));
+        }
+        if changed.changed().await.is_err() {
+            break;
+        }
+    }
+    for (_, (_, h)) in running {
+        h.abort();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

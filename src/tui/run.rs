@@ -207,6 +207,19 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
             msg_tx.clone(),
         ));
     }
+    // Container logs into the Logs pane (tagged by container name; the
+    // Logs filter matches the name), followed while each container runs.
+    if let Some(d) = &cfg.sources.docker {
+        let watch = crate::docker::DockerWatch::new(d);
+        let _watcher = watch.spawn();
+        tokio::spawn(crate::docker::logs::follow_selected(
+            watch,
+            d.host.clone(),
+            d.timeout,
+            100,
+            app.logs.clone(),
+        ));
+    }
     // Header dots.
     {
         let sources = Sources::new(&cfg);
