@@ -244,6 +244,7 @@ async fn async_main(cli: Cli) -> i32 {
         banner: Vec::new(),
         // `rolldeck run` starts a release; `rolldeck` alone only opens the cockpit.
         start: cli.command.is_some(),
+        scrape_every: None,
     };
     let command = cli.command.unwrap_or(Cmd::Run {
         plan: None,

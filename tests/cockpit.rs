@@ -1035,11 +1035,7 @@ fn a_long_pause_reason_wraps_whole_in_the_pipeline() {
 #[test]
 fn debug_command_shows_tui_loggers_view_and_esc_leaves_it() {
     let mut app = app_with(Role::Driver, false);
-    app.update(key(':'));
-    for ch in "debug".chars() {
-        app.update(key(ch));
-    }
-    app.update(code(KeyCode::Enter));
+    run_command(&mut app, "debug");
     assert!(app.debug_view);
     let text = screen_text(&render(&app, 160, 48));
     assert!(text.contains("debug: rolldeck's own tracing"), "{text}");
@@ -1263,4 +1259,59 @@ fn start_after_a_finished_release_starts_a_new_one_with_confirmation() {
         app.flash.as_deref(),
         Some("a release is already driven here")
     );
+}
+
+#[test]
+fn no_data_before_the_first_scrape_is_a_wait_not_a_warning() {
+    let mut app = app_with(Role::Driver, false);
+    app.data_cadence = Some("scrape every 1 s".into());
+    let v = app.release.as_ref().unwrap().checks["saturation"]
+        .last
+        .clone()
+        .unwrap();
+    let notice = || {
+        Msg::Driver(DriverEvent::Notice(
+            rolldeck::release::engine::Notice::Verdict(v.clone()),
+        ))
+    };
+    // 13 s after the canary got traffic, with a 10 s window evaluated
+    // every 10 s: still the normal wait.
+    app.now = t(14);
+    assert!(app.waiting_for_first_data("saturation", &v));
+    app.update(notice());
+    app.update(notice());
+    let lines: Vec<(Level, String)> = app
+        .logs_mut()
+        .visible(100)
+        .iter()
+        .filter(|l| l.text.starts_with("[saturation]"))
+        .map(|l| (l.level, l.text.clone()))
+        .collect();
+    assert_eq!(
+        lines[0],
+        (
+            Level::Info,
+            "[saturation] waiting for first data (scrape every 1 s)".to_string()
+        ),
+        "{lines:?}"
+    );
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[1].0, Level::Debug, "said once, then quietly");
+    let term = render(&app, 160, 48);
+    let (x, y) = find_on(&term, "· no data yet");
+    let theme = Theme::builtin("dark").unwrap();
+    assert_eq!(term.backend().buffer()[(x, y)].fg, theme.muted.fg.unwrap());
+    // Past the window plus two intervals, no data is a problem again.
+    app.now = t(40);
+    assert!(!app.waiting_for_first_data("saturation", &v));
+    app.update(notice());
+    let last = app.logs_mut().visible(1)[0].clone();
+    assert_eq!(last.level, Level::Warn, "{}", last.text);
+    assert!(screen_text(&render(&app, 160, 48)).contains("? inconclusive"));
+    // A check that has had data is never "waiting".
+    let e = app.release.as_ref().unwrap().checks["error-rate"]
+        .last
+        .clone()
+        .unwrap();
+    assert!(!app.waiting_for_first_data("error-rate", &e));
 }

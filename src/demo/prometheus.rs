@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+/// How often the demo's Prometheus scrapes its targets, in seconds.
+pub const SCRAPE_INTERVAL_S: u64 = 1;
+
 use anyhow::{Context as _, bail};
 use tokio::process::Child;
 use tokio::time::Instant;
@@ -99,8 +102,8 @@ pub fn config_yaml(targets: &[ScrapeTarget]) -> anyhow::Result<String> {
     }
     // YAML double-quoted scalars accept JSON string syntax.
     let q = |s: &str| serde_json::Value::String(s.to_string()).to_string();
-    let mut y = String::from(
-        "# Written by rolldeck.\nglobal:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n",
+    let mut y = format!(
+        "# Written by rolldeck.\nglobal:\n  scrape_interval: {SCRAPE_INTERVAL_S}s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n",
     );
     if jobs.is_empty() {
         y.push_str("scrape_configs: []\n");

@@ -321,6 +321,11 @@ pub async fn run_demo(
             OutputMode::Text
         },
     };
+    // The demo's Prometheus scrapes on a schedule the config cannot say.
+    let scrape_every = env
+        .prometheus
+        .is_some()
+        .then(|| std::time::Duration::from_secs(super::prometheus::SCRAPE_INTERVAL_S));
     // Without a terminal (piped) the demo prints readable text instead.
     let body = async {
         if headless {
@@ -332,6 +337,7 @@ pub async fn run_demo(
             runtime::run(&cfg, &opts).await
         } else {
             tui.banner = banner.clone();
+            tui.scrape_every = scrape_every;
             crate::tui::run::run_tui(cfg.clone(), opts.clone(), tui).await
         }
     };

@@ -317,6 +317,14 @@ pub struct App {
     pub migrations_configured: bool,
     /// The last read of each migration source (`None`: not read yet).
     pub migrations: Option<Vec<crate::migrations::Status>>,
+    /// How often data arrives, for "waiting for first data (scrape every
+    /// 1 s)": `scrape every 1 s`, or `None` when not known (Prometheus
+    /// scrapes on its own schedule).
+    pub data_cadence: Option<String>,
+    /// Checks that have had data on both tracks in this release.
+    pub had_data: std::collections::BTreeSet<String>,
+    /// Checks whose wait for first data was said in the logs.
+    waiting_said: std::collections::BTreeSet<String>,
     /// The `:debug` view (rolldeck's own tracing through tui-logger, with
     /// per-target levels) fills the body while this is true.
     pub debug_view: bool,
@@ -403,12 +411,70 @@ impl App {
             clock: String::new(),
             driver_done: None,
             journal_error: None,
+            data_cadence: None,
+            had_data: std::collections::BTreeSet::new(),
+            waiting_said: std::collections::BTreeSet::new(),
             debug_view: false,
             debug_state: tui_logger::TuiWidgetState::new()
                 .set_default_display_level(tui_logger::LevelFilter::Debug),
             help_scroll: 0,
             help_view: std::cell::Cell::new(HelpView::default()),
             time_zone: jiff::tz::TimeZone::system(),
+        }
+    }
+
+    /// Whether `v` (check `check`) is the normal wait before the first
+    /// data rather than a problem: an inconclusive verdict without a value
+    /// on a track, for a check that has had no data in this release, while
+    /// the canary gets no traffic yet or for less than the check's window
+    /// plus two evaluation intervals since the first traffic step that
+    /// gave it some. Past that, no data
+    /// is a problem again (shown and logged as a warning).
+    pub fn waiting_for_first_data(&self, check: &str, v: &crate::release::Verdict) -> bool {
+        if v.verdict != VerdictKind::Inconclusive
+            || v.pending
+            || (v.canary.is_some() && v.baseline.is_some())
+            || self.had_data.contains(check)
+        {
+            return false;
+        }
+        let Some(r) = &self.release else {
+            return false;
+        };
+        if r.weight == 0 {
+            return true;
+        }
+        // When the first traffic step sending the canary traffic ended.
+        let since = r
+            .plan
+            .steps
+            .iter()
+            .zip(&r.steps)
+            .filter(|(s, _)| {
+                matches!(s.action, crate::release::StepAction::Traffic { weight, .. } if weight > 0)
+            })
+            .filter_map(|(_, run)| run.finished_at)
+            .min();
+        // Traffic set by hand, with no traffic step: no grace.
+        let Some(since) = since else {
+            return false;
+        };
+        let interval = r
+            .plan
+            .checks
+            .get(check)
+            .map_or(0.0, |d| d.interval.as_secs_f64());
+        let grace = r.plan.window(check).as_secs_f64() + 2.0 * interval;
+        let waited = (self.now.as_millisecond() - since.as_millisecond()) as f64 / 1000.0;
+        waited < grace
+    }
+
+    /// The words for the wait before the first data:
+    /// `waiting for first data (scrape every 1 s)`.
+    pub fn waiting_words(&self) -> String {
+        match &self.data_cadence {
+            Some(c) => format!("waiting for first data ({c})"),
+            None => "waiting for first data".to_string(),
         }
     }
 
@@ -655,8 +721,18 @@ impl App {
                     self.selected_check = 0;
                     self.check_pinned = false;
                     self.driver_done = None;
+                    self.selected_action = 0;
+                    self.had_data.clear();
+                    self.waiting_said.clear();
                 }
                 for (name, run) in &r.checks {
+                    if run
+                        .last
+                        .as_ref()
+                        .is_some_and(|v| v.canary.is_some() && v.baseline.is_some())
+                    {
+                        self.had_data.insert(name.clone());
+                    }
                     if let Some(v) = &run.last {
                         let series = self.series.entry(name.clone()).or_default();
                         let prev_at = self
@@ -732,6 +808,18 @@ impl App {
                         super::ui::status_mark(*status).1
                     ),
                 )
+            }
+            // Before the first data arrives, no data is the normal wait:
+            // said once, plainly; the reason stays in the debug lines.
+            Notice::Verdict(v) if self.waiting_for_first_data(&v.check, v) => {
+                if self.waiting_said.insert(v.check.clone()) {
+                    (
+                        Level::Info,
+                        format!("[{}] {}", v.check, self.waiting_words()),
+                    )
+                } else {
+                    (Level::Debug, format!("[{}] {}", v.check, v.reason))
+                }
             }
             Notice::Verdict(v) => {
                 let lvl = match v.verdict {

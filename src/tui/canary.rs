@@ -60,7 +60,11 @@ pub fn draw_canary(f: &mut Frame, app: &App, area: Rect) {
             let def = r.plan.checks.get(*name);
             let unit = def.and_then(|d| d.unit);
             let last = run.last.as_ref();
-            let (sym, word, style) = verdict_mark(app, last.map(|v| (v.verdict, v.pending)));
+            let (sym, word, style) = match last {
+                // The normal wait before the first data is not a warning.
+                Some(v) if app.waiting_for_first_data(name, v) => ("·", "no data yet", t.muted),
+                _ => verdict_mark(app, last.map(|v| (v.verdict, v.pending))),
+            };
             let val = |x: Option<f64>| x.map_or_else(|| "–".into(), |x| units::value(x, unit));
             let points = app.series.get(*name);
             let c: Vec<Option<f64>> = points

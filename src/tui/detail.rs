@@ -17,10 +17,10 @@ fn duration(s: f64) -> String {
     }
 }
 
-/// A timestamp to the second in local time with the zone
-/// (`2026-11-23 15:04:05 CET`).
-fn when(t: Timestamp) -> String {
-    t.to_zoned(jiff::tz::TimeZone::system())
+/// A timestamp to the second in the cockpit's time zone, with the date
+/// and the zone (`2026-11-23 15:04:05 CET`).
+fn when(app: &App, t: Timestamp) -> String {
+    t.to_zoned(app.time_zone.clone())
         .strftime("%Y-%m-%d %H:%M:%S %Z")
         .to_string()
 }
@@ -66,11 +66,15 @@ fn step(app: &App) -> Option<Detail> {
     let (sym, word) = status_mark(run.status);
     let mut lines = vec![format!("{sym} {word}")];
     if let Some(s) = run.started_at {
-        lines.push(format!("started {}", when(s)));
+        lines.push(format!("started {}", when(app, s)));
         let end = run.finished_at.unwrap_or(app.now);
         let ran = (end.as_millisecond() - s.as_millisecond()) as f64 / 1000.0;
         match run.finished_at {
-            Some(e) => lines.push(format!("finished {} (took {})", when(e), duration(ran))),
+            Some(e) => lines.push(format!(
+                "finished {} (took {})",
+                when(app, e),
+                duration(ran)
+            )),
             None => lines.push(format!("running for {}", duration(ran))),
         }
     }
@@ -135,8 +139,7 @@ fn logs(app: &App) -> Option<Detail> {
         .map(|l| {
             format!(
                 "{} {} {}: {}",
-                l.ts.to_zoned(jiff::tz::TimeZone::system())
-                    .strftime("%H:%M:%S"),
+                app.clock_time(l.ts),
                 l.level.as_str(),
                 l.source.qualified(),
                 l.text
@@ -157,7 +160,7 @@ fn action(app: &App) -> Option<Detail> {
             if a.ok { "✓" } else { "✗" },
             if a.ok { "succeeded" } else { "failed" }
         ),
-        format!("at {}", when(a.at)),
+        format!("at {}", when(app, a.at)),
         format!("by {}", a.who),
         String::new(),
         a.detail.clone(),

@@ -34,6 +34,10 @@ pub struct TuiOptions {
     /// Start a release at once when nothing is to be resumed (`rolldeck run`,
     /// the demo); otherwise the cockpit opens idle and `:start` starts one.
     pub start: bool,
+    /// How often metrics are scraped, when rolldeck cannot read it from
+    /// the config (the demo knows its Prometheus's), for "waiting for
+    /// first data (scrape every 1 s)".
+    pub scrape_every: Option<Duration>,
 }
 
 /// How often an observer checks that its driver still holds the lock.
@@ -92,6 +96,16 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
         operator.to_string(),
         Timestamp::now(),
     );
+    // Direct scrape: the fastest target's interval; Prometheus: its own
+    // schedule, known only when the caller says (the demo).
+    let scrape_every = opts.scrape_every.or_else(|| {
+        cfg.sources
+            .prometheus
+            .is_none()
+            .then(|| cfg.sources.scrape.iter().map(|s| s.interval).min())
+            .flatten()
+    });
+    app.data_cadence = scrape_every.map(|d| format!("scrape every {} s", d.as_secs_f64()));
     app.plans = cfg
         .plans
         .iter()
