@@ -453,6 +453,20 @@ async fn check(cfg: &Config, state_dir: Option<&Path>) -> i32 {
     }
     let mut all = rolldeck::preflight::probe(cfg, None).await;
     all.extend(action_statuses(cfg));
+    // Migration sources: read like the pane does (down with the reason).
+    for m in rolldeck::migrations::read_all(&cfg.sources.migrations).await {
+        let detail = match (&m.error, m.at_head_and_clean()) {
+            (Some(e), _) => e.clone(),
+            (None, Ok(())) => format!("at head {}", m.heads.join(", ")),
+            (None, Err(why)) => why,
+        };
+        all.push(SourceStatus {
+            source: format!("migrations:{}", m.name),
+            ok: m.ok,
+            detail,
+            latency_ms: None,
+        });
+    }
     let mut ok = true;
     for s in &all {
         ok &= s.ok;

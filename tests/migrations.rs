@@ -445,6 +445,20 @@ fn a_database_out_of_reach_is_a_source_down_with_its_reason() {
         // The directory is still read: everything pending, with findings.
         assert_eq!(s["pending"].as_array().unwrap().len(), 5, "{s}");
         assert_eq!(code, 1, "{stderr}");
+        // `rolldeck check` says the same, without the password.
+        let check = common::run(
+            &["--config", cfg.to_str().unwrap(), "check"],
+            &[("APP_DB", &url)],
+            Duration::from_secs(60),
+        );
+        let line = check
+            .stdout
+            .lines()
+            .find(|l| l.contains("migrations:app"))
+            .unwrap_or_else(|| panic!("{}", check.stdout));
+        assert!(line.starts_with("down") && line.contains(reason), "{line}");
+        assert!(!check.stdout.contains(pg::PASSWORD));
+        assert_eq!(check.code, 1);
     }
 }
 
