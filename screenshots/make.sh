@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Makes the README's screenshots from real runs of the demo:
 # tmux capture-pane -e → aha (ANSI → HTML) → headless Chromium → PNG.
-# Needs: tmux, aha, chromium (Debian packages), a release build.
+# Needs: tmux, aha, chromium, perl (Debian packages), a release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
-bin=${CARGO_TARGET_DIR:-$PWD/target}/release/rolldeck
+# ROLLDECK_BIN=path uses that binary instead of a fresh release build.
+if [ -n "${ROLLDECK_BIN:-}" ]; then
+  bin=$ROLLDECK_BIN
+else
+  cargo build --release --quiet
+  bin=${CARGO_TARGET_DIR:-$PWD/target}/release/rolldeck
+fi
 out=$PWD/screenshots
 sock=rolldeck-shots-$$
 tm() { tmux -L "$sock" "$@"; }
