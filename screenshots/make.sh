@@ -19,10 +19,12 @@ trap 'tm kill-server 2>/dev/null || true' EXIT
 # aha draws the bright colours (8-15, e.g. the theme's bold bright red border)
 # as `filter: contrast(70%) brightness(190%)` on the span, which brightens
 # the span's background too: grey stripes on popups. Use the bright colour
-# itself instead (xterm's bright palette).
+# itself instead (xterm's bright palette). aha also writes `color:#;` for
+# reverse video over the default background: that is black.
 bright='BEGIN { %b = ("dimgray","#808080","red","#ff5f5f","lime","#5fff5f",
   "yellow","#ffff5f","#3333FF","#5f87ff","fuchsia","#ff5fff","aqua","#5fffff",
   "white","#ffffff") }
+s{color:#;}{color:#000000;}g;
 s{style="([^"]*?)filter: contrast\(70%\) brightness\(190%\);([^"]*)"}{
   my $s = "$1$2";
   $s =~ s/(?<=:)(dimgray|red|lime|yellow|#3333FF|fuchsia|aqua|white)(?=;)/$b{$1}/g;
