@@ -1315,3 +1315,59 @@ fn no_data_before_the_first_scrape_is_a_wait_not_a_warning() {
         .unwrap();
     assert!(!app.waiting_for_first_data("error-rate", &e));
 }
+
+/// An idle cockpit redraws only when a drawn clock changes, and sleeps
+/// until then ([`rolldeck::tui::ui::next_clock_change`]): nothing drawn
+/// changes before that instant, something does at it. A pending `for`
+/// countdown ticks every second; without one the running step's time
+/// moves in 5 s steps below a minute, then per minute.
+#[test]
+fn clocks_redraw_only_at_their_granularity() {
+    use rolldeck::tui::ui::next_clock_change;
+    /// Walks the clock from `from` for `secs`, wake by wake; returns the
+    /// wakes and the seconds (from `from`) at which they happened.
+    fn walk(app: &mut App, from: jiff::Timestamp, secs: i64) -> Vec<f64> {
+        app.update(Msg::Tick(from));
+        let end = from + jiff::SignedDuration::from_secs(secs);
+        let mut wakes = Vec::new();
+        while let Some(next) = next_clock_change(app).filter(|n| *n < end) {
+            // Sampled every 100 ms up to the wake (less the time within
+            // which changes are drawn together): nothing to redraw.
+            let together = jiff::SignedDuration::from_secs_f64(rolldeck::tui::clock::TOGETHER_S);
+            let mut at = app.now + jiff::SignedDuration::from_millis(100);
+            while at < next - together {
+                app.dirty = false;
+                app.update(Msg::Tick(at));
+                assert!(!app.dirty, "redrawn at {at} before the next change {next}");
+                at += jiff::SignedDuration::from_millis(100);
+            }
+            app.dirty = false;
+            app.update(Msg::Tick(next));
+            assert!(app.dirty, "nothing drawn changed at the wake {next}");
+            wakes.push(next.duration_since(from).as_secs_f64());
+        }
+        wakes
+    }
+
+    // The pending check's `for` countdown (30 s from t(33)) is news: a
+    // redraw every second until it runs out at t(63).
+    let mut app = app_with(Role::Driver, false);
+    let wakes = walk(&mut app, t(40), 20);
+    assert!(wakes.len() >= 19, "countdown wakes: {wakes:?}");
+
+    // No countdown: the analysis step's time (started at t(3)), the time
+    // left and the source's age, in their steps.
+    let mut app = app_with(Role::Driver, false);
+    if let Some(r) = &mut app.release {
+        for c in r.checks.values_mut() {
+            if let Some(v) = &mut c.last {
+                v.pending = false;
+            }
+        }
+    }
+    let wakes = walk(&mut app, t(40), 600);
+    // 600 one-second ticks before; now a few dozen wakes in ten minutes.
+    assert!(wakes.len() <= 40, "{} wakes: {wakes:?}", wakes.len());
+    let first_minute = wakes.iter().filter(|w| **w < 20.0).count();
+    assert!(first_minute <= 8, "wakes in the first 20 s: {wakes:?}");
+}

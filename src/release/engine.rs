@@ -636,8 +636,10 @@ impl Release {
         match &self.phase {
             Phase::Running => {
                 let left = self.eta_s(now);
-                if left >= 1.0 {
-                    format!("step {at}/{n}, {} left", crate::units::short_duration(left))
+                // In the cockpit's clock steps (5 s below a minute, see
+                // `tui::clock`): it redraws only when the words change.
+                if left >= 5.0 {
+                    format!("step {at}/{n}, {} left", crate::tui::clock::running(left))
                 } else {
                     format!("step {at}/{n}")
                 }

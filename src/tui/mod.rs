@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod canary;
+pub mod clock;
 pub mod command;
 pub mod detail;
 pub mod footer;
@@ -9,5 +10,6 @@ pub mod help;
 pub mod keymap;
 pub mod logs;
 pub mod run;
+pub mod screen;
 pub mod theme;
 pub mod ui;

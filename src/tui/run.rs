@@ -9,6 +9,7 @@
 
 use super::app::{App, Msg, Out, Role};
 use super::keymap::Keymap;
+use super::screen::LeanBackend;
 use super::theme::Theme;
 use crate::config::Config;
 use crate::exec::Operator;
@@ -125,7 +126,8 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
         .collect();
     let (msg_tx, mut msg_rx) = mpsc::channel::<Msg>(4096);
     let logs = app.logs.clone();
-    let _ = super::logs::init_tracing(logs, None);
+    let (log_tx, log_lines) = tokio::sync::watch::channel(0u64);
+    let _ = super::logs::init_tracing(logs, Some(log_tx));
     for b in &opts.banner {
         tracing::info!("{b}");
     }
@@ -210,9 +212,22 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
         });
     }
     // The action history: the audit log, re-read when it grows.
-    tokio::spawn(follow_file(paths.audit.clone(), msg_tx.clone(), |p| {
-        crate::exec::AuditLog::read_all(p).ok().map(Msg::Audit)
-    }));
+    tokio::spawn(follow_file(
+        paths.audit.clone(),
+        msg_tx.clone(),
+        |p| {
+            Some(match crate::exec::AuditLog::read_all(p) {
+                Ok(records) => Msg::Audit(records),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Msg::Audit(Vec::new()),
+                Err(e) => Msg::Log(super::logs::LogLine::new(
+                    super::logs::LogSource::Rolldeck,
+                    super::logs::Level::Error,
+                    format!("audit log {}: {e}", p.display()),
+                )),
+            })
+        },
+        FALLBACK_POLL,
+    ));
     // The Migrations pane: each source re-read every (shortest) interval.
     app.migrations_configured = !cfg.sources.migrations.is_empty();
     if app.migrations_configured {
@@ -261,7 +276,7 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
         });
     }
 
-    let mut terminal = ratatui::init();
+    let mut terminal = init_terminal()?;
     // ratatui's hook restores the terminal on a panic. Only a panic of the
     // UI itself (the main thread) ends the cockpit; a background task's
     // panic is caught where it runs and shown as down.
@@ -274,7 +289,14 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
     if let Some(plan) = ask_start {
         app.confirm_start(Some(plan));
     }
-    let result = event_loop(&mut terminal, &mut app, &mut msg_rx, &mut starter).await;
+    let result = event_loop(
+        &mut terminal,
+        &mut app,
+        &mut msg_rx,
+        log_lines,
+        &mut starter,
+    )
+    .await;
     // `ratatui::restore` prints (and so panics) when the terminal is gone.
     let _ = ratatui::try_restore();
 
@@ -349,24 +371,62 @@ async fn poll_migrations(sources: Vec<crate::config::MigrationSource>, tx: mpsc:
     }
 }
 
+/// The cockpit's terminal: ratatui over [`LeanBackend`] on stdout.
+type Term = ratatui::Terminal<LeanBackend<std::io::Stdout>>;
+
+/// Like `ratatui::init`, with [`LeanBackend`]: raw mode, the alternate
+/// screen, and a panic hook that restores the terminal first.
+fn init_terminal() -> std::io::Result<Term> {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = ratatui::try_restore();
+        report(info);
+    }));
+    crossterm::terminal::enable_raw_mode()?;
+    crossterm::execute!(std::io::stdout(), crossterm::terminal::EnterAlternateScreen)?;
+    ratatui::Terminal::new(LeanBackend::new(std::io::stdout()))
+}
+
 async fn event_loop(
-    terminal: &mut ratatui::DefaultTerminal,
+    terminal: &mut Term,
     app: &mut App,
     msg_rx: &mut mpsc::Receiver<Msg>,
+    log_lines: tokio::sync::watch::Receiver<u64>,
     starter: &mut Starter,
 ) -> anyhow::Result<Stop> {
     let mut keys = crossterm::event::EventStream::new();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut pacer = Pacer::default();
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut log_lines = Some(log_lines);
     loop {
-        if app.dirty {
+        let now = tokio::time::Instant::now();
+        if app.dirty && pacer.due().is_none_or(|d| d <= now) {
             terminal.draw(|f| super::ui::draw(f, app))?;
             app.dirty = false;
+            pacer.drawn(now);
         }
+        // Sleep until a drawn clock changes (never a fixed tick), or until a
+        // batched redraw is due.
+        let clock_at = super::ui::next_clock_change(app).map(|at| {
+            let wait = at.duration_since(Timestamp::now());
+            now + Duration::try_from(wait).unwrap_or(Duration::ZERO)
+        });
+        let draw_at = pacer.due().filter(|_| app.dirty);
         let msg = tokio::select! {
+            _ = sleep_until(draw_at), if draw_at.is_some() => continue,
+            changed = async { log_lines.as_mut()?.changed().await.ok() }, if log_lines.is_some() => {
+                match changed {
+                    // rolldeck's own events went straight to the log buffer.
+                    Some(()) => {
+                        app.dirty = true;
+                        pacer.changed(tokio::time::Instant::now(), false);
+                    }
+                    None => log_lines = None,
+                }
+                continue;
+            }
             ev = keys.next() => match ev {
                 Some(Ok(crossterm::event::Event::Key(k))) if k.kind == crossterm::event::KeyEventKind::Press => Msg::Key(k),
                 Some(Ok(crossterm::event::Event::Resize(_, _))) => Msg::Resize,
@@ -384,7 +444,7 @@ async fn event_loop(
                 }
             },
             Some(m) = msg_rx.recv() => m,
-            _ = tick.tick() => Msg::Tick(Timestamp::now()),
+            _ = sleep_until(clock_at), if clock_at.is_some() => Msg::Tick(Timestamp::now()),
             _ = sigterm.recv() => return Ok(Stop::Signal("SIGTERM")),
             _ = sighup.recv() => {
                 silence_dead_terminal();
@@ -392,10 +452,15 @@ async fn event_loop(
             }
             _ = sigint.recv() => return Ok(Stop::Signal("SIGINT")),
         };
+        // A key or resize is drawn at once; data at most every DRAW_BATCH.
+        let urgent = matches!(msg, Msg::Key(_) | Msg::Resize);
         let mut outs = app.update(msg);
         // Drain what else is queued before drawing once.
         while let Ok(m) = msg_rx.try_recv() {
             outs.extend(app.update(m));
+        }
+        if app.dirty {
+            pacer.changed(tokio::time::Instant::now(), urgent);
         }
         for o in outs {
             match o {
@@ -449,6 +514,51 @@ async fn event_loop(
 
 /// Commands queued for the driver (keys are slower than the driver).
 const COMMAND_QUEUE: usize = 16;
+
+/// The longest a data change waits to be drawn: changes arriving within
+/// it (two checks' verdicts, a burst of log lines) are drawn together,
+/// once. Keys and resizes are drawn at once.
+pub const DRAW_BATCH: Duration = Duration::from_millis(250);
+
+/// When the cockpit draws: at once after a key or resize, and for data at
+/// most once per [`DRAW_BATCH`].
+#[derive(Debug, Default, Clone)]
+pub struct Pacer {
+    last: Option<tokio::time::Instant>,
+    due: Option<tokio::time::Instant>,
+}
+
+impl Pacer {
+    /// Something shown changed at `now`; `urgent` for the operator's own
+    /// input (a key, a resize).
+    pub fn changed(&mut self, now: tokio::time::Instant, urgent: bool) {
+        let at = match self.last {
+            Some(last) if !urgent => now.max(last + DRAW_BATCH),
+            _ => now,
+        };
+        self.due = Some(self.due.map_or(at, |d| d.min(at)));
+    }
+
+    /// When the pending draw is due (`None`: nothing pending).
+    pub fn due(&self) -> Option<tokio::time::Instant> {
+        self.due
+    }
+
+    /// A frame was drawn at `now`.
+    pub fn drawn(&mut self, now: tokio::time::Instant) {
+        self.last = Some(now);
+        self.due = None;
+    }
+}
+
+/// Sleeps until `at` (forever when `None`: the `select!` branch is then
+/// disabled by its precondition anyway).
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
 
 /// Starts the driver: at once, or later on `:start`.
 struct Starter {
@@ -598,35 +708,109 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-/// Re-reads `path` whenever its size changes (checked every second, off the
-/// UI's thread) and sends what `read` makes of it; stops when the UI is gone.
+/// How often a follower re-checks its file when file-change notification
+/// is unavailable (it is not polled otherwise).
+const FALLBACK_POLL: Duration = Duration::from_secs(1);
+
+/// Wakes (a `()` on the returned channel) when a path that `wanted`
+/// accepts changes in `dir` (and below it, `recursive`): by file-change
+/// notification (`notify`; inotify on Linux), never by a timer. A failed or
+/// overflowed notification wakes too: a re-read is always safe.
+///
+/// # Errors
+///
+/// When the platform offers no notification for `dir`.
+fn watch_dir(
+    dir: &std::path::Path,
+    recursive: bool,
+    wanted: impl Fn(&std::path::Path) -> bool + Send + 'static,
+) -> notify::Result<(notify::RecommendedWatcher, mpsc::Receiver<()>)> {
+    use notify::Watcher;
+    let (wake_tx, wake_rx) = mpsc::channel::<()>(1);
+    let mut watcher =
+        notify::recommended_watcher(move |ev: notify::Result<notify::Event>| match ev {
+            Ok(ev) if !ev.need_rescan() && !ev.paths.iter().any(|p| wanted(p)) => {}
+            _ => {
+                let _ = wake_tx.try_send(());
+            }
+        })?;
+    let mode = if recursive {
+        notify::RecursiveMode::Recursive
+    } else {
+        notify::RecursiveMode::NonRecursive
+    };
+    watcher.watch(dir, mode)?;
+    Ok((watcher, wake_rx))
+}
+
+/// Waits for the next wake of a follower: a notification, or (without
+/// one) the `fallback` poll.
+async fn next_wake(wake: &mut Option<mpsc::Receiver<()>>, fallback: Duration) {
+    match wake {
+        Some(rx) => {
+            if rx.recv().await.is_none() {
+                // The watcher is gone: poll from now on.
+                *wake = None;
+            }
+        }
+        None => tokio::time::sleep(fallback).await,
+    }
+}
+
+/// Re-reads `path` whenever its size changes and sends what `read` makes
+/// of it (off the UI's thread); woken by file-change notification on its
+/// directory, or every `fallback` when notification is unavailable. Stops
+/// when the UI is gone.
 async fn follow_file(
     path: std::path::PathBuf,
     tx: mpsc::Sender<Msg>,
     read: impl Fn(&std::path::Path) -> Option<Msg> + Send + Sync + 'static,
+    fallback: Duration,
 ) {
     let read = Arc::new(read);
-    let mut last_len = u64::MAX;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let dir = path
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| ".".into());
+    let _ = std::fs::create_dir_all(&dir);
+    let want = path.clone();
+    let (watcher, mut wake) = match watch_dir(&dir, false, move |p| p == want) {
+        Ok((w, rx)) => (Some(w), Some(rx)),
+        Err(e) => {
+            tracing::warn!(
+                "{}: no file-change notification ({e}); checking every {}",
+                path.display(),
+                humantime::format_duration(fallback)
+            );
+            (None, None)
+        }
+    };
+    let mut last_len = None;
     loop {
-        tick.tick().await;
-        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        if len == last_len {
-            continue;
+        let len = match std::fs::metadata(&path) {
+            Ok(m) => Some(m.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(0),
+            // Unreadable now: try again on the next wake (the read below
+            // reports the error).
+            Err(_) => None,
+        };
+        if len.is_none() || len != last_len {
+            last_len = len;
+            let p = path.clone();
+            let r = read.clone();
+            let msg = tokio::task::spawn_blocking(move || r(&p))
+                .await
+                .ok()
+                .flatten();
+            if let Some(m) = msg
+                && tx.send(m).await.is_err()
+            {
+                break;
+            }
         }
-        last_len = len;
-        let p = path.clone();
-        let r = read.clone();
-        let msg = tokio::task::spawn_blocking(move || r(&p))
-            .await
-            .ok()
-            .flatten();
-        if let Some(m) = msg
-            && tx.send(m).await.is_err()
-        {
-            break;
-        }
+        next_wake(&mut wake, fallback).await;
     }
+    drop(watcher);
 }
 
 /// The terminal hung up (SIGHUP): point stdout and stderr at `/dev/null`,
@@ -642,8 +826,8 @@ pub(crate) fn silence_dead_terminal() {
 
 /// Follows the journal's current release as observer (by byte offset, see
 /// [`crate::store::Follower`]): woken by file-change notification on the
-/// state directory (`notify`), with a slow poll as a safety net, or a 1 s
-/// poll when notification is unavailable. Sends each changed release, and
+/// state directory ([`watch_dir`]; an overflowed notification queue wakes
+/// it too), or a 1 s poll when notification is unavailable. Sends each changed release, and
 /// every read error (or its clearing) as [`Msg::JournalError`]. Stops when
 /// the UI is gone or this process starts driving.
 async fn follow_journal(
@@ -651,23 +835,12 @@ async fn follow_journal(
     tx: mpsc::Sender<Msg>,
     driving: Arc<std::sync::atomic::AtomicBool>,
 ) {
-    use notify::Watcher;
-    let (wake_tx, mut wake_rx) = mpsc::channel::<()>(1);
     let _ = std::fs::create_dir_all(store.releases_dir());
-    let watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
-        if ev.is_ok() {
-            let _ = wake_tx.try_send(());
-        }
-    })
-    .and_then(|mut w| {
-        w.watch(&store.dir, notify::RecursiveMode::Recursive)?;
-        Ok(w)
-    });
-    let poll = match &watcher {
-        Ok(_) => Duration::from_secs(10),
+    let (watcher, mut wake) = match watch_dir(&store.dir, true, |_| true) {
+        Ok((w, rx)) => (Some(w), Some(rx)),
         Err(e) => {
             tracing::warn!("journal: no file-change notification ({e}); polling every second");
-            Duration::from_secs(1)
+            (None, None)
         }
     };
     let follower = Arc::new(std::sync::Mutex::new(crate::store::Follower::new(store)));
@@ -705,10 +878,86 @@ async fn follow_journal(
                 return;
             }
         }
-        tokio::select! {
-            Some(()) = wake_rx.recv() => {}
-            _ = tokio::time::sleep(poll) => {}
-        }
+        next_wake(&mut wake, FALLBACK_POLL).await;
     }
     drop(watcher);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::Instant;
+
+    #[test]
+    fn keys_draw_at_once_data_at_most_every_batch() {
+        let t0 = Instant::now();
+        let mut p = Pacer::default();
+        // The first change draws at once.
+        p.changed(t0, false);
+        assert_eq!(p.due(), Some(t0));
+        p.drawn(t0);
+        assert_eq!(p.due(), None);
+        // Data right after a draw waits for the batch; more data in the
+        // batch joins the same draw.
+        let t1 = t0 + Duration::from_millis(10);
+        p.changed(t1, false);
+        p.changed(t1 + Duration::from_millis(100), false);
+        assert_eq!(p.due(), Some(t0 + DRAW_BATCH));
+        // A key does not wait.
+        let t2 = t1 + Duration::from_millis(20);
+        p.changed(t2, true);
+        assert_eq!(p.due(), Some(t2));
+        p.drawn(t2);
+        // Data long after the last draw draws at once.
+        let t3 = t2 + DRAW_BATCH * 4;
+        p.changed(t3, false);
+        assert_eq!(p.due(), Some(t3));
+    }
+
+    /// The audit follower is woken by file-change notification: with its
+    /// fallback poll an hour away, appends still arrive, each read once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_audit_follower_is_woken_by_notification_not_a_timer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let (tx, mut rx) = mpsc::channel(8);
+        let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = reads.clone();
+        let task = tokio::spawn(follow_file(
+            path.clone(),
+            tx,
+            move |p| {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let n = std::fs::read_to_string(p).map_or(0, |s| s.lines().count());
+                Some(Msg::DriverGone(n > 0))
+            },
+            Duration::from_secs(3600),
+        ));
+        let next = async |rx: &mut mpsc::Receiver<Msg>| match tokio::time::timeout(
+            Duration::from_secs(20),
+            rx.recv(),
+        )
+        .await
+        {
+            Ok(Some(Msg::DriverGone(b))) => b,
+            other => panic!("no wake: {other:?}"),
+        };
+        // The first read, at once: no file yet.
+        assert!(!next(&mut rx).await);
+        // The watch is set up before the first read; an append wakes it.
+        std::fs::write(&path, "one\n").unwrap();
+        assert!(next(&mut rx).await);
+        let before = reads.load(std::sync::atomic::Ordering::SeqCst);
+        // A file next to it changing does not cause a read.
+        std::fs::write(dir.path().join("other"), "x").unwrap();
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(b"two\n").unwrap();
+        assert!(next(&mut rx).await);
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), before + 1);
+        task.abort();
+    }
 }

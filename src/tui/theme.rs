@@ -730,24 +730,7 @@ fn looks_like_path(spec: &str) -> bool {
 mod tests {
     use super::*;
 
-    const NAMED_16: [Color; 16] = [
-        Color::Black,
-        Color::Red,
-        Color::Green,
-        Color::Yellow,
-        Color::Blue,
-        Color::Magenta,
-        Color::Cyan,
-        Color::Gray,
-        Color::DarkGray,
-        Color::LightRed,
-        Color::LightGreen,
-        Color::LightYellow,
-        Color::LightBlue,
-        Color::LightMagenta,
-        Color::LightCyan,
-        Color::White,
-    ];
+    use crate::tui::screen::NAMED_COLOURS as NAMED_16;
 
     #[test]
     fn builtin_files_parse_and_define_every_slot() {

@@ -6,6 +6,7 @@
 //! below 40x10 a single line says the terminal is too small.
 
 use super::app::{App, Confirm, Detail, Pane, Popup, Role};
+use super::clock;
 use super::logs::{LogStyles, LogsView};
 use crate::release::engine::{Phase, StepRun, StepStatus};
 use crate::release::{Step, VerdictKind};
@@ -87,16 +88,6 @@ pub fn draw(f: &mut Frame, app: &App) {
 
 fn age(now: Timestamp, t: Timestamp) -> f64 {
     ((now.as_millisecond() - t.as_millisecond()) as f64 / 1000.0).max(0.0)
-}
-
-fn short_age(s: f64) -> String {
-    if s < 60.0 {
-        format!("{s:.0}s")
-    } else if s < 3600.0 {
-        format!("{:.0}m", s / 60.0)
-    } else {
-        format!("{:.0}h", s / 3600.0)
-    }
 }
 
 fn draw_header(f: &mut Frame, app: &App, area: Rect) {
@@ -204,7 +195,7 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
             ("●", t.ok)
         };
         let when = match d.last_ok {
-            Some(at) if d.ok => short_age(age(app.now, at)),
+            Some(at) if d.ok => clock::source_age(age(app.now, at), d.interval_s),
             _ => "down".into(),
         };
         let label = format!("{} {when}  ", d.name);
@@ -492,14 +483,14 @@ fn step_style(app: &App, s: StepStatus) -> Style {
 
 fn elapsed(app: &App, run: &StepRun) -> String {
     match (run.started_at, run.finished_at) {
-        (Some(s), Some(e)) => short_age(age(e, s)),
+        (Some(s), Some(e)) => clock::fixed(age(e, s)),
         (Some(s), None)
             if matches!(
                 run.status,
                 StepStatus::Running | StepStatus::WaitingApproval
             ) =>
         {
-            short_age(age(app.now, s))
+            clock::running(age(app.now, s))
         }
         _ => String::new(),
     }
@@ -685,7 +676,7 @@ pub(super) fn countdown(app: &App, check: &str) -> String {
         (Some(v), Some(d)) if v.pending => match v.violated_since {
             Some(since) => {
                 let left = d.for_.as_secs_f64() - age(app.now, since);
-                format!("fails in {}", short_age(left.max(0.0)))
+                format!("fails in {}", clock::countdown(left))
             }
             None => String::new(),
         },
@@ -713,12 +704,68 @@ pub fn clock_signature(app: &App) -> String {
     for d in &app.sources {
         if let Some(at) = d.last_ok {
             let a = age(app.now, at);
-            sig.push_str(&short_age(a));
+            sig.push_str(&clock::source_age(a, d.interval_s));
             sig.push(if a > 3.0 * d.interval_s { 's' } else { 'f' });
         }
         sig.push('|');
     }
     sig
+}
+
+/// When the next clock drawn changes (`None`: none is drawn): the
+/// cockpit sleeps until then.
+pub fn next_clock_change(app: &App) -> Option<Timestamp> {
+    clock::next_change(app.now, clock_waits(app))
+}
+
+/// Seconds until each clock in [`clock_signature`] next changes (see
+/// [`clock`] for the granularities). Keep the two in step: a clock drawn
+/// but missing here is redrawn late.
+pub fn clock_waits(app: &App) -> Vec<f64> {
+    let mut waits = Vec::new();
+    if let Some(r) = &app.release {
+        for run in r.steps.iter().chain(&r.rollback_steps) {
+            if run.finished_at.is_none()
+                && matches!(
+                    run.status,
+                    StepStatus::Running | StepStatus::WaitingApproval
+                )
+                && let Some(s) = run.started_at
+            {
+                waits.push(clock::running_next(age(app.now, s)));
+            }
+        }
+        // The time left falls only while the current step has a deadline.
+        if !r.is_finished()
+            && r.steps
+                .get(r.current)
+                .and_then(|s| s.deadline)
+                .is_some_and(|d| d > app.now)
+        {
+            waits.extend(clock::running_down_next(r.eta_s(app.now)));
+        }
+        for (name, run) in &r.checks {
+            if let (Some(v), Some(d)) = (&run.last, r.plan.checks.get(name))
+                && v.pending
+                && let Some(since) = v.violated_since
+            {
+                waits.extend(clock::countdown_next(
+                    d.for_.as_secs_f64() - age(app.now, since),
+                ));
+            }
+        }
+    }
+    for d in &app.sources {
+        if let Some(at) = d.last_ok {
+            let a = age(app.now, at);
+            waits.push(clock::source_age_next(a, d.interval_s));
+            let stale_in = 3.0 * d.interval_s - a;
+            if stale_in >= 0.0 {
+                waits.push(stale_in + 0.001);
+            }
+        }
+    }
+    waits
 }
 
 /// The actions pane: the action history (the audit log), newest first.
