@@ -487,7 +487,20 @@ fn text_line(v: &serde_json::Value) -> String {
             g("status"),
             g("detail")
         ),
-        "verdict" => format!("[{}] {}", g("check"), g("reason")),
+        "verdict" => {
+            // A `query` trigger's synthetic check (`rollback_when[0]`) is
+            // named as people wrote it: the first rollback trigger.
+            let check = g("check");
+            let label = match check
+                .strip_prefix("rollback_when[")
+                .and_then(|i| i.strip_suffix(']'))
+                .and_then(|i| i.parse::<usize>().ok())
+            {
+                Some(i) => format!("rollback trigger {}", i + 1),
+                None => check,
+            };
+            format!("[{label}] {}", g("reason"))
+        }
         "health" => format!(
             "health {}: {} ({})",
             g("target"),
@@ -1305,5 +1318,36 @@ mod release_id_tests {
         let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
         assert_eq!(unique.len(), ids.len(), "{ids:?}");
         assert!(ids.iter().all(|id| id.starts_with("svc-")), "{ids:?}");
+    }
+}
+
+#[cfg(test)]
+mod text_line_tests {
+    use super::text_line;
+
+    /// Headless text lines say each thing once and name no internal key.
+    #[test]
+    fn text_lines_read_as_words() {
+        let v = serde_json::json!({"event": "verdict", "check": "rollback_when[0]",
+            "reason": "pass: canary 0.2, baseline 0.1"});
+        assert_eq!(text_line(&v), "[rollback trigger 1] pass: canary 0.2, baseline 0.1");
+        let v = serde_json::json!({"event": "rollback_started", "reason": "rollback by alice: slow"});
+        assert_eq!(text_line(&v), "ROLLBACK by alice: slow");
+        let v = serde_json::json!({"event": "release_finished", "outcome": "rolled_back",
+            "reason": "trigger `errors`: check `error-rate` failed: canary 12 %"});
+        let line = text_line(&v);
+        assert_eq!(
+            line,
+            "release finished: rolled back: trigger `errors`: check `error-rate` failed: canary 12 %"
+        );
+        let v = serde_json::json!({"event": "release_finished", "outcome": "aborted",
+            "reason": "aborted by alice"});
+        assert_eq!(text_line(&v), "release finished: aborted by alice");
+        for v in [
+            serde_json::json!({"event": "verdict", "check": "rollback_when[2]", "reason": "x"}),
+            serde_json::json!({"event": "release_finished", "outcome": "rolled_back", "reason": "rollback by bob"}),
+        ] {
+            assert_eq!(crate::units::text_flaw(&text_line(&v)), None);
+        }
     }
 }
