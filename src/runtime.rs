@@ -1330,8 +1330,12 @@ mod text_line_tests {
     fn text_lines_read_as_words() {
         let v = serde_json::json!({"event": "verdict", "check": "rollback_when[0]",
             "reason": "pass: canary 0.2, baseline 0.1"});
-        assert_eq!(text_line(&v), "[rollback trigger 1] pass: canary 0.2, baseline 0.1");
-        let v = serde_json::json!({"event": "rollback_started", "reason": "rollback by alice: slow"});
+        assert_eq!(
+            text_line(&v),
+            "[rollback trigger 1] pass: canary 0.2, baseline 0.1"
+        );
+        let v =
+            serde_json::json!({"event": "rollback_started", "reason": "rollback by alice: slow"});
         assert_eq!(text_line(&v), "ROLLBACK by alice: slow");
         let v = serde_json::json!({"event": "release_finished", "outcome": "rolled_back",
             "reason": "trigger `errors`: check `error-rate` failed: canary 12 %"});
