@@ -8,7 +8,7 @@
 //! on = ["R"]
 //! run = "rollback"
 //! context = "global"
-//! desc = "roll back the release (asks first)"
+//! desc = "roll back the release"
 //! footer = true
 //! label = "rollback"
 //! ```
