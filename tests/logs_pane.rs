@@ -452,4 +452,15 @@ fn init_tracing_refuses_a_second_subscriber() {
     );
     let err = init_tracing(buf, None).unwrap_err();
     assert!(matches!(err, InitTracingError::AlreadySet), "{err}");
+    // No tui-logger mover thread (it wakes every 10 ms: 100 wake-ups a
+    // second in an idle cockpit); the cockpit moves events before a frame.
+    let threads: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        // A test thread may end while we look: skip what is gone.
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .collect();
+    assert!(
+        !threads.iter().any(|n| n.starts_with("tui-logger")),
+        "{threads:?}"
+    );
 }

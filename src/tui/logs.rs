@@ -1219,22 +1219,24 @@ pub enum InitTracingError {
     /// earlier call).
     #[error("a global tracing subscriber is already set")]
     AlreadySet,
-    /// tui-logger could not start its background thread.
-    #[error("could not start tui-logger: {0}")]
-    TuiLogger(#[source] tui_logger::TuiLoggerError),
 }
 
 /// Installs the global tracing subscriber for the cockpit: a registry with
 /// [`tracing_layer`] (rolldeck's events into `buf`) and tui-logger's
 /// `TuiTracingSubscriberLayer` (rolldeck's events from debug, other crates'
-/// from warn), then starts tui-logger ([`tui_logger::init_logger`]).
+/// from warn) and sets tui-logger's default level.
+///
+/// tui-logger's own `init_logger` is not called: it starts a thread that
+/// wakes every 10 ms to move events from its hot buffer (100 wake-ups a
+/// second, most of an idle cockpit's CPU). The cockpit moves them itself
+/// before each frame ([`tui_logger::move_events`] in `run.rs`); between
+/// frames tui-logger's hot buffer keeps up to 1000 events and counts any
+/// overrun in the `:debug` view.
 ///
 /// # Errors
 ///
 /// [`InitTracingError::AlreadySet`] (instead of a panic) when a global
-/// subscriber is already set; nothing was installed or started then.
-/// [`InitTracingError::TuiLogger`] when tui-logger's thread could not be
-/// spawned (the subscriber is installed by then).
+/// subscriber is already set; nothing was installed then.
 pub fn init_tracing(
     buf: Arc<Mutex<LogBuffer>>,
     notify: Option<tokio::sync::watch::Sender<u64>>,
@@ -1245,7 +1247,8 @@ pub fn init_tracing(
         .with(tui_logger::TuiTracingSubscriberLayer.with_filter(tui_targets));
     tracing::subscriber::set_global_default(subscriber)
         .map_err(|_| InitTracingError::AlreadySet)?;
-    tui_logger::init_logger(tui_logger::LevelFilter::Debug).map_err(InitTracingError::TuiLogger)
+    tui_logger::set_default_level(tui_logger::LevelFilter::Debug);
+    Ok(())
 }
 
 #[cfg(test)]

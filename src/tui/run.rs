@@ -403,6 +403,9 @@ async fn event_loop(
     loop {
         let now = tokio::time::Instant::now();
         if app.dirty && pacer.due().is_none_or(|d| d <= now) {
+            // rolldeck's own tracing into the `:debug` view (tui-logger's
+            // mover thread is not started: see logs::init_tracing).
+            tui_logger::move_events();
             terminal.draw(|f| super::ui::draw(f, app))?;
             app.dirty = false;
             pacer.drawn(now);
