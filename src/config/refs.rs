@@ -187,7 +187,8 @@ pub fn url_secrets(url: &str) -> Vec<String> {
     }
     if let Some(q) = url.find('?') {
         let query = &url[q + 1..];
-        let query = query.split('#').next().unwrap_or_default();
+        // The fragment is not part of the query.
+        let query = query.split_once('#').map_or(query, |(q, _)| q);
         for pair in query.split('&') {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             if is_secret_name(&decode(name)) {

@@ -253,10 +253,19 @@ impl DockerActionSpec {
     }
 
     /// The [`RunSpec`] of a rendered `run`.
+    ///
+    /// # Errors
+    ///
+    /// A `run` without `image` (refused at load too), or a bad port.
     pub fn run_spec(&self) -> Result<RunSpec, String> {
+        let image = self
+            .image
+            .clone()
+            .filter(|i| !i.trim().is_empty())
+            .ok_or("`docker.image` is required for op = \"run\"")?;
         Ok(RunSpec {
             name: self.container.clone(),
-            image: self.image.clone().unwrap_or_default(),
+            image,
             cmd: self.cmd.clone(),
             env: self.env.clone(),
             labels: self.labels.clone(),
@@ -376,5 +385,13 @@ mod tests {
         for bad in ["8080", "x:80", "1.2.3.4:80:0", "nope:1:2", "1:2:3:4"] {
             assert!(parse_port(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_run_without_an_image_is_an_error_not_an_empty_image() {
+        let spec: DockerActionSpec =
+            toml::from_str("op = \"run\"\ncontainer = \"green\"").expect("parses");
+        let err = spec.run_spec().unwrap_err();
+        assert!(err.contains("docker.image"), "{err}");
     }
 }
