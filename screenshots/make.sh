@@ -1,46 +1,35 @@
 #!/usr/bin/env bash
 # Makes the README's screenshots from real runs of the demo:
-# tmux capture-pane -e → aha (ANSI → HTML) → headless Chromium → PNG.
-# Needs: tmux, aha, chromium, perl (Debian packages), a release build.
+# tmux capture-pane -e → examples/screenshot_html.rs (the vt100 crate
+# emulates the screen; every cell becomes a fixed-size box, so no glyph
+# can shift a column) → headless Chromium → PNG.
+# Needs: tmux, chromium, fonts-dejavu (Debian packages), a release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# ROLLDECK_BIN=path uses that binary instead of a fresh release build.
+target=${CARGO_TARGET_DIR:-$PWD/target}
+# ROLLDECK_BIN=path uses that binary instead of a fresh release build (the
+# HTML converter is then built in the dev profile).
 if [ -n "${ROLLDECK_BIN:-}" ]; then
   bin=$ROLLDECK_BIN
+  cargo build --quiet --example screenshot_html
+  to_html=$target/debug/examples/screenshot_html
 else
-  cargo build --release --quiet
-  bin=${CARGO_TARGET_DIR:-$PWD/target}/release/rolldeck
+  cargo build --release --quiet --bin rolldeck --example screenshot_html
+  bin=$target/release/rolldeck
+  to_html=$target/release/examples/screenshot_html
 fi
 out=$PWD/screenshots
 sock=rolldeck-shots-$$
 tm() { tmux -L "$sock" "$@"; }
 trap 'tm kill-server 2>/dev/null || true' EXIT
 
-# aha draws the bright colours (8-15, e.g. the theme's bold bright red border)
-# as `filter: contrast(70%) brightness(190%)` on the span, which brightens
-# the span's background too: grey stripes on popups. Use the bright colour
-# itself instead (xterm's bright palette). aha also writes `color:#;` for
-# reverse video over the default background: that is black.
-bright='BEGIN { %b = ("dimgray","#808080","red","#ff5f5f","lime","#5fff5f",
-  "yellow","#ffff5f","#3333FF","#5f87ff","fuchsia","#ff5fff","aqua","#5fffff",
-  "white","#ffffff") }
-s{color:#;}{color:#000000;}g;
-s{style="([^"]*?)filter: contrast\(70%\) brightness\(190%\);([^"]*)"}{
-  my $s = "$1$2";
-  $s =~ s/(?<=:)(dimgray|red|lime|yellow|#3333FF|fuchsia|aqua|white)(?=;)/$b{$1}/g;
-  "style=\"$s\"";
-}ge;'
-
-shot() { # name width height
+shot() { # name cols rows
   local name=$1 w=$2 h=$3 html
   html=$(mktemp --suffix=.html)
-  tm capture-pane -e -p -t demo | aha --black --title "rolldeck" | perl -p -e "$bright" > "$html"
-  # Monospace at 14px: ~8.4 px per column, 17 px per row. A span's
-  # background covers only the font's height (16.3 px): 1 px of padding
-  # closes the gaps that would show as dark lines across popups.
-  sed -i 's|<pre>|<style>pre span{padding:1px 0}</style><pre style="font-family:DejaVu Sans Mono,monospace;font-size:14px;line-height:17px;margin:4px">|' "$html"
+  tm capture-pane -e -p -t demo | "$to_html" "$w" "$h" > "$html"
+  # The page is cols × 9 + 8 by rows × 17 + 8 CSS pixels.
   chromium --headless --no-sandbox --disable-gpu --hide-scrollbars \
-    --window-size=$((w * 85 / 10 + 10)),$((h * 17 + 12)) \
+    --window-size=$((w * 9 + 8)),$((h * 17 + 8)) \
     --screenshot="$out/$name.png" "file://$html" >/dev/null 2>&1
   rm -f "$html"
   echo "wrote screenshots/$name.png"

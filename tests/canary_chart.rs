@@ -94,7 +94,12 @@ fn cockpit(end: i64) -> (App, Release) {
         checks: checks(),
         triggers: vec![],
         health_intervals: BTreeMap::new(),
-        windows: BTreeMap::new(),
+        // The chart spans a check's window: a minute.
+        windows: [
+            ("error-rate".to_string(), Duration::from_secs(60)),
+            ("latency-p95".to_string(), Duration::from_secs(60)),
+        ]
+        .into(),
     };
     let start = Event::Start {
         id: "checkout-20300317-0800".into(),
@@ -122,6 +127,14 @@ fn cockpit(end: i64) -> (App, Release) {
         detail: "exit 0".into(),
         unaudited: false,
     };
+    // The engine asks for a check one window after its analysis step
+    // starts; here it is asked every 10 s from the start (the chart draws
+    // every evaluation, counted or not).
+    let ask = |r: &mut Release, at: i64| {
+        for c in ["error-rate", "latency-p95"] {
+            r.due.insert(format!("check:{c}"), t(at));
+        }
+    };
     let feed = |r: &Release, app: &mut App| {
         app.update(Msg::Driver(DriverEvent::State(Box::new(r.clone()))));
     };
@@ -129,6 +142,7 @@ fn cockpit(end: i64) -> (App, Release) {
     feed(&r, &mut app);
     // At 5 %: healthy.
     for at in (11..=61).step_by(10) {
+        ask(&mut r, at);
         r.apply(&Event::Tick, t(at));
         let wobble = (at % 20) as f64 / 20_000.0;
         r.apply(
@@ -153,6 +167,7 @@ fn cockpit(end: i64) -> (App, Release) {
     feed(&r, &mut app);
     // At 25 %: the error ratio climbs past 5 %.
     for (i, at) in (73..=end).step_by(10).enumerate() {
+        ask(&mut r, at);
         r.apply(&Event::Tick, t(at));
         r.apply(
             &measured("error-rate", 0.01 + i as f64 * 0.0218, 0.011, r.epoch),
@@ -244,7 +259,8 @@ fn progress_is_steps_and_time_never_a_percentage() {
     assert_eq!(r.position_words(t(114)), "step 4/5, 4m left");
     // Below a minute the time left moves in 5 s steps (src/tui/clock.rs).
     assert_eq!(r.position_words(t(320)), "step 4/5, 40s left");
-    // Paused: the running step says so and the time left is gone.
+    // Paused: the running step says so, and the time left stands still
+    // (300 s − 52 s run: 4m; the step's clock stops, see `Frozen`).
     let mut paused = r.clone();
     paused.apply(
         &Event::Command(Issued {
@@ -255,13 +271,29 @@ fn progress_is_steps_and_time_never_a_percentage() {
         t(115),
     );
     assert!(matches!(paused.phase, Phase::Paused { .. }));
-    assert_eq!(paused.position_words(t(200)), "step 4/5 paused");
+    assert_eq!(paused.position_words(t(200)), "step 4/5, paused, 4m left");
+    assert_eq!(paused.position_words(t(9000)), "step 4/5, paused, 4m left");
+    assert_eq!(paused.eta_s(t(9000)), 248.0);
     let mut app = app;
     app.update(Msg::Driver(DriverEvent::State(Box::new(paused.clone()))));
     let text = screen_text(&render(&app, 160, 48));
-    assert!(text.contains("canary · step 4/5 paused"), "{text}");
+    assert!(
+        text.contains("canary · step 4/5, paused, 4m left"),
+        "{text}"
+    );
     assert!(text.contains("⏸ analysis 5m"), "{text}");
-    assert!(!text.contains(" left"), "{text}");
+    // Resumed: the clock runs again from the time the step had left.
+    let mut resumed = paused.clone();
+    resumed.apply(
+        &Event::Command(Issued {
+            command: Command::Resume,
+            operator: "alice".into(),
+            reason: None,
+        }),
+        t(1000),
+    );
+    assert_eq!(resumed.eta_s(t(1000)), 248.0);
+    assert_eq!(resumed.position_words(t(1100)), "step 4/5, 2m left");
     // Finished: the outcome, no time left.
     let mut done = paused;
     done.apply(
@@ -304,4 +336,43 @@ fn text_for_people_names_no_internal_key_and_says_each_thing_once() {
     for line in screen.lines() {
         assert_eq!(rolldeck::units::text_flaw(line), None, "{screen}");
     }
+}
+
+/// The x axis labels under the selected check's chart, as drawn.
+fn x_labels(app: &App) -> Vec<String> {
+    let text = screen_text(&render(app, 160, 48));
+    let line = text
+        .lines()
+        .find(|l| l.contains("now") && l.contains('−'))
+        .unwrap_or_else(|| panic!("no x axis:\n{text}"));
+    line.split(|c: char| c.is_whitespace() || c == '│')
+        .filter(|w| w.starts_with('−') || *w == "now")
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_chart_spans_exactly_the_checks_analysis_window() {
+    let (mut app, _) = cockpit(103);
+    // The window is 60 s: −1m … now, whatever the number of points kept.
+    assert_eq!(x_labels(&app), ["−1m", "−30s", "now"]);
+    // A 20 s window: −20s … now.
+    let rel = app.release.as_mut().unwrap();
+    rel.plan
+        .windows
+        .insert("error-rate".into(), Duration::from_secs(20));
+    assert_eq!(x_labels(&app), ["−20s", "−10s", "now"]);
+    // Evaluations older than the window are not drawn: 70 s after the last
+    // one, a 60 s window holds none, so no line.
+    app.release
+        .as_mut()
+        .unwrap()
+        .plan
+        .windows
+        .insert("error-rate".into(), Duration::from_secs(60));
+    assert!(braille_rows(&screen_text(&render(&app, 160, 48))) >= 8);
+    app.update(Msg::Tick(t(173)));
+    let text = screen_text(&render(&app, 160, 48));
+    assert!(text.contains("⣿ canary"), "the legend stays:\n{text}");
+    assert_eq!(braille_rows(&text), 1, "only the legend's ⣿:\n{text}");
 }

@@ -118,8 +118,28 @@ pub struct StepRun {
     pub detail: String,
     /// Attempts so far.
     pub attempts: u32,
-    /// Analysis/pause: when the window ends; health: the deadline.
+    /// Analysis/pause: when the window ends; health: the deadline. None
+    /// while the release is paused: the clock stops (see [`Frozen`]).
     pub deadline: Option<Timestamp>,
+    /// While the release is paused: the time the step had left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frozen: Option<Frozen>,
+}
+
+/// A running step's clock, stopped by a pause: while the release is
+/// paused the step has no deadline, only the time it had left; a resume
+/// in the same evidence epoch sets the deadline to `now + left_ms`.
+/// Time spent paused never counts toward an analysis window, a bake or a
+/// health timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frozen {
+    /// Milliseconds the step had left when the release paused (> 0; a step
+    /// whose time had run out is started again on resume instead).
+    pub left_ms: u64,
+    /// The evidence epoch when it paused. A resume in a later epoch (the
+    /// weight was changed while paused, or rolldeck restarted) starts the
+    /// step again: the evidence gathered before is not for this weight.
+    pub epoch: u64,
 }
 
 impl StepRun {
@@ -131,6 +151,7 @@ impl StepRun {
             detail: String::new(),
             attempts: 0,
             deadline: None,
+            frozen: None,
         }
     }
 }
@@ -163,9 +184,13 @@ pub struct HealthRun {
 pub enum Command {
     /// Pass the waiting approval step.
     Approve,
-    /// Pause progression (checks and triggers keep running).
+    /// Pause progression (checks and triggers keep running; the current
+    /// step's clock stops, see [`Frozen`]).
     Pause,
-    /// Continue after a pause (restarts the current analysis/health/pause step).
+    /// Continue after a pause: a running analysis/health/pause step goes
+    /// on with the time it had left (counting only evidence asked for
+    /// after the resume); one whose time had run out, or whose weight
+    /// changed while paused, starts again.
     Resume,
     /// Skip the current step.
     Promote,
@@ -612,11 +637,15 @@ impl Release {
                 StepAction::Pause { duration: Some(d) } => d.as_secs_f64(),
                 _ => 0.0,
             };
-            if i == self.current
-                && let Some(deadline) = self.steps[i].deadline
-            {
-                s += secs_between(now, deadline).max(0.0);
-                continue;
+            if i == self.current {
+                if let Some(deadline) = self.steps[i].deadline {
+                    s += secs_between(now, deadline).max(0.0);
+                    continue;
+                }
+                if let Some(f) = self.steps[i].frozen.filter(|f| f.epoch == self.epoch) {
+                    s += f.left_ms as f64 / 1000.0;
+                    continue;
+                }
             }
             s += d;
         }
@@ -625,8 +654,8 @@ impl Release {
 
     /// Where the release stands in its plan, for people: `step 3/8, 2m
     /// left` while it runs (time left as [`Release::eta_s`] counts it),
-    /// `step 3/8 paused` while paused (no time left: the plan's clock
-    /// stops until someone resumes it), `step 3/8 waiting for approval`,
+    /// `step 3/8, paused, 2m left` while paused (the figure stands still:
+    /// the step's clock stops, see [`Frozen`]), `step 3/8 waiting for approval`,
     /// `rollback step 1/2` while rolling back, and the outcome once
     /// finished (`promoted`, `rolled back`, …). Never a percentage: the
     /// traffic weight is the only percentage on the screen.
@@ -644,7 +673,17 @@ impl Release {
                     format!("step {at}/{n}")
                 }
             }
-            Phase::Paused { .. } => format!("step {at}/{n} paused"),
+            Phase::Paused { .. } => {
+                let left = self.eta_s(now);
+                if left >= 5.0 {
+                    format!(
+                        "step {at}/{n}, paused, {} left",
+                        crate::tui::clock::running(left)
+                    )
+                } else {
+                    format!("step {at}/{n}, paused")
+                }
+            }
             Phase::WaitingApproval { .. } => format!("step {at}/{n} waiting for approval"),
             Phase::RollingBack { .. } => format!(
                 "rollback step {}/{}",
@@ -687,7 +726,48 @@ impl Release {
             self.on_time(now, &mut fx);
             self.schedule(now, &mut fx);
         }
+        self.freeze_if_paused(now);
         fx
+    }
+
+    /// While paused, the current step's clock stops: its deadline becomes
+    /// the time it had left ([`Frozen`]). Run after every event, so the
+    /// pause's own `now` is used, and replay freezes at the same instant.
+    fn freeze_if_paused(&mut self, now: Timestamp) {
+        if !matches!(self.phase, Phase::Paused { .. }) {
+            return;
+        }
+        let epoch = self.epoch;
+        if let Some(run) = self.steps.get_mut(self.current)
+            && run.status == StepStatus::Running
+            && let Some(deadline) = run.deadline.take()
+        {
+            let left = deadline.as_millisecond() - now.as_millisecond();
+            run.frozen = u64::try_from(left)
+                .ok()
+                .filter(|l| *l > 0)
+                .map(|left_ms| Frozen { left_ms, epoch });
+        }
+    }
+
+    /// Resume of a step frozen by [`Release::freeze_if_paused`]: it goes
+    /// on with the time it had left. Answers to requests made before now
+    /// count for nothing (new evidence epoch), and the step's checks get a
+    /// fresh inconclusive count (the human has seen why it paused).
+    fn thaw(&mut self, left_ms: u64, now: Timestamp) {
+        self.epoch += 1;
+        let run = &mut self.steps[self.current];
+        run.frozen = None;
+        run.deadline = Some(add(now, Duration::from_millis(left_ms)));
+        if let Some(StepAction::Analysis { checks, .. }) =
+            self.plan.steps.get(self.current).map(|s| &s.action)
+        {
+            for c in checks {
+                if let Some(run) = self.checks.get_mut(c) {
+                    run.consecutive_inconclusive = 0;
+                }
+            }
+        }
     }
 
     // ----- scheduling -------------------------------------------------
@@ -890,6 +970,7 @@ impl Release {
             run.finished_at = None;
             run.attempts += 1;
             run.deadline = None;
+            run.frozen = None;
             run.detail.clear();
         }
         fx.push(Effect::Notify(Notice::StepStarted {
@@ -1017,6 +1098,7 @@ impl Release {
         run.status = status;
         run.finished_at = Some(now);
         run.deadline = None;
+        run.frozen = None;
         run.detail = detail.clone();
         fx.push(Effect::Notify(Notice::StepFinished {
             step: s.index,
@@ -1394,14 +1476,15 @@ impl Release {
         let asked_at = asked.map_or(now, |(_, at)| at);
         let (verdict, mut run) = judge(&def, m, &prev, now);
         // Only evaluations asked for one window after the analysis step
-        // started count toward its `min_samples`.
+        // started, and answered while it runs (not paused), count toward
+        // its `min_samples`.
         let analysed = self.plan.steps.get(self.current).is_some_and(|s| {
             matches!(&s.action, StepAction::Analysis { checks, .. } if checks.contains(&m.check))
         }) && self.steps.get(self.current).is_some_and(|r| {
             r.status == StepStatus::Running
                 && r.started_at
                     .is_some_and(|s| asked_at >= add(s, self.plan.window(&m.check)))
-        }) && !matches!(self.phase, Phase::RollingBack { .. });
+        }) && matches!(self.phase, Phase::Running);
         if !analysed {
             run.passes = prev.passes;
         }
@@ -2044,6 +2127,9 @@ impl Release {
         match run.status {
             StepStatus::Passed | StepStatus::Skipped => self.advance(now, fx),
             StepStatus::Running if self.running_action.is_some() => {}
+            StepStatus::Running if run.frozen.is_some_and(|f| f.epoch == self.epoch) => {
+                self.thaw(run.frozen.map_or(0, |f| f.left_ms), now)
+            }
             StepStatus::Failed | StepStatus::Interrupted => {
                 // Resume of a failed or interrupted step means: run it again.
                 self.begin_step(now, fx);

@@ -1301,6 +1301,11 @@ mod props {
         evidence: BTreeMap<usize, u32>,
         /// Plan step → conclusive trigger answers in its latest attempt.
         trigger_seen: BTreeMap<usize, u32>,
+        /// Plan step → seconds it ran (release running, not paused) in its
+        /// latest attempt.
+        ran: BTreeMap<usize, i64>,
+        /// The latest resume by a command or a restart.
+        resumed_at: i64,
         promoted: bool,
     }
 
@@ -1327,6 +1332,8 @@ mod props {
                 weight_changed_at: 0,
                 evidence: BTreeMap::new(),
                 trigger_seen: BTreeMap::new(),
+                ran: BTreeMap::new(),
+                resumed_at: 0,
                 promoted: false,
             };
             s.effects(&fx, None).unwrap();
@@ -1387,6 +1394,7 @@ mod props {
                         self.started.insert(*step, self.now);
                         self.evidence.insert(*step, 0);
                         self.trigger_seen.insert(*step, 0);
+                        self.ran.insert(*step, 0);
                     }
                     Effect::Notify(Notice::StepFinished {
                         step,
@@ -1395,6 +1403,19 @@ mod props {
                         ..
                     }) => {
                         let def = &self.r.plan.steps[*step];
+                        // Time spent paused never counts toward a window.
+                        let need = match &def.action {
+                            StepAction::Analysis { duration, .. }
+                            | StepAction::Pause {
+                                duration: Some(duration),
+                            } => duration.as_secs() as i64,
+                            _ => 0,
+                        };
+                        let ran = self.ran.get(step).copied().unwrap_or(0);
+                        prop_assert!(
+                            ran >= need,
+                            "step {step} passed after running {ran}s of {need}s"
+                        );
                         match &def.action {
                             StepAction::Analysis { .. } => {
                                 let n = self.evidence.get(step).copied().unwrap_or(0);
@@ -1442,6 +1463,13 @@ mod props {
         fn step(&mut self, op: Op) -> Result<(), TestCaseError> {
             match op {
                 Op::Advance(s) => {
+                    if matches!(self.r.phase, Phase::Running)
+                        && let Some(i) = self.current_running(|a| {
+                            matches!(a, StepAction::Analysis { .. } | StepAction::Pause { .. })
+                        })
+                    {
+                        *self.ran.entry(i).or_default() += i64::from(s);
+                    }
                     self.now += i64::from(s);
                     self.apply(Event::Tick, None)
                 }
@@ -1459,7 +1487,8 @@ mod props {
                         && v.passes()
                         && asked >= self.started[&i] + WINDOW as i64
                         && self.weight_changed_at <= asked
-                        && matches!(self.r.phase, Phase::Running | Phase::Paused { .. })
+                        && asked >= self.resumed_at
+                        && matches!(self.r.phase, Phase::Running)
                     {
                         *self.evidence.entry(i).or_default() += 1;
                     }
@@ -1522,6 +1551,9 @@ mod props {
                 Op::Command(command) => {
                     // `can` is what the engine does: refused ⇔ no effect.
                     let allowed = self.r.can(&command).is_ok();
+                    if allowed && command == Command::Resume {
+                        self.resumed_at = self.now;
+                    }
                     let mut ticked = self.r.clone();
                     ticked.apply(&Event::Tick, t(self.now));
                     self.apply(
@@ -1546,6 +1578,7 @@ mod props {
                     // The old process's requests never answer (until `Late`).
                     self.lost.append(&mut self.measures);
                     self.lost_actions.append(&mut self.actions);
+                    self.resumed_at = self.now;
                     self.apply(Event::Resumed, None)
                 }
             }
@@ -1692,5 +1725,138 @@ fn an_action_that_ran_but_was_not_audited_pauses_the_release() {
         matches!(r2.phase, Phase::RollingBack { .. }),
         "{:?}",
         r2.phase
+    );
+}
+
+/// Drives `to_analysis` to two counted passes (asked at 12 and 22), then
+/// pauses at 30: 32 s of the 60 s window are left.
+fn paused_with_32s_left() -> (Release, Vec<Record>) {
+    let (mut r, mut j) = to_analysis();
+    for at in [12, 22] {
+        step_at(&mut r, &mut j, Event::Tick, at);
+        step_at(&mut r, &mut j, good("error-rate"), at);
+    }
+    assert_eq!(r.checks["error-rate"].passes, 2);
+    assert_eq!(r.steps[2].deadline, Some(t(62)));
+    step_at(&mut r, &mut j, cmd(Command::Pause), 30);
+    (r, j)
+}
+
+#[test]
+fn a_pause_stops_the_steps_clock_and_a_resume_goes_on_with_the_time_left() {
+    let (mut r, mut j) = paused_with_32s_left();
+    assert_eq!(r.steps[2].deadline, None);
+    assert_eq!(
+        r.steps[2].frozen.map(|f| f.left_ms),
+        Some(32_000),
+        "{:?}",
+        r.steps[2]
+    );
+    assert_eq!(r.eta_s(t(30)), 32.0);
+    assert_eq!(r.position_words(t(30)), "step 3/5, paused, 30s left");
+    // An hour paused, with passing evaluations: nothing passes, the time
+    // left stands still, and what was measured while paused is not counted.
+    for at in [40, 1000, 3630] {
+        step_at(&mut r, &mut j, Event::Tick, at);
+        step_at(&mut r, &mut j, good("error-rate"), at);
+    }
+    assert_eq!(r.steps[2].status, StepStatus::Running);
+    assert!(matches!(r.phase, Phase::Paused { .. }));
+    assert_eq!(r.checks["error-rate"].passes, 2, "counted while paused");
+    assert_eq!(r.eta_s(t(3630)), 32.0);
+    // Resume at 3700: the window ends 32 s later, not at once.
+    let epoch = r.epoch;
+    step_at(&mut r, &mut j, cmd(Command::Resume), 3700);
+    assert_eq!(r.steps[2].deadline, Some(t(3732)));
+    assert_eq!(r.steps[2].frozen, None);
+    assert_eq!(r.steps[2].attempts, 1, "not started again");
+    assert_eq!(r.epoch, epoch + 1, "a new evidence epoch");
+    assert_eq!(r.eta_s(t(3700)), 32.0);
+    step_at(&mut r, &mut j, Event::Tick, 3731);
+    assert_eq!(r.steps[2].status, StepStatus::Running);
+    step_at(&mut r, &mut j, good("error-rate"), 3731);
+    step_at(&mut r, &mut j, Event::Tick, 3732);
+    assert_eq!(r.steps[2].status, StepStatus::Passed);
+    assert_eq!(replay(&j).pop().unwrap(), r, "replay gives the same state");
+}
+
+#[test]
+fn after_a_resume_only_evidence_asked_for_after_it_counts() {
+    let (mut r, mut j) = paused_with_32s_left();
+    // Asked while paused, answered after the resume: counts for nothing,
+    // even as the answer to the outstanding request.
+    let fx = step_at(&mut r, &mut j, Event::Tick, 40);
+    assert_eq!(measures(&fx), vec!["error-rate"]);
+    step_at(&mut r, &mut j, cmd(Command::Resume), 45);
+    let last = r.checks["error-rate"].last.clone();
+    step_at(&mut r, &mut j, bad("error-rate"), 46);
+    assert_eq!(r.checks["error-rate"].last, last, "stale answer used");
+    assert_eq!(r.steps[2].status, StepStatus::Running);
+    // The window's end waits for a counted evaluation asked after the
+    // resume; a failing one fails the step.
+    let fx = step_at(&mut r, &mut j, Event::Tick, 56);
+    assert_eq!(measures(&fx), vec!["error-rate"]);
+    step_at(&mut r, &mut j, bad("error-rate"), 56);
+    assert!(
+        r.checks["error-rate"]
+            .last
+            .as_ref()
+            .is_some_and(|v| v.pending)
+    );
+    step_at(&mut r, &mut j, Event::Tick, 77);
+    assert_eq!(
+        r.steps[2].status,
+        StepStatus::Running,
+        "pending holds it open"
+    );
+    assert_eq!(replay(&j).pop().unwrap(), r);
+}
+
+#[test]
+fn a_step_whose_time_ran_out_or_whose_weight_changed_while_paused_starts_again() {
+    // The window ended without enough passes: paused with no time left.
+    let (mut r, mut j) = to_analysis();
+    step_at(&mut r, &mut j, Event::Tick, 62);
+    assert!(matches!(r.phase, Phase::Paused { .. }));
+    assert_eq!(r.steps[2].frozen, None);
+    // What the step will take once resumed: its whole window.
+    assert_eq!(r.position_words(t(100)), "step 3/5, paused, 1m left");
+    step_at(&mut r, &mut j, cmd(Command::Resume), 100);
+    assert_eq!(r.steps[2].attempts, 2);
+    assert_eq!(r.steps[2].deadline, Some(t(160)));
+
+    // The weight was set by hand while paused: the evidence before is for
+    // another weight, so the step starts again.
+    let (mut r, mut j) = paused_with_32s_left();
+    let run = run_ids(&step_at(
+        &mut r,
+        &mut j,
+        cmd(Command::SetWeight { weight: 25 }),
+        31,
+    ))[0]
+        .0;
+    step_at(&mut r, &mut j, done(run, true), 32);
+    assert_eq!(r.position_words(t(40)), "step 3/5, paused, 1m left");
+    step_at(&mut r, &mut j, cmd(Command::Resume), 40);
+    assert_eq!(r.steps[2].attempts, 2);
+    assert_eq!(r.steps[2].deadline, Some(t(100)));
+    assert_eq!(r.checks["error-rate"].passes, 0);
+    assert_eq!(replay(&j).pop().unwrap(), r);
+}
+
+#[test]
+fn a_journal_without_frozen_clocks_still_loads() {
+    let (r, _) = paused_with_32s_left();
+    let mut v = serde_json::to_value(&r).unwrap();
+    let steps = v["steps"].as_array_mut().unwrap();
+    assert!(steps[2].get("frozen").is_some());
+    steps[2].as_object_mut().unwrap().remove("frozen");
+    let back: Release = serde_json::from_value(v).unwrap();
+    assert_eq!(back.steps[2].frozen, None);
+    assert!(
+        serde_json::to_value(&r.steps[0])
+            .unwrap()
+            .get("frozen")
+            .is_none()
     );
 }

@@ -3,7 +3,9 @@
 //! selected check's reason, and its time-series chart.
 //!
 //! The chart (ratatui `Chart`, braille) plots canary and baseline over the
-//! points kept for the check (about the analysis window), the limit the
+//! check's analysis window (its `window`: now − window … now, the span
+//! its verdicts are about, so every chart of a check spans the same
+//! time whatever the number of evaluations kept), the limit the
 //! canary must stay under (or above) as its own line, and each change of
 //! traffic weight as a vertical mark; the y axis is in the check's unit.
 //! Every series has its own marker, so a colourless theme (`mono`) still
@@ -189,7 +191,8 @@ pub fn draw_canary(f: &mut Frame, app: &App, area: Rect) {
         .map(|s| s.iter().copied().collect())
         .unwrap_or_default();
     if let Some(def) = def {
-        draw_chart(f, app, def, &points, legend_area, chart_area);
+        let window = chart_window(r.plan.window(name));
+        draw_chart(f, app, def, window, &points, legend_area, chart_area);
     }
 }
 
@@ -208,19 +211,36 @@ fn limit_at(def: &CheckDef, baseline: Option<f64>) -> Option<f64> {
     upper.or(def.min)
 }
 
+/// The chart's x span in seconds for a check whose analysis window is
+/// `window`: the window itself; a check without one (zero: unknown to the
+/// plan) gets the config default, 60 s.
+pub fn chart_window(window: std::time::Duration) -> f64 {
+    if window.is_zero() {
+        60.0
+    } else {
+        window.as_secs_f64()
+    }
+}
+
 /// The chart of one check: canary, baseline, limit and traffic changes over
-/// the kept points (x: seconds before now; y: the check's unit), with a
-/// one-line legend above it.
+/// its analysis window, `window_s` seconds before now to now (x: seconds
+/// before now; y: the check's unit), with a one-line legend above it.
+/// Points outside the window are not drawn.
 fn draw_chart(
     f: &mut Frame,
     app: &App,
     def: &CheckDef,
-    points: &[ChartPoint],
+    window_s: f64,
+    kept: &[ChartPoint],
     legend_area: Rect,
     area: Rect,
 ) {
     let t = &app.theme;
     let x = |p: &ChartPoint| (p.at.as_millisecond() - app.now.as_millisecond()) as f64 / 1000.0;
+    let x_lo = -window_s;
+    let inside = |p: &ChartPoint| (x_lo..=0.0).contains(&x(p));
+    let points: Vec<ChartPoint> = kept.iter().filter(|p| inside(p)).copied().collect();
+    let points = points.as_slice();
     let series = |pick: fn(&ChartPoint) -> Option<f64>| -> Vec<(f64, f64)> {
         points
             .iter()
@@ -233,8 +253,6 @@ fn draw_chart(
         .iter()
         .filter_map(|p| limit_at(def, p.baseline).map(|l| (x(p), l)))
         .collect();
-    // The x range: the kept points, at least a minute, ending now.
-    let x_lo = points.first().map_or(-60.0, x).min(-60.0);
     let (y_lo, y_hi) = bounds(points.iter(), limit_at(def, None).or(def.max));
     let y_hi = if y_hi > y_lo {
         y_hi + (y_hi - y_lo) * 0.1
@@ -249,9 +267,11 @@ fn draw_chart(
     } else {
         limit
     };
-    let changes: Vec<[(f64, f64); 2]> = points
+    // A change whose first point at the new weight is in the window (the
+    // point before it may be older).
+    let changes: Vec<[(f64, f64); 2]> = kept
         .windows(2)
-        .filter(|w| w[0].weight != w[1].weight)
+        .filter(|w| w[0].weight != w[1].weight && inside(&w[1]))
         .map(|w| [(x(&w[1]), y_lo), (x(&w[1]), y_hi)])
         .collect();
     let set = |marker, graph, style, data| {
@@ -311,7 +331,7 @@ fn draw_chart(
     } else if def.max_increase.is_some() || def.max_ratio.is_some() {
         legend.push(Span::styled("▀ limit (from the baseline)", t.warn));
     }
-    if let Some(w) = points.windows(2).rfind(|w| w[0].weight != w[1].weight) {
+    if let Some(w) = kept.windows(2).rfind(|w| w[0].weight != w[1].weight) {
         legend.push(Span::raw("  "));
         legend.push(Span::styled(
             format!(
