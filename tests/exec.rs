@@ -214,7 +214,8 @@ async fn secrets_are_redacted_in_output_detail_and_audit() {
     let (o, lines) = run(&f.ex, req).await;
     assert!(!o.ok);
     assert_eq!(o.exit_code, Some(4));
-    assert_eq!(o.detail, "exit 4");
+    // The last stderr line says why, redacted like the output.
+    assert_eq!(o.detail, "exit 4: err ***");
     assert_eq!(text(&lines, Stream::Stdout), vec!["token=***"]);
     assert_eq!(text(&lines, Stream::Stderr), vec!["err ***"]);
     let raw = std::fs::read_to_string(&f.audit).unwrap();
@@ -335,7 +336,12 @@ async fn missing_program_is_reported() {
     .await;
     assert!(!o.ok);
     assert_eq!(o.exit_code, Some(127));
-    assert_eq!(o.detail, "exit 127 (command not found)");
+    assert!(
+        o.detail.starts_with("exit 127 (command not found): ")
+            && o.detail.contains("rolldeck-no-such-program-xyz"),
+        "{}",
+        o.detail
+    );
 
     let mut spec = argv(&["true"]);
     spec.cwd = Some(f.dir.path().join("missing"));
@@ -358,7 +364,7 @@ async fn nonzero_exit_is_not_ok_and_streams_are_labelled() {
     .await;
     assert!(!o.ok);
     assert_eq!(o.exit_code, Some(3));
-    assert_eq!(o.detail, "exit 3");
+    assert_eq!(o.detail, "exit 3: err", "the last stderr line says why");
     assert!(!o.timed_out);
     assert_eq!(text(&lines, Stream::Stdout), vec!["out"]);
     assert_eq!(text(&lines, Stream::Stderr), vec!["err"]);

@@ -243,6 +243,7 @@ impl Executor {
             closed: AtomicBool::new(false),
             stalled: AtomicBool::new(false),
             dropped: AtomicUsize::new(0),
+            last_err: std::sync::Mutex::new(None),
         };
         let timeout = req.spec.timeout;
 
@@ -433,9 +434,19 @@ struct LineSink {
     closed: AtomicBool,
     stalled: AtomicBool,
     dropped: AtomicUsize,
+    /// The last non-empty stderr line (stripped and redacted).
+    last_err: std::sync::Mutex<Option<String>>,
 }
 
 impl LineSink {
+    /// The last non-empty line the command wrote to stderr.
+    fn last_err(&self) -> Option<String> {
+        self.last_err
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     async fn emit(&self, stream: Stream, raw: &[u8], cut: bool) {
         let text = String::from_utf8_lossy(raw);
         // A carriage return rewrites the line on a terminal (progress bars):
@@ -449,6 +460,9 @@ impl LineSink {
             .redact(&strip_control(&self.redactor.redact(text)));
         if cut {
             line.push('…');
+        }
+        if stream == Stream::Stderr && !line.trim().is_empty() {
+            *self.last_err.lock().unwrap_or_else(|p| p.into_inner()) = Some(line.clone());
         }
         self.send(OutputLine {
             action: self.action.clone(),
@@ -680,6 +694,14 @@ async fn run_command(
             .is_err()
     {
         notes.push("output cut off: a process outside the group still holds it open");
+    }
+    // A command that failed says why in its last stderr line (`exit 1: nginx:
+    // [emerg] …`), not only its exit code.
+    if !outcome.ok
+        && outcome.exit_code.is_some()
+        && let Some(last) = sink.last_err()
+    {
+        outcome.detail = format!("{}: {last}", outcome.detail);
     }
     for n in notes {
         outcome.detail.push_str("; ");

@@ -512,7 +512,8 @@ pub struct ActionRequest {
 
 /// The result of running an action.
 ///
-/// `detail` is a short human sentence: `"exit 0"`, `"exit 3"`,
+/// `detail` is a short human sentence: `"exit 0"`, `"exit 3"` (a failed
+/// command adds its last stderr line: `"exit 1: nginx: [emerg] …"`),
 /// `"HTTP 503 (expected 2xx)"`, `"timed out after 5s; process group killed"`,
 /// `"command not found: foo"`, `"connection refused: …"`. It is redacted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
