@@ -18,8 +18,10 @@
 //! # References and secrets
 //!
 //! Strings in URLs, `bearer_token`, `basic_auth`, health `headers`, migration
-//! `database_url` and every
-//! action field may hold references, resolved at load:
+//! `database_url`, `[sources.docker]`'s `host` and selectors, and every
+//! action field (`docker = { … }` included: `container`, `image`, `cmd`,
+//! `env`, `labels`, `ports`, `host`, `health.cmd`) may hold references,
+//! resolved at load:
 //!
 //! * `${env:VAR}` — the environment variable's value;
 //! * `${file:PATH}` — the file's contents, trailing newline removed;
@@ -382,9 +384,20 @@ fn resolves_references(path: &[Seg]) -> bool {
             | ["sources", "health", "[]", "url"]
             | ["sources", "health", "[]", "headers", _]
             | ["sources", "migrations", "[]", "database_url"]
+            | ["sources", "docker", "host"]
+            | ["sources", "docker", "baseline" | "canary", "label" | "name"]
             | ["actions", _, "argv", "[]"]
             | ["actions", _, "command" | "url" | "body"]
             | ["actions", _, "headers" | "env", _]
+            | [
+                "actions",
+                _,
+                "docker",
+                "container" | "image" | "host"
+            ]
+            | ["actions", _, "docker", "cmd" | "ports", "[]"]
+            | ["actions", _, "docker", "env" | "labels", _]
+            | ["actions", _, "docker", "health", "cmd", "[]"]
     )
 }
 

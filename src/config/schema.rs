@@ -788,6 +788,19 @@ pub fn validate(cfg: &mut Config) -> Vec<Problem> {
             );
         }
     }
+    if let Some(d) = cfg.sources.docker.as_mut() {
+        if let Some(h) = d.host.as_mut() {
+            resolve(h, path!["sources", "docker", "host"], plain, &mut out);
+        }
+        for (track, sel) in [("baseline", &mut d.baseline), ("canary", &mut d.canary)] {
+            let Some(sel) = sel.as_mut() else { continue };
+            for (key, v) in [("label", sel.label.as_mut()), ("name", sel.name.as_mut())] {
+                if let Some(v) = v {
+                    resolve(v, path!["sources", "docker", track, key], plain, &mut out);
+                }
+            }
+        }
+    }
     for (i, m) in cfg.sources.migrations.iter_mut().enumerate() {
         if let Some(u) = m.database_url.as_mut() {
             resolve(
@@ -835,6 +848,44 @@ pub fn validate(cfg: &mut Config) -> Vec<Problem> {
                 fields.push((at, v, field));
             }
         }
+        // `docker = { … }`: the placeholder texts are templates; ports,
+        // host and the health command are used as written.
+        if let Some(d) = a.docker.as_mut() {
+            let at = |rest: Vec<Seg>| {
+                let mut p = base();
+                p.push("docker".into());
+                p.extend(rest);
+                p
+            };
+            fields.push((at(path!["container"]), &mut d.container, template));
+            if let Some(i) = d.image.as_mut() {
+                fields.push((at(path!["image"]), i, template));
+            }
+            for (j, c) in d.cmd.iter_mut().enumerate() {
+                fields.push((at(path!["cmd", j]), c, template));
+            }
+            for (k, v) in d.env.iter_mut() {
+                let field = Field {
+                    secret: is_secret_name(k),
+                    template: true,
+                };
+                fields.push((at(path!["env", k.as_str()]), v, field));
+            }
+            for (k, v) in d.labels.iter_mut() {
+                fields.push((at(path!["labels", k.as_str()]), v, template));
+            }
+            for (j, p) in d.ports.iter_mut().enumerate() {
+                fields.push((at(path!["ports", j]), p, plain));
+            }
+            if let Some(h) = d.host.as_mut() {
+                fields.push((at(path!["host"]), h, plain));
+            }
+            if let Some(h) = d.health.as_mut() {
+                for (j, c) in h.cmd.iter_mut().enumerate() {
+                    fields.push((at(path!["health", "cmd", j]), c, plain));
+                }
+            }
+        }
         for (at, v, field) in fields {
             resolve(v, at, field, &mut out);
         }
@@ -864,7 +915,8 @@ pub fn validate(cfg: &mut Config) -> Vec<Problem> {
                     .filter_map(|s| crate::exec::literal_text(s)),
             );
         }
-        for (k, v) in a.headers.iter().chain(a.env.iter()) {
+        let docker_env = a.docker.iter().flat_map(|d| d.env.iter());
+        for (k, v) in a.headers.iter().chain(a.env.iter()).chain(docker_env) {
             if is_secret_name(k)
                 && let Some(l) = crate::exec::literal_text(v)
             {

@@ -693,3 +693,47 @@ fn a_bad_unit_is_located_and_suggests_the_nearest() {
         }
     }
 }
+
+#[test]
+fn docker_action_fields_resolve_references_and_keep_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = secret_file(dir.path(), "image", "checkout:{version}-x");
+    let pw = secret_file(dir.path(), "db", "db-pw-value");
+    let plain = secret_file(dir.path(), "mode", "fast-mode");
+    let home = std::env::var("HOME").expect("HOME is set");
+    let text = GOOD.replace(
+        "argv = [\"kubectl\", \"set-weight\", \"{weight}\"]",
+        &format!(
+            "docker = {{ op = \"run\", container = \"green-${{env:HOME}}\", image = \"${{file:{img}}}\", \
+             cmd = [\"serve\", \"${{file:{plain}}}\"], env = {{ DB_PASSWORD = \"${{file:{pw}}}\", MODE = \"${{file:{plain}}}\", \
+             OTHER = \"${{secret:file:{plain}}}z\" }}, labels = {{ \"app.mode\" = \"${{file:{plain}}}\" }}, \
+             ports = [\"127.0.0.1:${{file:{plain}}}:8080\"], health = {{ cmd = [\"/probe\", \"${{env:HOME}}\"] }} }}"
+        ),
+    );
+    // The port is not a number once resolved: refused after resolution,
+    // at the action.
+    let e = one(&text);
+    assert!(e.message.contains("fast-mode:8080"), "{e}");
+    let text = text.replace(&format!("${{file:{plain}}}:8080"), "0:8080");
+    let c = parse(&text, Path::new("x.toml")).unwrap();
+    let d = c.actions["traffic"].docker.as_ref().unwrap();
+    assert_eq!(d.container, format!("green-{home}"));
+    // A `{` from a resolved value stays literal (not a placeholder).
+    assert_eq!(d.image.as_deref(), Some("checkout:{{version}-x"));
+    assert_eq!(d.cmd, ["serve", "fast-mode"]);
+    assert_eq!(d.env["DB_PASSWORD"], "db-pw-value");
+    assert_eq!(d.env["MODE"], "fast-mode");
+    assert_eq!(d.labels["app.mode"], "fast-mode");
+    assert_eq!(d.health.as_ref().unwrap().cmd[1], home);
+    // Secret by name or by `${secret:…}`; a plain reference is not.
+    assert!(c.secrets.contains(&"db-pw-value".to_string()), "{:?}", c.secrets);
+    assert!(c.secrets.contains(&"fast-mode".to_string()), "{:?}", c.secrets);
+    let text = text.replace(&format!("${{secret:file:{plain}}}z"), "z");
+    let c = parse(&text, Path::new("x.toml")).unwrap();
+    assert!(!c.secrets.contains(&"fast-mode".to_string()), "{:?}", c.secrets);
+    // An unset variable is an error at its line.
+    let text = text.replace("green-${env:HOME}", "${env:ROLLDECK_TEST_SURELY_UNSET_VAR}");
+    let e = one(&text);
+    assert!(e.message.contains("ROLLDECK_TEST_SURELY_UNSET_VAR"), "{e}");
+    assert_eq!(e.line, line_of(&text, "SURELY_UNSET"), "{e}");
+}

@@ -16,7 +16,11 @@
 //! pulled), `start`, `stop` (SIGTERM, SIGKILL after `grace`), `restart` or
 //! `remove` (forced). Placeholders (`{version}` …) may appear in
 //! `container`, `image`, `cmd`, `env` and `labels` values; they are
-//! inserted as is (the Engine API takes no shell).
+//! inserted as is (the Engine API takes no shell). References
+//! (`${env:VAR}`, `${secret:env:VAR}`, `${file:PATH}`, …) are resolved at
+//! load in those and in `ports`, `host` and `health.cmd` (see
+//! [`crate::config`]); a secret one, and any `env` value whose name is
+//! secret-like, never reaches the confirmation, audit log or journal.
 
 use super::run::{HealthSpec, PortSpec, RunSpec};
 use serde::{Deserialize, Serialize};
