@@ -144,6 +144,10 @@ enum Cmd {
         /// of the readable one (36 s steps, ~2 min).
         #[arg(long)]
         fast: bool,
+        /// Stable and canary as Docker containers of the local demo image
+        /// (built when missing); needs a Docker Engine.
+        #[arg(long)]
+        docker: bool,
     },
 }
 
@@ -263,8 +267,10 @@ async fn async_main(cli: Cli) -> i32 {
             no_prometheus,
             exit_on_pause,
             fast,
+            docker,
         } => {
             let demo = rolldeck::demo::DemoOptions {
+                docker,
                 headless,
                 prometheus,
                 no_prometheus,

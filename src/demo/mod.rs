@@ -12,6 +12,7 @@
 //! * optionally a real Prometheus ([`prometheus`]) scraping both instances
 //!   every second.
 
+pub mod docker;
 pub mod load;
 pub mod prometheus;
 pub mod scenario_config;
@@ -134,8 +135,7 @@ pub struct DemoEnv {
     /// `track="stable"` / `track="canary"`), if one was started.
     pub prometheus: Option<PrometheusServer>,
     weight: Arc<AtomicU8>,
-    stable: ServiceHandle,
-    canary: ServiceHandle,
+    instances: Instances,
     control: ServiceHandle,
     load: Option<LoadGenerator>,
 }
@@ -150,27 +150,41 @@ impl DemoEnv {
         scenario: Scenario,
         prometheus_bin: Option<PathBuf>,
     ) -> anyhow::Result<DemoEnv> {
-        let weight = Arc::new(AtomicU8::new(0));
         let stable = service::spawn("stable", Behaviour::Healthy)
             .await
             .context("starting the stable demo service")?;
         let canary = service::spawn("canary", scenario.canary_behaviour())
             .await
             .context("starting the canary demo service")?;
-        let control = service::spawn_control(weight.clone())
-            .await
-            .context("starting the demo traffic control")?;
+        Self::start_around(scenario, prometheus_bin, Instances::Local { stable, canary }).await
+    }
+
+    /// Starts the control endpoint, Prometheus and the load around running
+    /// `instances` (stopped again if that fails).
+    async fn start_around(
+        scenario: Scenario,
+        prometheus_bin: Option<PathBuf>,
+        instances: Instances,
+    ) -> anyhow::Result<DemoEnv> {
+        let weight = Arc::new(AtomicU8::new(0));
+        let (stable_addr, canary_addr) = instances.addrs();
+        let control = match service::spawn_control(weight.clone()).await {
+            Ok(c) => c,
+            Err(e) => {
+                instances.stop().await;
+                return Err(e.context("starting the demo traffic control"));
+            }
+        };
 
         let prometheus = match prometheus_bin {
             None => None,
             Some(bin) => {
-                let targets = demo_targets(stable.addr, canary.addr);
+                let targets = demo_targets(stable_addr, canary_addr);
                 match PrometheusServer::start(&bin, &targets).await {
                     Ok(p) => Some(p),
                     Err(e) => {
                         control.shutdown().await;
-                        canary.shutdown().await;
-                        stable.shutdown().await;
+                        instances.stop().await;
                         return Err(e.context("starting the demo Prometheus"));
                     }
                 }
@@ -178,36 +192,51 @@ impl DemoEnv {
         };
 
         let load = if scenario.sends_traffic() {
-            Some(load::start(
-                stable.addr,
-                canary.addr,
+            match load::start(
+                stable_addr,
+                canary_addr,
                 weight.clone(),
                 LoadConfig::default(),
-            )?)
+            ) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    control.shutdown().await;
+                    instances.stop().await;
+                    return Err(e);
+                }
+            }
         } else {
             None
         };
 
         tracing::info!(
             %scenario,
-            stable = %stable.addr,
-            canary = %canary.addr,
+            stable = %stable_addr,
+            canary = %canary_addr,
             control = %control.addr,
             prometheus = prometheus.as_ref().map(|p| p.url.as_str()).unwrap_or("none"),
             "demo environment started"
         );
         Ok(DemoEnv {
             scenario,
-            stable_addr: stable.addr,
-            canary_addr: canary.addr,
+            stable_addr,
+            canary_addr,
             control_addr: control.addr,
             prometheus,
             weight,
-            stable,
-            canary,
+            instances,
             control,
             load,
         })
+    }
+
+    /// The demo containers, when the instances run in Docker
+    /// (`rolldeck demo --docker`).
+    pub fn containers(&self) -> Option<&docker::DemoContainers> {
+        match &self.instances {
+            Instances::Local { .. } => None,
+            Instances::Containers(c) => Some(c),
+        }
     }
 
     /// The current canary traffic weight, percent 0–100.
@@ -247,8 +276,7 @@ impl DemoEnv {
         let DemoEnv {
             scenario,
             prometheus,
-            stable,
-            canary,
+            instances,
             control,
             load,
             ..
@@ -256,11 +284,41 @@ impl DemoEnv {
         if let Some(load) = load {
             load.stop().await;
         }
-        tokio::join!(stable.shutdown(), canary.shutdown(), control.shutdown());
+        tokio::join!(instances.stop(), control.shutdown());
         if let Some(p) = prometheus {
             p.stop().await;
         }
         tracing::info!(%scenario, "demo environment stopped");
+    }
+}
+
+/// Where the two demo service instances run.
+#[derive(Debug)]
+enum Instances {
+    /// In this process (the plain demo).
+    Local {
+        stable: ServiceHandle,
+        canary: ServiceHandle,
+    },
+    /// In Docker containers (`rolldeck demo --docker`).
+    Containers(docker::DemoContainers),
+}
+
+impl Instances {
+    fn addrs(&self) -> (SocketAddr, SocketAddr) {
+        match self {
+            Instances::Local { stable, canary } => (stable.addr, canary.addr),
+            Instances::Containers(c) => (c.stable_addr, c.canary_addr),
+        }
+    }
+
+    async fn stop(self) {
+        match self {
+            Instances::Local { stable, canary } => {
+                tokio::join!(stable.shutdown(), canary.shutdown());
+            }
+            Instances::Containers(c) => c.remove().await,
+        }
     }
 }
 

@@ -232,6 +232,9 @@ pub struct DemoOptions {
     pub exit_on_pause: bool,
     /// How fast the release goes (`--fast`: [`Pace::Fast`]).
     pub pace: Pace,
+    /// Stable and canary as Docker containers (`--docker`, see
+    /// [`super::docker`]).
+    pub docker: bool,
 }
 
 /// `rolldeck demo`: starts the environment, runs the release headless (JSON
@@ -247,6 +250,7 @@ pub async fn run_demo(
         no_prometheus,
         exit_on_pause,
         pace,
+        docker,
     } = demo;
     let bin = if no_prometheus {
         None
@@ -279,9 +283,24 @@ pub async fn run_demo(
     tokio::pin!(stop);
     // Dropping a half-started environment kills its Prometheus and removes
     // its temp dir.
+    // With --docker, containers labelled with the run id; removed by that
+    // label if a signal abandons the start half-way.
+    let engine = std::sync::OnceLock::new();
+    let run_id = super::docker::new_run_id();
+    let start = async {
+        if !docker {
+            return DemoEnv::start(scenario, bin).await;
+        }
+        let d = super::docker::connect().await.map_err(anyhow::Error::msg)?;
+        let _ = engine.set(d.clone());
+        DemoEnv::start_docker(scenario, bin, &d, &run_id).await
+    };
     let env = tokio::select! {
-        env = DemoEnv::start(scenario, bin) => env?,
+        env = start => env?,
         sig = &mut stop => {
+            if let Some(d) = engine.get() {
+                super::docker::cleanup_interrupted(d, &run_id).await;
+            }
             let _ = writeln!(std::io::stderr(), "rolldeck demo: {sig} while starting; stopped");
             return Ok(runtime::exit::INTERRUPTED);
         }
@@ -290,7 +309,11 @@ pub async fn run_demo(
         .prefix("rolldeck-demo-")
         .tempdir()?;
     let path = dir.path().join("rolldeck.toml");
-    std::fs::write(&path, demo_config(&env, &dir.path().join("state"), pace))?;
+    let mut text = demo_config(&env, &dir.path().join("state"), pace);
+    if let Some(c) = env.containers() {
+        text.push_str(&c.config_section());
+    }
+    std::fs::write(&path, text)?;
     let cfg = match crate::config::load(&path) {
         Ok(c) => c,
         Err(e) => {
@@ -306,6 +329,12 @@ pub async fn run_demo(
         Some(p) => format!("metrics: Prometheus at {} (checks run as PromQL)", p.url),
         None => "metrics: direct scrape of /metrics (no prometheus binary found)".to_string(),
     });
+    if let Some(c) = env.containers() {
+        banner.push(c.describe());
+        if headless {
+            let _ = writeln!(std::io::stderr(), "rolldeck demo: {}", c.describe());
+        }
+    }
     banner.push(format!("config: {}", path.display()));
     let opts = RunOptions {
         plan: None,

@@ -4,7 +4,9 @@
 //! Demo service routes:
 //!
 //! * `GET /` — the work: sleeps a simulated latency, then answers 200 or
-//!   500 depending on the instance's [`Behaviour`];
+//!   500 depending on the instance's [`Behaviour`], with the header
+//!   [`TRACK_HEADER`] naming the instance's track (`stable`, `canary`, …) so
+//!   a client behind a load balancer can tell who answered;
 //! * `GET /health` — 200 `ok`;
 //! * `GET /metrics` — OpenMetrics text produced by `prometheus-client`: the
 //!   counter `http_requests_total{code="200"|"500"}` and the histogram
@@ -54,6 +56,9 @@ pub const HEALTHY_ERROR_RATIO: f64 = 0.001;
 
 /// Error ratio of a fully degraded [`Behaviour::Failing`] instance: 10 %.
 pub const FAILING_ERROR_RATIO: f64 = 0.10;
+
+/// The response header of `GET /` naming the track that answered.
+pub const TRACK_HEADER: &str = "x-demo-track";
 
 /// Content type of `GET /metrics` (what `prometheus-client` produces).
 pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -182,6 +187,7 @@ struct CodeLabel {
 /// State shared by the handlers of one demo service instance.
 #[derive(Debug)]
 struct ServiceState {
+    track: String,
     behaviour: Behaviour,
     first_request: OnceLock<Instant>,
     registry: Registry,
@@ -226,6 +232,7 @@ pub async fn spawn_at(
         });
     }
     let state = Arc::new(ServiceState {
+        track: track.to_string(),
         behaviour,
         first_request: OnceLock::new(),
         registry,
@@ -291,7 +298,9 @@ async fn serve_at(name: &str, router: Router, addr: SocketAddr) -> anyhow::Resul
     })
 }
 
-async fn work(State(s): State<Arc<ServiceState>>) -> (StatusCode, &'static str) {
+async fn work(
+    State(s): State<Arc<ServiceState>>,
+) -> (StatusCode, [(&'static str, String); 1], &'static str) {
     let start = Instant::now();
     let since_first = start - *s.first_request.get_or_init(|| start);
     let (latency, fail) = {
@@ -314,7 +323,7 @@ async fn work(State(s): State<Arc<ServiceState>>) -> (StatusCode, &'static str) 
         })
         .inc();
     s.duration.observe(start.elapsed().as_secs_f64());
-    (code, body)
+    (code, [(TRACK_HEADER, s.track.clone())], body)
 }
 
 async fn health() -> &'static str {

@@ -118,13 +118,24 @@ pub struct Live {
 
 impl Live {
     pub fn spawn(args: &[&str]) -> Live {
-        let mut child = Command::new(bin())
-            .args(args)
+        Live::spawn_in(args, &[], None)
+    }
+
+    /// [`Live::spawn`] with extra environment variables and a working
+    /// directory.
+    pub fn spawn_in(args: &[&str], env: &[(&str, &str)], cwd: Option<&Path>) -> Live {
+        let mut cmd = Command::new(bin());
+        cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn rolldeck");
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        if let Some(d) = cwd {
+            cmd.current_dir(d);
+        }
+        let mut child = cmd.spawn().expect("spawn rolldeck");
         let out = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
