@@ -2,6 +2,10 @@
 //! plan needs (Prometheus or the direct-scrape targets behind its checks and
 //! query triggers, the health targets of its health steps and triggers).
 //!
+//! A plan that starts the canary itself (a `docker` run action before its
+//! first traffic or analysis step) does not need the canary's direct-scrape
+//! target up front: nothing answers there until the plan has run it.
+//!
 //! `rolldeck run` refuses to start while one of them is down (headless:
 //! exit 1 with the list; the cockpit lists them in the start confirmation)
 //! unless `--force`. `rolldeck check` probes every configured source with
@@ -51,7 +55,28 @@ pub fn needs(cfg: &Config, plan: &Plan) -> BTreeSet<String> {
         if cfg.sources.prometheus.is_some() {
             out.insert("prometheus".into());
         } else {
-            for t in [&cfg.tracks.canary_target, &cfg.tracks.baseline_target]
+            // The canary's own /metrics cannot answer before the plan
+            // starts it: a `docker` run action before the first traffic or
+            // analysis step (blue-green runs green first).
+            let starts_canary = plan
+                .steps
+                .iter()
+                .take_while(|s| {
+                    !matches!(
+                        s.action,
+                        StepAction::Traffic { .. } | StepAction::Analysis { .. }
+                    )
+                })
+                .any(|s| match &s.action {
+                    StepAction::Action { action } => cfg.actions.get(action).is_some_and(|a| {
+                        a.docker
+                            .as_ref()
+                            .is_some_and(|d| d.op == crate::docker::action::DockerOp::Run)
+                    }),
+                    _ => false,
+                });
+            let canary = cfg.tracks.canary_target.as_ref().filter(|_| !starts_canary);
+            for t in [canary, cfg.tracks.baseline_target.as_ref()]
                 .into_iter()
                 .flatten()
             {

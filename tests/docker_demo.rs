@@ -50,13 +50,12 @@ impl World {
         let prefix = format!("rolldeck-demo-{pid}-");
         let all = self
             .rt
-            .block_on(
-                self.docker
-                    .list_containers(Some(bollard::query_parameters::ListContainersOptions {
-                        all: true,
-                        ..Default::default()
-                    })),
-            )
+            .block_on(self.docker.list_containers(Some(
+                bollard::query_parameters::ListContainersOptions {
+                    all: true,
+                    ..Default::default()
+                },
+            )))
             .expect("list containers");
         all.into_iter()
             .filter(|c| {
@@ -151,7 +150,10 @@ impl Demo {
         let mut child = cmd.spawn().expect("spawn rolldeck demo");
         let (tx, rx) = channel();
         for (is_err, pipe) in [
-            (false, Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>),
+            (
+                false,
+                Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            ),
             (true, Box::new(child.stderr.take().unwrap())),
         ] {
             let tx = tx.clone();
@@ -369,7 +371,8 @@ fn docker_demo_without_an_engine_fails_with_the_reason() {
     );
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(
-        r.stderr.contains("needs a Docker Engine") && r.stderr.contains(&sock.display().to_string()),
+        r.stderr.contains("needs a Docker Engine")
+            && r.stderr.contains(&sock.display().to_string()),
         "the reason names the engine: {}",
         r.stderr
     );

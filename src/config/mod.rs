@@ -389,12 +389,7 @@ fn resolves_references(path: &[Seg]) -> bool {
             | ["actions", _, "argv", "[]"]
             | ["actions", _, "command" | "url" | "body"]
             | ["actions", _, "headers" | "env", _]
-            | [
-                "actions",
-                _,
-                "docker",
-                "container" | "image" | "host"
-            ]
+            | ["actions", _, "docker", "container" | "image" | "host"]
             | ["actions", _, "docker", "cmd" | "ports", "[]"]
             | ["actions", _, "docker", "env" | "labels", _]
             | ["actions", _, "docker", "health", "cmd", "[]"]

@@ -726,11 +726,23 @@ fn docker_action_fields_resolve_references_and_keep_secrets() {
     assert_eq!(d.labels["app.mode"], "fast-mode");
     assert_eq!(d.health.as_ref().unwrap().cmd[1], home);
     // Secret by name or by `${secret:…}`; a plain reference is not.
-    assert!(c.secrets.contains(&"db-pw-value".to_string()), "{:?}", c.secrets);
-    assert!(c.secrets.contains(&"fast-mode".to_string()), "{:?}", c.secrets);
+    assert!(
+        c.secrets.contains(&"db-pw-value".to_string()),
+        "{:?}",
+        c.secrets
+    );
+    assert!(
+        c.secrets.contains(&"fast-mode".to_string()),
+        "{:?}",
+        c.secrets
+    );
     let text = text.replace(&format!("${{secret:file:{plain}}}z"), "z");
     let c = parse(&text, Path::new("x.toml")).unwrap();
-    assert!(!c.secrets.contains(&"fast-mode".to_string()), "{:?}", c.secrets);
+    assert!(
+        !c.secrets.contains(&"fast-mode".to_string()),
+        "{:?}",
+        c.secrets
+    );
     // An unset variable is an error at its line.
     let text = text.replace("green-${env:HOME}", "${env:ROLLDECK_TEST_SURELY_UNSET_VAR}");
     let e = one(&text);

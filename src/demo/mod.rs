@@ -156,7 +156,12 @@ impl DemoEnv {
         let canary = service::spawn("canary", scenario.canary_behaviour())
             .await
             .context("starting the canary demo service")?;
-        Self::start_around(scenario, prometheus_bin, Instances::Local { stable, canary }).await
+        Self::start_around(
+            scenario,
+            prometheus_bin,
+            Instances::Local { stable, canary },
+        )
+        .await
     }
 
     /// Starts the control endpoint, Prometheus and the load around running
