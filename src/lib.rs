@@ -6,6 +6,7 @@
 //! [`sources`] (Prometheus, direct scrape, HTTP health),
 //! [`docker`] (containers per track through the Docker Engine API),
 //! [`exec`] (command and HTTP actions, audit log),
+//! [`runbook`] (Markdown runbooks: sections, runnable blocks, checks, progress),
 //! [`runtime`] (the I/O around the engine: headless runs, lock, status),
 //! [`units`] (numbers shown to people, in their unit)
 //! and [`demo`] (the embedded demo environment).
@@ -19,6 +20,7 @@ pub mod migrations;
 pub mod preflight;
 pub mod redact;
 pub mod release;
+pub mod runbook;
 pub mod runtime;
 pub mod sources;
 pub mod store;

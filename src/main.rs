@@ -123,6 +123,41 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// A Markdown runbook: list its sections, blocks and checks (default),
+    /// run one block (exit code: the block's), tick checks, skip a
+    /// checklist. Running uses the cockpit's rules: timeout, confirmation,
+    /// audit log, progress in the state directory.
+    Runbook {
+        /// The runbook file, or a name from `[runbooks] dirs`.
+        file: String,
+        /// List sections, blocks and checks (the default).
+        #[arg(long)]
+        list: bool,
+        /// With --list: one JSON document.
+        #[arg(long)]
+        json: bool,
+        /// Run the block NAME (see --list for the names).
+        #[arg(long, value_name = "NAME", conflicts_with_all = ["list", "json"])]
+        run: Option<String>,
+        /// Confirm: blocks marked confirm, a protected environment, --skip-checklist.
+        #[arg(long)]
+        yes: bool,
+        /// A variable's value for --run (recorded unless the name looks secret).
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
+        /// Tick a check (its text, or a unique part of it); repeatable.
+        #[arg(long, value_name = "CHECK")]
+        tick: Vec<String>,
+        /// Un-tick a check; repeatable.
+        #[arg(long, value_name = "CHECK")]
+        untick: Vec<String>,
+        /// Skip this checklist in the running release (needs --yes and --reason; audited).
+        #[arg(long)]
+        skip_checklist: bool,
+        /// Why (for --skip-checklist).
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
     /// The embedded demo: a stable and a canary service, load, Prometheus if found.
     Demo {
         /// One JSON object per line on stdout.
@@ -333,6 +368,43 @@ async fn async_main(cli: Cli) -> i32 {
             Ok(cfg) => migrations(&cfg, json).await,
             Err(code) => return code,
         },
+        Cmd::Runbook {
+            file,
+            list: _,
+            json,
+            run,
+            yes,
+            vars,
+            tick,
+            untick,
+            skip_checklist,
+            reason,
+        } => {
+            // Listing a file given by path needs no config.
+            let listing = run.is_none() && tick.is_empty() && untick.is_empty() && !skip_checklist;
+            let cfg = if listing && cli.config.is_none() && Path::new(&file).is_file() {
+                None
+            } else {
+                match load_config(cli.config.as_deref()) {
+                    Ok(c) => Some(c),
+                    Err(code) => return code,
+                }
+            };
+            let opts = rolldeck::runbook::cli::Options {
+                file,
+                json,
+                run,
+                yes,
+                vars,
+                tick,
+                untick,
+                skip_checklist,
+                reason,
+                read_only: cli.read_only,
+                state_dir: cli.state_dir.clone(),
+            };
+            Ok(rolldeck::runbook::cli::main(opts, cfg.as_ref()).await)
+        }
         Cmd::Snapshot { json: _ } => match load_config(cli.config.as_deref()) {
             Ok(cfg) => snapshot(&cfg).await,
             Err(code) => return code,

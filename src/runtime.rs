@@ -901,6 +901,7 @@ pub async fn drive(
         out_tx: &out_tx,
         operator: &operator,
         release: release.id.clone(),
+        state_dir: &paths.dir,
     };
     let mut pending_fx = first_fx;
     if opts.resume && matches!(release.phase, Phase::Paused { .. }) {
@@ -944,12 +945,20 @@ pub async fn drive(
         } else {
             None
         };
-        if auto.is_none() && release.waits_for_human() && mode.exit_when_waiting {
-            let reason = match &release.phase {
-                Phase::Paused { reason, .. } => reason.clone(),
-                Phase::WaitingApproval { message } => {
+        // A checklist step waits for people like an approval; --yes never passes it.
+        let checklist = crate::runbook::checklist::waiting(&release);
+        if auto.is_none()
+            && (release.waits_for_human() || checklist.is_some())
+            && mode.exit_when_waiting
+        {
+            let reason = match (&release.phase, &checklist) {
+                (Phase::Paused { reason, .. }, _) => reason.clone(),
+                (Phase::WaitingApproval { message }, _) => {
                     format!("waiting for approval: {message} (pass --yes to approve headless)")
                 }
+                (_, Some(file)) => format!(
+                    "waiting for checklist {file}: tick its checks and pass its blocks (rolldeck runbook FILE --tick/--run, or the cockpit); --yes never ticks a check"
+                ),
                 _ => String::new(),
             };
             sink(DriverEvent::Stopped {
@@ -1098,6 +1107,8 @@ struct EffectCtx<'a> {
     out_tx: &'a mpsc::Sender<OutputLine>,
     operator: &'a Operator,
     release: String,
+    /// `StatePaths::dir` (checklist progress lives under it).
+    state_dir: &'a Path,
 }
 
 impl EffectCtx<'_> {
@@ -1165,6 +1176,33 @@ impl EffectCtx<'_> {
                 let ex = self.executor.clone();
                 let out = self.out_tx.clone();
                 let release = self.release.clone();
+                // A `checklist` step: passes once its checks and blocks are done.
+                if let Some(file) = crate::runbook::checklist::parse_step_action(&action) {
+                    let file = PathBuf::from(file);
+                    let store =
+                        crate::runbook::ProgressStore::for_release(self.state_dir, &file, &release);
+                    let h = tokio::spawn(async move {
+                        let (ok, detail) =
+                            crate::runbook::checklist::wait(file, store, step_name, out, cancelled)
+                                .await;
+                        let _ = tx
+                            .send(Event::ActionFinished {
+                                run,
+                                ok,
+                                detail,
+                                unaudited: false,
+                            })
+                            .await;
+                    });
+                    running.insert(
+                        run,
+                        RunningAction {
+                            handle: h,
+                            cancel: Some(cancel_tx),
+                        },
+                    );
+                    return;
+                }
                 // A `migration` step: its parts, each an audited action.
                 let (action, parts, gated) = if let Some((src, round_trip)) =
                     crate::migrations::parse_step_action(&action)

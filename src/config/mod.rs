@@ -231,6 +231,19 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, LoadError> {
             m.directory = base.join(&m.directory);
         }
     }
+    // Runbook directories and checklists too.
+    for d in &mut cfg.runbooks.dirs {
+        if d.is_relative() {
+            *d = base.join(&*d);
+        }
+    }
+    for st in cfg.plans.values_mut().flat_map(|p| p.steps.iter_mut()) {
+        if let Some(c) = st.checklist.as_mut()
+            && c.is_relative()
+        {
+            *c = base.join(&*c);
+        }
+    }
     let problems = schema::validate(&mut cfg);
     errors.extend(problems.into_iter().map(|p| {
         let Pos { line, col } = positions.find(&p.at);

@@ -65,6 +65,9 @@ pub struct Config {
     /// `rollback = ["ctrl-b"]` (see `src/tui/keymap.toml` for the actions).
     #[serde(default)]
     pub keys: Option<toml::Table>,
+    /// Markdown runbooks (`[runbooks]`, see [`crate::runbook`]).
+    #[serde(default)]
+    pub runbooks: Runbooks,
     /// The file this config was read from (set by the loader).
     #[serde(skip)]
     pub source_path: Option<PathBuf>,
@@ -73,6 +76,47 @@ pub struct Config {
     /// redact these everywhere.
     #[serde(skip)]
     pub secrets: Vec<String>,
+}
+
+/// `[runbooks]`: where runbooks are and the values of their variables.
+///
+/// ```toml
+/// [runbooks]
+/// dirs = ["runbooks"]
+/// vars = { NAMESPACE = "shop", DATABASE_URL = "${env:DATABASE_URL}" }
+/// timeout = "2m"
+/// ```
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Runbooks {
+    /// Directories searched (recursively) for `.md` runbooks, relative to
+    /// the config file; each must exist.
+    #[serde(default)]
+    pub dirs: Vec<PathBuf>,
+    /// Values of `$NAME` / `${NAME}` in runbook blocks. Names are shell
+    /// variable names; values must not be empty; `${env:…}` / `${file:…}`
+    /// references are resolved (secret for names that look secret, e.g.
+    /// `DB_PASSWORD`).
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+    /// Time limit of a block without a `timeout` attribute (default 60 s,
+    /// at most 30 days).
+    #[serde(default = "default_runbook_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for Runbooks {
+    fn default() -> Self {
+        Self {
+            dirs: Vec::new(),
+            vars: BTreeMap::new(),
+            timeout: default_runbook_timeout(),
+        }
+    }
+}
+
+fn default_runbook_timeout() -> Duration {
+    crate::runbook::DEFAULT_TIMEOUT
 }
 
 /// `[environment]`
@@ -506,6 +550,10 @@ pub enum StepKind {
     /// Run a migration source's `upgrade` (with `round_trip`: upgrade →
     /// downgrade → upgrade), then check the database reached head.
     Migration,
+    /// Wait until a Markdown checklist (`checklist = "runbooks/pre-deploy.md"`)
+    /// has every check ticked and every runnable block passed
+    /// ([`crate::runbook::checklist`]).
+    Checklist,
 }
 
 /// What happens when a step fails.
@@ -572,6 +620,10 @@ pub struct StepSpec {
     /// source is at head and clean (the reason is the step's failure).
     #[serde(default)]
     pub require_migrations: bool,
+    /// `checklist`: the Markdown runbook whose checks and runnable blocks
+    /// must be done (relative to the config file).
+    #[serde(default)]
+    pub checklist: Option<PathBuf>,
 }
 
 /// `[[rollback_when]]`: a condition that starts the rollback at once.
@@ -811,6 +863,13 @@ pub fn validate(cfg: &mut Config) -> Vec<Problem> {
             );
         }
     }
+    for (k, v) in cfg.runbooks.vars.iter_mut() {
+        let field = Field {
+            secret: is_secret_name(k),
+            template: false,
+        };
+        resolve(v, path!["runbooks", "vars", k.as_str()], field, &mut out);
+    }
     // Action fields are templates: a `{` in a resolved value must stay literal.
     for (name, a) in cfg.actions.iter_mut() {
         let base = || path!["actions", name.as_str()];
@@ -931,6 +990,7 @@ pub fn validate(cfg: &mut Config) -> Vec<Problem> {
 
     // Durations: bounded, so no deadline overflows; intervals have a floor.
     validate_durations(cfg, &mut out);
+    validate_runbooks(&cfg.runbooks, &mut out);
     if let Some(v) = &cfg.version
         && let Err(e) = check_version(v)
     {
@@ -1542,7 +1602,31 @@ fn validate_step(
             }
         }
         StepKind::Pause => {}
+        StepKind::Checklist => {
+            if rollback {
+                out.push(problem(
+                    at("kind"),
+                    "rollback steps cannot wait for a checklist: the rollback must not wait on people",
+                ));
+            }
+            match &s.checklist {
+                None => out.push(problem(
+                    at("kind"),
+                    "a `checklist` step needs `checklist`, a Markdown file such as \"runbooks/pre-deploy.md\"",
+                )),
+                Some(f) => {
+                    if let Err(e) = crate::runbook::checklist::validate_file(f) {
+                        out.push(problem(at("checklist"), e));
+                    }
+                }
+            }
+        }
     }
+    not_for(
+        "checklist",
+        s.checklist.is_some() && s.kind != StepKind::Checklist,
+        out,
+    );
     not_for(
         "weight",
         s.weight.is_some() && s.kind != StepKind::Traffic,
@@ -1590,6 +1674,7 @@ pub fn kind_name(k: StepKind) -> &'static str {
         StepKind::Approval => "approval",
         StepKind::Pause => "pause",
         StepKind::Migration => "migration",
+        StepKind::Checklist => "checklist",
     }
 }
 
@@ -1636,6 +1721,49 @@ fn bound(d: Duration, kind: Bound, at: Vec<Seg>, out: &mut Vec<Problem>) {
         Bound::Positive if d.is_zero() => out.push(problem(at, "must be more than 0s")),
         _ => {}
     }
+}
+
+/// `[runbooks]`: directories exist, variable names are shell names and
+/// values are not empty.
+fn validate_runbooks(rb: &Runbooks, out: &mut Vec<Problem>) {
+    for (i, d) in rb.dirs.iter().enumerate() {
+        if !d.is_dir() {
+            out.push(Problem {
+                at: path!["runbooks", "dirs", i],
+                message: format!("runbook directory {} does not exist", d.display()),
+                help: Some("paths are relative to the config file".into()),
+            });
+        }
+    }
+    for (k, v) in &rb.vars {
+        let at = path!["runbooks", "vars", k.as_str()];
+        let ident = k
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ident {
+            out.push(problem(
+                at.clone(),
+                format!(
+                    "{:?} is not a variable name (letters, digits and _, not starting with a digit)",
+                    super::clean(k)
+                ),
+            ));
+        }
+        if v.is_empty() {
+            out.push(problem(
+                at,
+                "empty value: a runbook block never runs with an empty variable; give a value or remove the key",
+            ));
+        }
+    }
+    bound(
+        rb.timeout,
+        Bound::Positive,
+        path!["runbooks", "timeout"],
+        out,
+    );
 }
 
 /// Bounds every duration in the config (see [`MAX_DURATION`],

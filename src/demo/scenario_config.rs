@@ -44,7 +44,8 @@ impl Pace {
 /// (preflight → health → 5 % → analysis → 25 % → analysis → 50 % →
 /// analysis → 100 %) with short windows, checks as PromQL when the demo
 /// runs a Prometheus and as direct scrape otherwise; step and `for`
-/// durations from `pace`.
+/// durations from `pace`. Writes the demo runbooks beside `state_dir`
+/// (`../runbooks`, see [`crate::runbook::demo`]).
 pub fn demo_config(env: &DemoEnv, state_dir: &Path, pace: Pace) -> String {
     let stable = format!("http://{}", env.stable_addr);
     let canary = format!("http://{}", env.canary_addr);
@@ -72,6 +73,14 @@ timeout = "1s"
 "#
         ),
     };
+    // The demo runbooks, written beside the state directory.
+    let runbooks = crate::runbook::demo::config_table(
+        &state_dir.parent().unwrap_or(state_dir).join("runbooks"),
+        &stable,
+        &canary,
+        &control,
+        env.prometheus.as_ref().map(|p| p.url.as_str()),
+    );
     let targets = if env.prometheus.is_some() {
         String::new()
     } else {
@@ -148,6 +157,7 @@ url = "{control}/rollback"
 method = "POST"
 timeout = "5s"
 
+{runbooks}
 [plans.canary]
 description = "seed 002: canary 5 → 25 → 50 → 100 % with metric gates"
 

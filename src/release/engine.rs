@@ -988,7 +988,11 @@ impl Release {
                 let run = self.next_run;
                 self.next_run += 1;
                 self.running_action = Some((run, sref));
-                self.run_mut(sref).detail = format!("running action {action}");
+                self.run_mut(sref).detail =
+                    match crate::runbook::checklist::parse_step_action(action) {
+                        Some(_) => "waiting for its checks and blocks".into(),
+                        None => format!("running action {action}"),
+                    };
                 fx.push(Effect::RunAction {
                     run,
                     step: sref,

@@ -233,6 +233,13 @@ fn step(cfg: &Config, s: &StepSpec, all_checks: &[String]) -> Step {
                 action: crate::migrations::step_action(&source, s.round_trip),
             }
         }
+        // Also an action step to the engine: it "runs" until the checklist
+        // is done (`crate::runbook::checklist`).
+        StepKind::Checklist => StepAction::Action {
+            action: crate::runbook::checklist::step_action(
+                s.checklist.as_deref().unwrap_or(std::path::Path::new("")),
+            ),
+        },
         StepKind::Health => StepAction::Health {
             targets: s.targets.clone(),
             passes: s.passes.unwrap_or(3).max(1),
@@ -260,7 +267,10 @@ fn step(cfg: &Config, s: &StepSpec, all_checks: &[String]) -> Step {
         StepAction::Action { action } => match crate::migrations::parse_step_action(action) {
             Some((src, true)) => format!("migration {src} (round trip)"),
             Some((src, false)) => format!("migration {src}"),
-            None => action.clone(),
+            None => match crate::runbook::checklist::parse_step_action(action) {
+                Some(file) => crate::runbook::checklist::step_name(file),
+                None => action.clone(),
+            },
         },
         StepAction::Traffic { weight, .. } => format!("traffic {weight}%"),
         StepAction::Health { targets, .. } => format!("health {}", targets.join(",")),
@@ -274,6 +284,12 @@ fn step(cfg: &Config, s: &StepSpec, all_checks: &[String]) -> Step {
         StepAction::Pause { duration: None } => "pause".into(),
     });
     let idempotent = s.idempotent.unwrap_or(match &action {
+        // Waiting for a checklist again is harmless.
+        StepAction::Action { action }
+            if crate::runbook::checklist::parse_step_action(action).is_some() =>
+        {
+            true
+        }
         StepAction::Action { action } => cfg
             .actions
             .get(action)

@@ -252,6 +252,19 @@ impl Prometheus {
     /// NaN and ±Inf are returned as values; the analysis treats them as
     /// inconclusive.
     pub async fn query_value(&self, promql: &str) -> Result<f64, String> {
+        let (status, ctype, body) = self.query_answer(promql).await?;
+        parse_answer(status, &ctype, &body)
+    }
+
+    /// Sends an instant query and returns the answer unjudged: HTTP status,
+    /// `Content-Type` (empty when none) and the body (at most the source's
+    /// `max_body_bytes`). For callers that read more than one value (a
+    /// runbook's PromQL block shown as a table); judge it as strictly as
+    /// [`parse_answer`] does.
+    ///
+    /// Errors: connection and timeout errors, an answer larger than the cap
+    /// or cut short.
+    pub async fn query_answer(&self, promql: &str) -> Result<(u16, String, Vec<u8>), String> {
         let resp = tokio::time::timeout(
             self.timeout + Duration::from_millis(500),
             self.client.query(promql).get_raw(),
@@ -279,7 +292,7 @@ impl Prometheus {
         let body = super::body::read_capped(resp, self.max_body, self.timeout)
             .await
             .map_err(|e| format!("reading Prometheus answer (HTTP {status}): {e}"))?;
-        parse_answer(status, &ctype, &body)
+        Ok((status, ctype, body))
     }
 
     /// Checks that the server answers the query API; returns the latency.
