@@ -11,7 +11,9 @@
 use crate::config::Config;
 use crate::exec::{ActionRequest, AuditLog, Executor, Operator, OutputLine, strip_control};
 use crate::redact::Redactor;
-use crate::release::engine::{Command, Effect, Event, Issued, Notice, Outcome, Phase, Release};
+use crate::release::engine::{
+    Command, Effect, Event, Issued, Notice, Outcome, Phase, ProbeKind, Release,
+};
 use crate::release::journal::{self, Record};
 use crate::release::plan::{Plan, Trigger};
 use crate::sources::{SourceStatus, Sources};
@@ -1148,13 +1150,19 @@ impl EffectCtx<'_> {
                 let s = self.sources.clone();
                 let tx = self.tx.clone();
                 tokio::spawn(async move {
-                    let r = s.probe_health(&target).await;
-                    let (ok, detail) = match r {
-                        Ok(d) => (true, d),
-                        Err(d) => (false, d),
+                    let (ok, kind, detail) = match s.probe_target(&target).await {
+                        Ok(d) => (true, ProbeKind::Plain, d),
+                        Err((kind, d)) => (false, kind, d),
                     };
                     let detail = strip_control(&detail);
-                    let _ = tx.send(Event::Probed { target, ok, detail }).await;
+                    let _ = tx
+                        .send(Event::Probed {
+                            target,
+                            ok,
+                            detail,
+                            kind,
+                        })
+                        .await;
                 });
             }
             Effect::RunAction {

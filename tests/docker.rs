@@ -505,10 +505,28 @@ fn hundred_thousand_log_lines_arrive_in_a_bounded_ring() {
         .expect("the stream ends when the container exits")
         .unwrap();
     assert_eq!(totals.lines, 100_000);
-    let b = buf.lock().unwrap();
+    let mut b = buf.lock().unwrap();
     assert_eq!(b.len(), 1000, "memory bounded by the ring");
     assert_eq!(b.total(), 100_000);
     assert_eq!(b.dropped(), 99_000, "evicted lines are counted");
+    assert_eq!(
+        b.dropped_of(&name),
+        99_000,
+        "… and counted for the container"
+    );
+    assert_eq!(b.dropped_of("another"), 0);
+    // The Logs pane showing only this container says how many it lost.
+    b.set_source(Some(LogSource::Container(name.clone())));
+    let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 6)).unwrap();
+    term.draw(|f| f.render_widget(rolldeck::tui::logs::LogsView::new(&b), f.area()))
+        .unwrap();
+    let title: String = (0..120)
+        .map(|x| term.backend().buffer()[(x, 0)].symbol().to_string())
+        .collect();
+    assert!(
+        title.contains("1000/1000 lines, 99000 dropped (99000 of its lines)"),
+        "{title}"
+    );
     let last = b.in_view();
     let last = last.last().expect("lines in view");
     assert_eq!(last.source, LogSource::Container(name.clone()));
@@ -600,4 +618,129 @@ fn logs_of_selected_containers_are_followed_and_tagged() {
     seen("stopping");
     w.abort();
     f.abort();
+}
+
+/// `docker kill` of a container the cockpit watches: the Containers pane
+/// shows it exited at once. The watcher's periodic list runs every 60 s,
+/// so only the event stream can bring the change; the view goes through
+/// the same path as in the cockpit ([`rolldeck::docker::forward_views`] →
+/// `Msg::Containers` → the drawn screen).
+#[test]
+fn killed_container_shows_exited_in_the_pane_at_once() {
+    use rolldeck::tui::app::{App, Msg, Role};
+    let Some(env) = Env::new("killed_container_shows_exited_in_the_pane_at_once") else {
+        return;
+    };
+    let (stable, _) = env.run_service("stable", "stable", "good");
+    let (canary, _) = env.run_service("canary", "canary", "good");
+    let cfg = rolldeck::config::DockerSource {
+        host: None,
+        baseline: Some(rolldeck::config::ContainerSelector {
+            label: Some(format!("rolldeck.test={}-stable", env.prefix)),
+            name: None,
+        }),
+        canary: Some(rolldeck::config::ContainerSelector {
+            label: None,
+            name: Some(format!("{}-canary*", env.prefix)),
+        }),
+        interval: Duration::from_secs(60),
+        probe_interval: Duration::from_secs(1),
+        timeout: Duration::from_secs(5),
+        max_containers: 10,
+    };
+    let watch = rolldeck::docker::DockerWatch::new(&cfg);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Msg>(64);
+    let (w, fwd) = env.rt.block_on(async {
+        (
+            watch.spawn(),
+            tokio::spawn(rolldeck::docker::forward_views(
+                watch.clone(),
+                tx,
+                Msg::Containers,
+            )),
+        )
+    });
+    let mut app = App::new(
+        "dk".into(),
+        "test".into(),
+        false,
+        Role::Idle,
+        rolldeck::tui::keymap::Keymap::default_map(),
+        rolldeck::tui::theme::Theme::builtin("dark").unwrap(),
+        Default::default(),
+        Default::default(),
+        "tester".into(),
+        jiff::Timestamp::now(),
+    );
+    app.docker_configured = true;
+    // Feeds the app until `done` holds for its screen, at most `limit`.
+    let mut until = |app: &mut App, limit: Duration, done: &dyn Fn(&str) -> bool| -> String {
+        let start = Instant::now();
+        loop {
+            while let Ok(m) = rx.try_recv() {
+                app.update(m);
+            }
+            app.update(Msg::Tick(jiff::Timestamp::now()));
+            let mut term =
+                ratatui::Terminal::new(ratatui::backend::TestBackend::new(160, 48)).unwrap();
+            term.draw(|f| rolldeck::tui::ui::draw(f, app)).unwrap();
+            let text: String = {
+                let buf = term.backend().buffer();
+                (0..buf.area.height)
+                    .map(|y| {
+                        (0..buf.area.width)
+                            .map(|x| buf[(x, y)].symbol().to_string())
+                            .collect::<String>()
+                            + "\n"
+                    })
+                    .collect()
+            };
+            if done(&text) {
+                return text;
+            }
+            assert!(start.elapsed() < limit, "not in time:\n{text}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let row = |text: &str, name: &str| {
+        text.lines()
+            .find(|l| l.contains(name))
+            .unwrap_or("")
+            .to_string()
+    };
+    let text = until(&mut app, Duration::from_secs(40), &|s| {
+        row(s, &canary).contains("healthy") && row(s, &stable).contains("healthy")
+    });
+    assert!(row(&text, &canary).contains("canary"), "{text}");
+    assert!(row(&text, &stable).contains("baseline"), "{text}");
+    assert!(row(&text, &canary).contains(&env.tag()), "{text}");
+    assert!(text.contains("2/2 running"), "{text}");
+
+    env.rt
+        .block_on(env.docker.kill_container(
+            &canary,
+            None::<bollard::query_parameters::KillContainerOptions>,
+        ))
+        .unwrap();
+    // Well within the 60 s list interval: the event stream brought it.
+    let text = until(&mut app, Duration::from_secs(10), &|s| {
+        row(s, &canary).contains("exited 137")
+    });
+    assert!(text.contains("1/2 running"), "{text}");
+    let canary_view = app
+        .containers
+        .containers
+        .iter()
+        .find(|c| c.name == canary)
+        .unwrap()
+        .clone();
+    assert_eq!(canary_view.exit_code, Some(137));
+    // And the health target the rollback trigger reads: stopped, fires at once.
+    let judged = rolldeck::docker::judge_track("canary", &app.containers.containers);
+    assert_eq!(
+        judged.map_err(|(k, _)| k),
+        Err(rolldeck::release::ProbeKind::Stopped)
+    );
+    w.abort();
+    fwd.abort();
 }

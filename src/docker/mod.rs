@@ -20,7 +20,10 @@
 //!   triggers ([`DockerWatch::track_health`]): a probe passes only when the
 //!   track has at least one container, every one is running and none is
 //!   unhealthy or still starting its health check. Missing or stale state
-//!   is never a pass.
+//!   is never a pass. For rollback triggers ([`judge_track`],
+//!   [`ProbeKind`]): a health check still `starting` (the container's start
+//!   period) is no failure either, so a freshly started canary does not
+//!   roll back; an exited or dead canary fires the trigger at once.
 //!
 //! Bounds: every request has the configured `timeout`; names, images and
 //! reasons are cut to [`MAX_TEXT`] characters and stripped of control
@@ -34,6 +37,7 @@ pub mod logs;
 pub mod run;
 
 use crate::config::{Config, ContainerSelector, DockerSource};
+use crate::release::engine::ProbeKind;
 use bollard::Docker;
 use bollard::models::{ContainerInspectResponse, EventMessage};
 use bollard::query_parameters::{EventsOptions, ListContainersOptions};
@@ -114,6 +118,17 @@ impl ContainerInfo {
         }
     }
 
+    /// Exited or dead: gone until someone starts it again.
+    pub fn stopped(&self) -> bool {
+        matches!(self.state.as_str(), "exited" | "dead")
+    }
+
+    /// Running, with a health check still in its start period
+    /// (`starting`): no evidence of health yet, nor of its absence.
+    pub fn starting(&self) -> bool {
+        self.state == "running" && self.health.as_deref() == Some("starting")
+    }
+
     /// Seconds since it started, when running.
     pub fn uptime_s(&self, now: Timestamp) -> Option<i64> {
         if self.state != "running" {
@@ -126,6 +141,24 @@ impl ContainerInfo {
 
 fn cut(s: &str) -> String {
     crate::exec::strip_control(&s.chars().take(MAX_TEXT).collect::<String>())
+}
+
+/// A copy of what a [`DockerWatch`] knows ([`DockerWatch::view`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WatchView {
+    /// `None` before the first attempt to reach the engine;
+    /// `Some(Err(reason))` while it cannot be reached; else the engine's
+    /// description (`Docker Engine 24.0.7 (API 1.43) at unix:///…`).
+    pub conn: Option<Result<String, String>>,
+    /// The selected containers, by track then name.
+    pub containers: Vec<ContainerInfo>,
+    /// Containers selected but not read because of `max_containers`.
+    pub over_cap: usize,
+    /// When the engine last confirmed the whole list (the periodic read).
+    pub confirmed: Option<Timestamp>,
+    /// After this long without a confirmation the list is stale
+    /// (3 × `interval`).
+    pub stale_after: Duration,
 }
 
 /// What the watcher knows.
@@ -181,6 +214,23 @@ impl DockerWatch {
         v
     }
 
+    /// Everything the Containers pane shows, read at once: the
+    /// connection, the containers (by track, then name), how many were
+    /// left out by `max_containers`, and when the engine last confirmed
+    /// the list.
+    pub fn view(&self) -> WatchView {
+        let st = self.lock();
+        let mut containers: Vec<_> = st.containers.values().cloned().collect();
+        containers.sort_by(|a, b| (&a.track, &a.name).cmp(&(&b.track, &b.name)));
+        WatchView {
+            conn: st.conn.clone(),
+            containers,
+            over_cap: st.over_cap,
+            confirmed: st.confirmed,
+            stale_after: 3 * self.cfg.interval,
+        }
+    }
+
     /// `Err(reason)` while the engine cannot be reached (or before the
     /// watcher first reached it), else the engine's description.
     pub fn connection(&self) -> Result<String, String> {
@@ -192,14 +242,16 @@ impl DockerWatch {
 
     /// Evaluates the health target `docker:TRACK` from the watched state:
     /// `Ok(detail)` when the track has at least one container and every
-    /// one is running and not unhealthy/starting; else `Err(reason)`.
+    /// one is running and not unhealthy/starting; else `Err((kind,
+    /// reason))`, the kind as [`judge_track`] gives it (`Plain` for a
+    /// down engine or stale state).
     /// State not confirmed by the engine within 3 × `interval` (the engine
     /// went away, the watcher is not running) is a failure, never a pass.
     ///
     /// Right after the watcher starts (no list read and no failure yet) it
     /// waits for that first answer, at most `timeout` + 1 s, so that a
     /// trigger probed at once does not count a failure nobody saw.
-    pub async fn track_health(&self, track: &str) -> Result<String, String> {
+    pub async fn track_health(&self, track: &str) -> Result<String, (ProbeKind, String)> {
         let first = |s: &State| s.confirmed.is_some() || matches!(s.conn, Some(Err(_)));
         if !first(&self.lock()) {
             let mut rx = self.subscribe();
@@ -213,20 +265,21 @@ impl DockerWatch {
             let _ = tokio::time::timeout(self.cfg.timeout + Duration::from_secs(1), wait).await;
         }
         let st = self.lock();
+        let plain = |e: String| Err((ProbeKind::Plain, e));
         match &st.conn {
-            None => return Err("Docker: no container state read yet".into()),
-            Some(Err(e)) => return Err(format!("Docker down: {e}")),
+            None => return plain("Docker: no container state read yet".into()),
+            Some(Err(e)) => return plain(format!("Docker down: {e}")),
             Some(Ok(_)) => {}
         }
         let stale = 3 * self.cfg.interval.as_millis() as i64;
         match st.confirmed {
             Some(t) if Timestamp::now().as_millisecond() - t.as_millisecond() <= stale => {}
             Some(t) => {
-                return Err(format!(
+                return plain(format!(
                     "Docker: container state is stale (last confirmed {t})"
                 ));
             }
-            None => return Err("Docker: no container state read yet".into()),
+            None => return plain("Docker: no container state read yet".into()),
         }
         judge_track(track, st.containers.values())
     }
@@ -407,21 +460,62 @@ impl DockerWatch {
     }
 }
 
-/// Judges one track's containers for the health target `docker:TRACK`.
+/// Sends `wrap(`[`DockerWatch::view`]`)` on `tx` now and after each change
+/// of the watcher's state, until the receiver is gone. Changes that come
+/// while a send waits for room are folded into the next view.
+pub async fn forward_views<M>(
+    watch: DockerWatch,
+    tx: tokio::sync::mpsc::Sender<M>,
+    wrap: impl Fn(WatchView) -> M,
+) {
+    let mut rx = watch.subscribe();
+    loop {
+        rx.borrow_and_update();
+        if tx.send(wrap(watch.view())).await.is_err() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Judges one track's containers for the health target `docker:TRACK`:
+/// `Ok(detail)` when the track has at least one container and each is
+/// running with no health check or a `healthy` one. Otherwise the reasons
+/// (every container's problem, `; `-joined) and what they mean
+/// ([`ProbeKind`]):
+///
+/// * `Stopped` when any of them exited or is dead (a rollback trigger on
+///   the target fires at once);
+/// * `Starting` when every problem is a running container whose health
+///   check still says `starting` (Docker's start period: never a pass, and
+///   no failure for a trigger; Docker turns it `unhealthy` after the start
+///   period and `retries` failed checks, which then count);
+/// * `Plain` otherwise: `unhealthy`, `restarting`, `created`, `paused`, no
+///   container on the track.
 pub fn judge_track<'a>(
     track: &str,
     containers: impl IntoIterator<Item = &'a ContainerInfo>,
-) -> Result<String, String> {
+) -> Result<String, (ProbeKind, String)> {
     let mine: Vec<&ContainerInfo> = containers
         .into_iter()
         .filter(|c| c.track == track)
         .collect();
     if mine.is_empty() {
-        return Err(format!("no {track} container"));
+        return Err((ProbeKind::Plain, format!("no {track} container")));
     }
-    let problems: Vec<String> = mine.iter().filter_map(|c| c.problem()).collect();
-    if !problems.is_empty() {
-        return Err(problems.join("; "));
+    let bad: Vec<&&ContainerInfo> = mine.iter().filter(|c| c.problem().is_some()).collect();
+    if !bad.is_empty() {
+        let kind = if bad.iter().any(|c| c.stopped()) {
+            ProbeKind::Stopped
+        } else if bad.iter().all(|c| c.starting()) {
+            ProbeKind::Starting
+        } else {
+            ProbeKind::Plain
+        };
+        let problems: Vec<String> = bad.iter().filter_map(|c| c.problem()).collect();
+        return Err((kind, problems.join("; ")));
     }
     Ok(format!(
         "{} {track} container{} running{}",
@@ -611,4 +705,59 @@ pub fn info_of(ins: &ContainerInspectResponse, track: &str) -> Option<ContainerI
         },
         state,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(name: &str, track: &str, state: &str, health: Option<&str>) -> ContainerInfo {
+        ContainerInfo {
+            id: name.into(),
+            name: name.into(),
+            track: track.into(),
+            image: "img:1".into(),
+            state: state.into(),
+            health: health.map(String::from),
+            failing_streak: 0,
+            restarts: 0,
+            started_at: None,
+            exit_code: (state == "exited").then_some(137),
+        }
+    }
+
+    #[test]
+    fn judge_track_kinds_starting_is_never_a_pass_and_exited_is_stopped() {
+        let kind = |list: &[ContainerInfo]| judge_track("canary", list).map_err(|(k, _)| k);
+        let healthy = c("a", "canary", "running", Some("healthy"));
+        let plain = c("b", "canary", "running", None);
+        let starting = c("s", "canary", "running", Some("starting"));
+        let unhealthy = c("u", "canary", "running", Some("unhealthy"));
+        let exited = c("x", "canary", "exited", None);
+        let restarting = c("r", "canary", "restarting", Some("starting"));
+        let other_track = c("o", "baseline", "exited", None);
+
+        assert!(kind(&[healthy.clone(), plain.clone()]).is_ok());
+        assert_eq!(
+            kind(std::slice::from_ref(&starting)),
+            Err(ProbeKind::Starting)
+        );
+        assert_eq!(
+            kind(&[healthy.clone(), starting.clone()]),
+            Err(ProbeKind::Starting),
+            "one starting container is no pass for the track"
+        );
+        assert_eq!(
+            kind(&[starting.clone(), unhealthy.clone()]),
+            Err(ProbeKind::Plain)
+        );
+        assert_eq!(kind(&[unhealthy]), Err(ProbeKind::Plain));
+        assert_eq!(kind(&[restarting]), Err(ProbeKind::Plain));
+        assert_eq!(kind(&[starting, exited.clone()]), Err(ProbeKind::Stopped));
+        assert_eq!(kind(&[healthy, exited.clone()]), Err(ProbeKind::Stopped));
+        assert_eq!(kind(&[other_track]), Err(ProbeKind::Plain), "no canary");
+        assert_eq!(kind(&[]), Err(ProbeKind::Plain));
+        let (_, why) = judge_track("canary", &[exited]).unwrap_err();
+        assert!(why.contains("exited (exit code 137)"), "{why}");
+    }
 }

@@ -165,6 +165,42 @@ pub struct StepRef {
     pub index: usize,
 }
 
+/// What a probe that did not pass means for health steps and rollback
+/// triggers (`ok: false`; a passing probe is always [`ProbeKind::Plain`]).
+///
+/// * `Plain` — an ordinary failure (an HTTP error, an unhealthy
+///   container, state unknown or stale): not a pass for a `health` step,
+///   and one more failure in a row for a `rollback_when` health trigger
+///   (which fires after `consecutive_failures` of them).
+/// * `Starting` — the target is still in its normal start period (a
+///   container whose Docker health check says `starting`: Docker keeps
+///   it there until its first passing check, or turns it `unhealthy`
+///   after the start period plus `retries` failures, so the wait is
+///   bounded by the container's own health-check settings). Never a pass
+///   for a `health` step (its passes in a row start again), and no
+///   evidence either way for a trigger: the failure count stays as it is.
+/// * `Stopped` — the target is gone for good (a container that exited or
+///   is dead): a failure for both, and a trigger on that target fires at
+///   once, whatever its `consecutive_failures`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeKind {
+    /// An ordinary probe.
+    #[default]
+    Plain,
+    /// Still starting: neither pass nor failure for a trigger.
+    Starting,
+    /// Stopped for good: a trigger fires at once.
+    Stopped,
+}
+
+impl ProbeKind {
+    /// True for [`ProbeKind::Plain`] (left out of the journal).
+    pub fn is_plain(&self) -> bool {
+        *self == ProbeKind::Plain
+    }
+}
+
 /// Per-target health state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct HealthRun {
@@ -290,6 +326,11 @@ pub enum Event {
         ok: bool,
         /// In words (status, latency, error).
         detail: String,
+        /// What a failed probe means ([`ProbeKind`]); absent in the
+        /// journal for an ordinary probe (and in journals of older
+        /// versions).
+        #[serde(default, skip_serializing_if = "ProbeKind::is_plain")]
+        kind: ProbeKind,
     },
     /// An operator command.
     Command(Issued),
@@ -716,9 +757,12 @@ impl Release {
             Event::Measured { measurement, epoch } => {
                 self.on_measured(measurement, *epoch, now, &mut fx)
             }
-            Event::Probed { target, ok, detail } => {
-                self.on_probed(target, *ok, detail, now, &mut fx)
-            }
+            Event::Probed {
+                target,
+                ok,
+                detail,
+                kind,
+            } => self.on_probed(target, *ok, *kind, detail, now, &mut fx),
             Event::Command(c) => self.on_command(c, now, &mut fx),
             Event::Resumed => self.on_resumed(now, &mut fx),
         }
@@ -1595,6 +1639,7 @@ impl Release {
         &mut self,
         target: &str,
         ok: bool,
+        kind: ProbeKind,
         detail: &str,
         now: Timestamp,
         fx: &mut Effects,
@@ -1617,7 +1662,10 @@ impl Release {
             h.consecutive_fail = 0;
         } else {
             h.consecutive_ok = 0;
-            h.consecutive_fail += 1;
+            // Still starting: no evidence either way for a trigger.
+            if kind != ProbeKind::Starting {
+                h.consecutive_fail += 1;
+            }
         }
         h.last = Some((ok, detail.to_string()));
         h.last_at = Some(now);
@@ -1639,7 +1687,12 @@ impl Release {
                     name,
                     target: t,
                     consecutive_failures,
-                } if t == target && fails >= *consecutive_failures => Some(name.clone()),
+                } if t == target
+                    && kind != ProbeKind::Starting
+                    && (fails >= *consecutive_failures || kind == ProbeKind::Stopped) =>
+                {
+                    Some(name.clone())
+                }
                 _ => None,
             })
         {

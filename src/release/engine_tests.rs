@@ -568,6 +568,7 @@ fn health_step_and_health_trigger() {
         target: "canary".into(),
         ok,
         detail: "HTTP 200".into(),
+        kind: ProbeKind::Plain,
     };
     step_at(&mut r, &mut j, probe(true), 1);
     step_at(&mut r, &mut j, probe(false), 6);
@@ -603,6 +604,98 @@ fn health_step_and_health_trigger() {
         panic!("{:?}", r.phase)
     };
     assert!(reason.contains("failed 3 probes in a row"), "{reason}");
+}
+
+/// A container still in its health check's start period (`starting`) is
+/// never a pass for a health step, and no failure for a trigger; an
+/// exited one fires a trigger at once, whatever `consecutive_failures`.
+#[test]
+fn starting_is_not_a_pass_nor_a_trigger_failure_and_stopped_fires_at_once() {
+    let probe = |ok, kind| Event::Probed {
+        target: "docker:canary".into(),
+        ok,
+        detail: "container c health is starting".into(),
+        kind,
+    };
+    let mut p = plan();
+    p.steps = vec![step(
+        "health",
+        StepAction::Health {
+            targets: vec!["docker:canary".into()],
+            passes: 2,
+            timeout: Duration::from_secs(30),
+        },
+    )];
+    let (mut r, _fx, mut j) = start(p.clone());
+    // starting, ok, starting, ok: never two passes in a row.
+    for (at, ok) in [(1, false), (2, true), (3, false), (4, true)] {
+        let kind = if ok {
+            ProbeKind::Plain
+        } else {
+            ProbeKind::Starting
+        };
+        step_at(&mut r, &mut j, probe(ok, kind), at);
+        assert_eq!(r.steps[0].status, StepStatus::Running, "at {at}");
+    }
+    step_at(&mut r, &mut j, probe(true, ProbeKind::Plain), 5);
+    assert_eq!(r.steps[0].status, StepStatus::Passed);
+
+    // A trigger with consecutive_failures = 1: starting never fires it …
+    p.triggers.push(Trigger::Health {
+        name: "canary container".into(),
+        target: "docker:canary".into(),
+        consecutive_failures: 1,
+    });
+    p.steps = vec![step("wait", StepAction::Pause { duration: None })];
+    let (mut r, _fx, mut j) = start(p.clone());
+    for at in 1..=20 {
+        step_at(&mut r, &mut j, probe(false, ProbeKind::Starting), at);
+    }
+    assert!(
+        !matches!(r.phase, Phase::RollingBack { .. }),
+        "{:?}",
+        r.phase
+    );
+    // … an ordinary failure (unhealthy) does.
+    step_at(&mut r, &mut j, probe(false, ProbeKind::Plain), 21);
+    assert!(
+        matches!(r.phase, Phase::RollingBack { .. }),
+        "{:?}",
+        r.phase
+    );
+
+    // With consecutive_failures = 3: starting neither counts nor resets …
+    p.triggers = vec![Trigger::Health {
+        name: "canary container".into(),
+        target: "docker:canary".into(),
+        consecutive_failures: 3,
+    }];
+    let (mut r, _fx, mut j) = start(p.clone());
+    step_at(&mut r, &mut j, probe(false, ProbeKind::Plain), 1);
+    step_at(&mut r, &mut j, probe(false, ProbeKind::Starting), 2);
+    step_at(&mut r, &mut j, probe(false, ProbeKind::Plain), 3);
+    assert!(
+        !matches!(r.phase, Phase::RollingBack { .. }),
+        "{:?}",
+        r.phase
+    );
+    step_at(&mut r, &mut j, probe(false, ProbeKind::Plain), 4);
+    assert!(
+        matches!(r.phase, Phase::RollingBack { .. }),
+        "{:?}",
+        r.phase
+    );
+    // … and an exited container fires at the first probe.
+    let (mut r, _fx, mut j) = start(p);
+    let mut exited = probe(false, ProbeKind::Stopped);
+    if let Event::Probed { detail, .. } = &mut exited {
+        *detail = "container c exited (exit code 137)".into();
+    }
+    step_at(&mut r, &mut j, exited, 1);
+    let Phase::RollingBack { reason } = &r.phase else {
+        panic!("{:?}", r.phase)
+    };
+    assert!(reason.contains("exit code 137"), "{reason}");
 }
 
 #[test]

@@ -9,6 +9,6 @@ pub mod plan;
 
 pub use analysis::{CheckDef, Measurement, Reading, TrackResult, Verdict, VerdictKind};
 pub use engine::{
-    Command, Effect, Event, Issued, Notice, Outcome, Phase, Release, StepRef, StepStatus,
+    Command, Effect, Event, Issued, Notice, Outcome, Phase, ProbeKind, Release, StepRef, StepStatus,
 };
 pub use plan::{Plan, Step, StepAction, Trigger};

@@ -13,6 +13,7 @@ pub mod scrape;
 
 use crate::config::{CheckKind, CheckSpec, Config, HealthTarget, ScrapeTarget};
 use crate::release::analysis::{Measurement, Reading, TrackResult};
+use crate::release::engine::ProbeKind;
 use jiff::Timestamp;
 use scrape::{History, LabelMatcher};
 use serde::Serialize;
@@ -401,16 +402,27 @@ impl Sources {
     /// `docker:TRACK` targets are judged from the Docker watcher's state
     /// ([`crate::docker::DockerWatch::track_health`]).
     pub async fn probe_health(&self, target: &str) -> Result<String, String> {
+        self.probe_target(target).await.map_err(|(_, e)| e)
+    }
+
+    /// [`Sources::probe_health`] with what a failure means for steps and
+    /// triggers ([`ProbeKind`]): `Starting` or `Stopped` for a `docker:TRACK`
+    /// target whose containers are still starting their health check or
+    /// have exited ([`crate::docker::judge_track`]), else `Plain`.
+    pub async fn probe_target(&self, target: &str) -> Result<String, (ProbeKind, String)> {
         if let (Some(track), Some(d)) = (target.strip_prefix("docker:"), &self.docker) {
             return d.track_health(track).await;
         }
         let Some(h) = self.health.get(target) else {
-            return Err(format!("unknown health target `{target}`"));
+            return Err((
+                ProbeKind::Plain,
+                format!("unknown health target `{target}`"),
+            ));
         };
         probe_health(&self.http, h)
             .await
             .map(|d| crate::exec::strip_control(&d))
-            .map_err(|e| crate::exec::strip_control(&e))
+            .map_err(|e| (ProbeKind::Plain, crate::exec::strip_control(&e)))
     }
 
     /// Checks every source once (Prometheus API, each scrape target, each

@@ -182,11 +182,22 @@ fn any_event() -> BoxedStrategy<Event> {
                 },
                 epoch,
             }),
-        (any_text(), any::<bool>(), any_text()).prop_map(|(target, ok, detail)| Event::Probed {
-            target,
-            ok,
-            detail
-        }),
+        (
+            any_text(),
+            any::<bool>(),
+            any_text(),
+            prop::sample::select(vec![
+                crate::release::ProbeKind::Plain,
+                crate::release::ProbeKind::Starting,
+                crate::release::ProbeKind::Stopped
+            ])
+        )
+            .prop_map(|(target, ok, detail, kind)| Event::Probed {
+                target,
+                ok,
+                detail,
+                kind
+            }),
         (any_command(), any_text(), prop::option::of(any_text())).prop_map(
             |(command, operator, reason)| Event::Command(Issued {
                 command,
@@ -392,10 +403,13 @@ fn plant(e: Event, text: &str) -> Event {
             },
             epoch,
         },
-        Event::Probed { target, ok, .. } => Event::Probed {
+        Event::Probed {
+            target, ok, kind, ..
+        } => Event::Probed {
             target,
             ok,
             detail: s,
+            kind,
         },
         Event::Command(i) => Event::Command(Issued {
             reason: Some(s.clone()),
@@ -512,6 +526,7 @@ fn corruption_in_the_middle_names_its_line_even_when_not_utf8() {
                 target: "é".into(),
                 ok: true,
                 detail: "ü".into(),
+                kind: Default::default(),
             },
         ),
         &Redactor::default(),

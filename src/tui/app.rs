@@ -28,16 +28,19 @@ pub enum Pane {
     Logs,
     /// Runbook and action history.
     Runbook,
+    /// Docker containers per track ([`super::containers`]).
+    Containers,
 }
 
 impl Pane {
-    /// All panes in order (digits 1–5).
-    pub const ALL: [Pane; 5] = [
+    /// All panes in order (digits 1–6).
+    pub const ALL: [Pane; 6] = [
         Pane::Pipeline,
         Pane::Canary,
         Pane::Migrations,
         Pane::Logs,
         Pane::Runbook,
+        Pane::Containers,
     ];
 
     /// Title.
@@ -48,6 +51,7 @@ impl Pane {
             Pane::Migrations => "Migrations",
             Pane::Logs => "Logs",
             Pane::Runbook => "Actions",
+            Pane::Containers => "Containers",
         }
     }
 
@@ -56,6 +60,7 @@ impl Pane {
     pub fn configured_by(self) -> Option<&'static str> {
         match self {
             Pane::Migrations => Some("add [[sources.migrations]]"),
+            Pane::Containers => Some("add [sources.docker]"),
             _ => None,
         }
     }
@@ -67,6 +72,7 @@ impl Pane {
             Pane::Migrations => Context::Migrations,
             Pane::Logs => Context::Logs,
             Pane::Runbook => Context::Runbook,
+            Pane::Containers => Context::Containers,
         }
     }
 }
@@ -234,6 +240,8 @@ pub enum Msg {
     JournalError(Option<String>),
     /// A round of migration source reads (one status per source).
     Migrations(Vec<crate::migrations::Status>),
+    /// The Docker watcher's state changed (sent on each change).
+    Containers(crate::docker::WatchView),
 }
 
 /// One evaluation of a check as the chart plots it.
@@ -317,6 +325,13 @@ pub struct App {
     pub migrations_configured: bool,
     /// The last read of each migration source (`None`: not read yet).
     pub migrations: Option<Vec<crate::migrations::Status>>,
+    /// Whether `[sources.docker]` is configured: without it the
+    /// Containers pane is not drawn ([`App::shown`]).
+    pub docker_configured: bool,
+    /// The Docker watcher's state as last sent ([`Msg::Containers`]).
+    pub containers: crate::docker::WatchView,
+    /// Selected row in the Containers pane.
+    pub selected_container: usize,
     /// How often data arrives, for "waiting for first data (scrape every
     /// 1 s)": `scrape every 1 s`, or `None` when not known (Prometheus
     /// scrapes on its own schedule).
@@ -404,6 +419,9 @@ impl App {
             operator,
             migrations_configured: false,
             migrations: None,
+            docker_configured: false,
+            containers: crate::docker::WatchView::default(),
+            selected_container: 0,
             plans: Vec::new(),
             default_plan: None,
             plan_sources: BTreeMap::new(),
@@ -483,6 +501,7 @@ impl App {
     pub fn shown(&self, pane: Pane) -> bool {
         match pane {
             Pane::Migrations => self.migrations_configured,
+            Pane::Containers => self.docker_configured,
             _ => true,
         }
     }
@@ -503,6 +522,29 @@ impl App {
                 pane.title(),
                 pane.configured_by().unwrap_or("no source")
             ));
+        }
+    }
+
+    /// `Enter` in the Containers pane: the Logs pane shows only the
+    /// selected container's lines; on the container already shown, every
+    /// line again. In the tab view the Logs tab is focused to show them.
+    fn show_container_logs(&mut self) {
+        let list = &self.containers.containers;
+        let Some(c) = list.get(self.selected_container.min(list.len().saturating_sub(1))) else {
+            self.flash = Some("no container to show the logs of".into());
+            return;
+        };
+        let src = LogSource::Container(c.name.clone());
+        let name = c.name.clone();
+        let mut logs = self.logs_mut();
+        if logs.source() == Some(&src) {
+            logs.set_source(None);
+            drop(logs);
+            self.flash = Some("logs: every source".into());
+        } else {
+            logs.set_source(Some(src));
+            drop(logs);
+            self.flash = Some(format!("logs: only {name} (Esc: every source)"));
         }
     }
 
@@ -618,6 +660,11 @@ impl App {
             }
             Msg::Migrations(list) => {
                 self.migrations = Some(list);
+                self.dirty = true;
+                Vec::new()
+            }
+            Msg::Containers(view) => {
+                self.containers = view;
                 self.dirty = true;
                 Vec::new()
             }
@@ -1316,6 +1363,10 @@ impl App {
             Action::Back => {
                 if self.zoom {
                     self.zoom = false;
+                } else if self.logs_mut().source().is_some()
+                    && matches!(self.focus, Pane::Logs | Pane::Containers)
+                {
+                    self.logs_mut().set_source(None);
                 } else if self.logs_mut().filter().is_some() {
                     let _ = self.logs_mut().set_filter(None);
                 }
@@ -1323,7 +1374,7 @@ impl App {
             Action::NextPane => self.cycle_pane(true),
             Action::PrevPane => self.cycle_pane(false),
             Action::FocusPane(n) => {
-                if (1..=5).contains(&n) {
+                if (1..=Pane::ALL.len()).contains(&usize::from(n)) {
                     self.focus_pane(Pane::ALL[n as usize - 1]);
                 }
             }
@@ -1355,8 +1406,13 @@ impl App {
                         self.selected_action = mv(self.selected_action, a, n, self.actions.len())
                     }
                     Pane::Migrations => {}
+                    Pane::Containers => {
+                        let n_rows = self.containers.containers.len();
+                        self.selected_container = mv(self.selected_container, a, n, n_rows)
+                    }
                 }
             }
+            Action::Select if self.focus == Pane::Containers => self.show_container_logs(),
             Action::Select => match super::detail::for_focus(self) {
                 Some(d) => self.popup = Some(Popup::Detail(Box::new(d))),
                 None => self.flash = Some("nothing selected to show".into()),

@@ -41,7 +41,7 @@ pub fn for_focus(app: &App) -> Option<Detail> {
         Pane::Canary => check(app),
         Pane::Logs => logs(app),
         Pane::Runbook => action(app),
-        Pane::Migrations => None,
+        Pane::Migrations | Pane::Containers => None,
     }
 }
 

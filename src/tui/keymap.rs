@@ -37,7 +37,7 @@ pub use super::command::{COMMANDS, CommandLine, parse_command};
 const DEFAULT_KEYMAP: &str = include_str!("keymap.toml");
 
 /// What a key does. Serde names in snake_case (used in keymap.toml and config
-/// overrides): `quit`, `command_mode`, `focus_pane_1` … `focus_pane_5`,
+/// overrides): `quit`, `command_mode`, `focus_pane_1` … `focus_pane_6`,
 /// `promote_full`, `log_timestamps`, … (see [`Action::name`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
@@ -116,6 +116,7 @@ impl Action {
         Action::FocusPane(3),
         Action::FocusPane(4),
         Action::FocusPane(5),
+        Action::FocusPane(6),
         Action::Zoom,
         Action::Up,
         Action::Down,
@@ -140,7 +141,7 @@ impl Action {
     ];
 
     /// The action's snake_case name, as keymap.toml and config overrides
-    /// write it. `FocusPane(n)` is `focus_pane_n`; a pane outside 1..=5 has
+    /// write it. `FocusPane(n)` is `focus_pane_n`; a pane outside 1..=6 has
     /// the name `focus_pane`, which does not parse back.
     pub fn name(self) -> &'static str {
         match self {
@@ -156,6 +157,7 @@ impl Action {
             Action::FocusPane(3) => "focus_pane_3",
             Action::FocusPane(4) => "focus_pane_4",
             Action::FocusPane(5) => "focus_pane_5",
+            Action::FocusPane(6) => "focus_pane_6",
             Action::FocusPane(_) => "focus_pane",
             Action::Zoom => "zoom",
             Action::Up => "up",
@@ -257,19 +259,22 @@ pub enum Context {
     Logs,
     /// The runbook pane.
     Runbook,
+    /// The containers pane.
+    Containers,
     /// A popup (confirmation, help).
     Popup,
 }
 
 impl Context {
     /// Every context, in help order.
-    pub const ALL: [Context; 7] = [
+    pub const ALL: [Context; 8] = [
         Context::Global,
         Context::Pipeline,
         Context::Canary,
         Context::Migrations,
         Context::Logs,
         Context::Runbook,
+        Context::Containers,
         Context::Popup,
     ];
 
@@ -282,6 +287,7 @@ impl Context {
             Context::Migrations => "migrations",
             Context::Logs => "logs",
             Context::Runbook => "runbook",
+            Context::Containers => "containers",
             Context::Popup => "popup",
         }
     }
@@ -295,6 +301,7 @@ impl Context {
             Context::Migrations => "Migrations",
             Context::Logs => "Logs",
             Context::Runbook => "Runbook",
+            Context::Containers => "Containers",
             Context::Popup => "Popup",
         }
     }

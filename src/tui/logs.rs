@@ -64,6 +64,10 @@ const MAX_SOURCE_CHARS: usize = 64;
 /// single enormous line can cause.
 const MAX_RAW_LINE_BYTES: usize = 64 * 1024;
 
+/// Containers whose dropped lines are counted one by one
+/// ([`LogBuffer::dropped_of`]); lines of later ones count in the total only.
+pub const MAX_DROPPED_SOURCES: usize = 256;
+
 /// Lines the tracing layer queues while the buffer is locked elsewhere.
 const PENDING_CAP: usize = 1024;
 
@@ -296,6 +300,11 @@ pub struct LogBuffer {
     /// Sequence number of the next line pushed (= lines ever stored).
     next_seq: u64,
     dropped: u64,
+    /// Of `dropped`, the lines of each container (at most
+    /// [`MAX_DROPPED_SOURCES`] names; later names count only in the total).
+    dropped_by: std::collections::BTreeMap<String, u64>,
+    /// Show only the lines of this source (the Containers pane's choice).
+    source: Option<LogSource>,
     /// Lines in `lines` passing the filter.
     matching: usize,
     filter: Option<Filter>,
@@ -327,6 +336,8 @@ impl LogBuffer {
             capacity: capacity.max(1),
             next_seq: 0,
             dropped: 0,
+            dropped_by: std::collections::BTreeMap::new(),
+            source: None,
             matching: 0,
             filter: None,
             follow: true,
@@ -385,8 +396,15 @@ impl LogBuffer {
                 self.matching -= 1;
             }
             self.dropped += 1;
+            if let LogSource::Container(name) = &old.line.source {
+                if let Some(n) = self.dropped_by.get_mut(name) {
+                    *n += 1;
+                } else if self.dropped_by.len() < MAX_DROPPED_SOURCES {
+                    self.dropped_by.insert(name.clone(), 1);
+                }
+            }
         }
-        let matches = self.filter.as_ref().is_none_or(|f| f.matches(&line));
+        let matches = self.passes(&line);
         if matches {
             self.matching += 1;
         }
@@ -464,7 +482,8 @@ impl LogBuffer {
         self.filter = filter;
         let mut matching = 0;
         for entry in &mut self.lines {
-            entry.matches = self.filter.as_ref().is_none_or(|f| f.matches(&entry.line));
+            entry.matches = self.filter.as_ref().is_none_or(|f| f.matches(&entry.line))
+                && self.source.as_ref().is_none_or(|s| *s == entry.line.source);
             matching += usize::from(entry.matches);
         }
         self.matching = matching;
@@ -474,6 +493,33 @@ impl LogBuffer {
             self.top = self.seq_at(current.min(max_top));
         }
         Ok(())
+    }
+
+    /// Whether `line` passes the text filter and the source filter.
+    fn passes(&self, line: &LogLine) -> bool {
+        self.filter.as_ref().is_none_or(|f| f.matches(line))
+            && self.source.as_ref().is_none_or(|s| *s == line.source)
+    }
+
+    /// Shows only the lines of `source` (`None`: every source), on top of
+    /// the text filter. The Containers pane sets it to a container.
+    pub fn set_source(&mut self, source: Option<LogSource>) {
+        let text = self.filter.as_ref().map(|f| f.source.clone());
+        self.source = source.map(LogSource::sanitized);
+        // Re-marks every line, keeping the text filter (valid: it parsed).
+        let _ = self.set_filter(text.as_deref());
+    }
+
+    /// The source filter ([`LogBuffer::set_source`]), if any.
+    pub fn source(&self) -> Option<&LogSource> {
+        self.source.as_ref()
+    }
+
+    /// Lines of container `name` evicted from the full ring (part of
+    /// [`LogBuffer::dropped`]; 0 for a container past the first
+    /// [`MAX_DROPPED_SOURCES`] names that lost lines).
+    pub fn dropped_of(&self, name: &str) -> u64 {
+        self.dropped_by.get(name).copied().unwrap_or(0)
     }
 
     /// The current filter as typed (trimmed), if any.
@@ -785,6 +831,9 @@ pub struct LogsView<'a> {
     /// The zone timestamps are shown in (the cockpit passes the local one;
     /// `None`: UTC). The title names the zone once instead of every line.
     pub time_zone: Option<&'a jiff::tz::TimeZone>,
+    /// The source tag's style per container name (one colour per
+    /// container); other tags are `muted`.
+    pub container_tags: Option<&'a std::collections::BTreeMap<String, Style>>,
 }
 
 impl<'a> LogsView<'a> {
@@ -795,6 +844,7 @@ impl<'a> LogsView<'a> {
             focused: false,
             styles: LogStyles::default(),
             time_zone: None,
+            container_tags: None,
         }
     }
 
@@ -826,17 +876,24 @@ impl<'a> LogsView<'a> {
                 s.title,
             ));
         }
+        if let Some(src) = &b.source {
+            let shown = cap_chars(src.name().to_string(), 24);
+            spans.push(Span::styled(format!(" only {shown}"), s.warn));
+        }
         if let Some(filter) = b.filter() {
             let shown = cap_chars(strip_control(filter), 24);
             spans.push(Span::styled(format!(" filter: {shown}"), s.title));
         }
-        let mut counts = if b.filter.is_some() {
+        let mut counts = if b.filter.is_some() || b.source.is_some() {
             format!("  {}/{} lines", b.matching, b.len())
         } else {
             format!("  {} lines", b.len())
         };
         if b.dropped > 0 {
             let _ = write!(counts, ", {} dropped", b.dropped);
+            if let Some(LogSource::Container(name)) = &b.source {
+                let _ = write!(counts, " ({} of its lines)", b.dropped_of(name));
+            }
         }
         counts.push(' ');
         spans.push(Span::styled(counts, s.title));
@@ -858,7 +915,11 @@ impl<'a> LogsView<'a> {
             ));
         }
         let tag = fit_width(line.source.name(), tag_width);
-        spans.push(Span::styled(format!("{tag} "), s.muted));
+        let tag_style = match (&line.source, self.container_tags) {
+            (LogSource::Container(name), Some(tags)) => tags.get(name).copied().unwrap_or(s.muted),
+            _ => s.muted,
+        };
+        spans.push(Span::styled(format!("{tag} "), tag_style));
         let style = match line.level {
             Level::Error => s.crit,
             Level::Warn => s.warn,
@@ -1363,5 +1424,39 @@ mod tests {
         assert_eq!(b.dropped(), 5);
         assert_eq!(b.visible(1)[0].text, "direct");
         assert_eq!(b.drain_pending(), 0);
+    }
+
+    #[test]
+    fn source_filter_shows_one_container_and_drops_are_counted_per_container() {
+        let mut b = LogBuffer::new(4);
+        let c = |name: &str, text: &str| {
+            LogLine::new(LogSource::Container(name.into()), Level::Info, text)
+        };
+        for i in 0..3 {
+            b.push(c("web-1", &format!("w{i}")));
+        }
+        b.push(line("ours"));
+        b.push(c("web-2", "x0"));
+        b.push(c("web-2", "x1"));
+        // 6 pushed into 4: web-1's w0 and w1 evicted.
+        assert_eq!(b.dropped(), 2);
+        assert_eq!(b.dropped_of("web-1"), 2);
+        assert_eq!(b.dropped_of("web-2"), 0);
+        b.set_source(Some(LogSource::Container("web-2".into())));
+        let shown: Vec<&str> = b.visible(10).iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(shown, ["x0", "x1"]);
+        assert_eq!(b.matching(), 2);
+        // Composes with the text filter; a new line of another source is
+        // not shown.
+        b.set_filter(Some("x1")).unwrap();
+        b.push(c("web-1", "x1 too"));
+        let shown: Vec<&str> = b.visible(10).iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(shown, ["x1"]);
+        assert_eq!(b.dropped_of("web-1"), 3, "w2 evicted now");
+        assert_eq!(b.dropped_of("web-2"), 0);
+        b.set_source(None);
+        let shown: Vec<&str> = b.visible(10).iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(shown, ["x1", "x1 too"]);
+        assert_eq!(b.filter(), Some("x1"), "the text filter stays");
     }
 }

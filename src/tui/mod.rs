@@ -4,6 +4,7 @@ pub mod app;
 pub mod canary;
 pub mod clock;
 pub mod command;
+pub mod containers;
 pub mod detail;
 pub mod footer;
 pub mod help;

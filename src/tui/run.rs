@@ -238,9 +238,17 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
     }
     // Container logs into the Logs pane (tagged by container name; the
     // Logs filter matches the name), followed while each container runs.
+    // The Containers pane: the watcher's state sent on each change (the
+    // event stream), so a container that dies shows at once.
+    app.docker_configured = cfg.sources.docker.is_some();
     if let Some(d) = &cfg.sources.docker {
         let watch = crate::docker::DockerWatch::new(d);
         let _watcher = watch.spawn();
+        tokio::spawn(crate::docker::forward_views(
+            watch.clone(),
+            msg_tx.clone(),
+            Msg::Containers,
+        ));
         tokio::spawn(crate::docker::logs::follow_selected(
             watch,
             d.host.clone(),

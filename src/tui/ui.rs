@@ -57,6 +57,17 @@ pub fn draw(f: &mut Frame, app: &App) {
     } else if wide(area) {
         let [top, bottom] =
             Layout::vertical([Constraint::Percentage(58), Constraint::Percentage(42)]).areas(body);
+        // Containers: a strip as tall as its rows (at most half) above the
+        // logs and the actions; not drawn without [sources.docker].
+        let bottom = if app.shown(Pane::Containers) {
+            let h = super::containers::wanted_height(app).min((bottom.height / 2).max(4));
+            let [strip, rest] =
+                Layout::vertical([Constraint::Length(h), Constraint::Min(1)]).areas(bottom);
+            draw_pane(f, app, Pane::Containers, strip);
+            rest
+        } else {
+            bottom
+        };
         let [pipeline, canary] =
             Layout::horizontal([Constraint::Percentage(42), Constraint::Percentage(58)]).areas(top);
         let [logs, side] =
@@ -251,16 +262,18 @@ pub fn fit(text: &str, width: usize) -> String {
 
 /// The tab bar (below 120x30): the drawn panes, then the unconfigured
 /// ones, muted, saying what would configure them
-/// (`3 Migrations — add [[sources.migrations]]`), shortened to fit.
+/// (`3 Migrations — add [[sources.migrations]]`), shortened to fit, or
+/// left out when even the shortest wording does not.
 fn draw_tabs(f: &mut Frame, app: &App, area: Rect) {
     let mut spans = Vec::new();
     let mut used = 0;
+    let short = |p: Pane| match p {
+        Pane::Migrations => "Migr.",
+        Pane::Containers => "Cont.",
+        _ => p.title(),
+    };
     for p in app.shown_panes() {
-        let title = if area.width < 70 && p == Pane::Migrations {
-            "Migr."
-        } else {
-            p.title()
-        };
+        let title = if area.width < 70 { short(p) } else { p.title() };
         let style = if p == app.focus {
             app.theme.tab_active
         } else {
@@ -271,25 +284,24 @@ fn draw_tabs(f: &mut Frame, app: &App, area: Rect) {
         spans.push(Span::styled(text, style));
         spans.push(Span::raw(" "));
     }
-    let room = (area.width as usize).saturating_sub(used);
+    let mut room = (area.width as usize).saturating_sub(used);
     for p in Pane::ALL.into_iter().filter(|p| !app.shown(*p)) {
         let how = p.configured_by().unwrap_or("not configured");
         let n = p.index_1();
-        let short = if p == Pane::Migrations {
-            "Migr."
-        } else {
-            p.title()
-        };
-        // The longest wording that fits: never a cut key name.
-        let text = [
+        let short = short(p);
+        // The longest wording that fits: never a cut key name. A pane
+        // without room is left out (its digit key says why).
+        let Some(text) = [
             format!(" {n} {} — {how} ", p.title()),
             format!(" {n} {short} — {how}"),
             format!(" {n} {short} {how}"),
             format!(" {n} {how}"),
         ]
         .into_iter()
-        .find(|t| t.chars().count() <= room)
-        .unwrap_or_else(|| fit(&format!(" {n} {how}"), room));
+        .find(|t| t.chars().count() <= room) else {
+            continue;
+        };
+        room = room.saturating_sub(text.chars().count());
         spans.push(Span::styled(text, app.theme.muted));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
@@ -329,6 +341,7 @@ fn draw_pane(f: &mut Frame, app: &App, pane: Pane, area: Rect) {
         Pane::Migrations => draw_migrations(f, app, area),
         Pane::Logs => {
             let t = &app.theme;
+            let tags = super::containers::tag_styles(app);
             let mut logs = app.logs_mut();
             // Lines the tracing layer queued while the buffer was busy.
             logs.drain_pending();
@@ -345,10 +358,12 @@ fn draw_pane(f: &mut Frame, app: &App, pane: Pane, area: Rect) {
                     title: t.title,
                 },
                 time_zone: Some(&app.time_zone),
+                container_tags: Some(&tags),
             };
             f.render_widget(view, area);
         }
         Pane::Runbook => draw_runbook(f, app, area),
+        Pane::Containers => super::containers::draw(f, app, area),
     }
 }
 
@@ -701,6 +716,9 @@ pub fn clock_signature(app: &App) -> String {
             sig.push('|');
         }
     }
+    if app.shown(Pane::Containers) {
+        sig.push_str(&super::containers::clock_signature(app));
+    }
     for d in &app.sources {
         if let Some(at) = d.last_ok {
             let a = age(app.now, at);
@@ -755,6 +773,7 @@ pub fn clock_waits(app: &App) -> Vec<f64> {
             }
         }
     }
+    waits.extend(super::containers::clock_waits(app));
     for d in &app.sources {
         if let Some(at) = d.last_ok {
             let a = age(app.now, at);
