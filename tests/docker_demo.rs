@@ -4,7 +4,8 @@
 //! the next run, and no container or network of the run is left behind —
 //! after a normal end, SIGINT, SIGTERM, SIGHUP, and a signal while the
 //! containers are still starting. Without an engine it fails at once with
-//! the reason.
+//! the reason. And a `docker` action whose fields are `${env:…}` references:
+//! the engine gets the values, no text rolldeck writes holds the secret ones.
 //!
 //! Each run's containers are found by its own label
 //! (`io.rolldeck.demo.run=PID-…`, the run id starts with the process id).
@@ -376,4 +377,97 @@ fn docker_demo_without_an_engine_fails_with_the_reason() {
         "the reason names the engine: {}",
         r.stderr
     );
+}
+
+#[test]
+fn docker_action_env_references_resolve_and_secrets_stay_out_of_audit_and_journal() {
+    let Some(env) = docker_env::Env::new(
+        "docker_action_env_references_resolve_and_secrets_stay_out_of_audit_and_journal",
+    ) else {
+        return;
+    };
+    let secret = format!("s3cr3t-{}-value", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"service = "dk"
+
+[environment]
+name = "test"
+
+[actions.run_green]
+timeout = "30s"
+docker = {{ op = "run", container = "${{env:RD_APP}}-green", image = "${{env:RD_IMAGE}}", cmd = ["service", "${{env:RD_TRACK}}", "good", "8080"], env = {{ DB_PASSWORD = "${{env:RD_PW}}", NOTE = "${{secret:env:RD_NOTE}}", MODE = "${{env:RD_TRACK}}" }}, labels = {{ "rolldeck.test" = "${{env:RD_APP}}-canary" }} }}
+
+[plans.default]
+[[plans.default.steps]]
+kind = "action"
+action = "run_green"
+"#
+    );
+    let cfg = common::write_config(dir.path(), &text);
+    let state = dir.path().join("state");
+    let r = common::run(
+        &[
+            "run",
+            "--headless",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+        &[
+            ("RD_APP", env.prefix.as_str()),
+            ("RD_IMAGE", env.tag().as_str()),
+            ("RD_TRACK", "green"),
+            ("RD_PW", secret.as_str()),
+            ("RD_NOTE", "note-value-xyz"),
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    // The engine got the resolved values …
+    let ins = env
+        .rt
+        .block_on(env.docker.inspect_container(&env.name("green"), None))
+        .expect("green was created under the resolved name");
+    let c = ins.config.unwrap();
+    assert_eq!(c.image.as_deref(), Some(env.tag().as_str()));
+    let vars = c.env.unwrap_or_default();
+    assert!(vars.contains(&format!("DB_PASSWORD={secret}")), "{vars:?}");
+    assert!(vars.contains(&"MODE=green".to_string()), "{vars:?}");
+    assert_eq!(
+        c.labels.unwrap_or_default().get("rolldeck.test"),
+        Some(&format!("{}-canary", env.prefix))
+    );
+    // … and no text rolldeck wrote holds the secrets.
+    let mut written = r.stdout.clone() + &r.stderr;
+    for e in walk(&state) {
+        written.push_str(&String::from_utf8_lossy(&std::fs::read(&e).unwrap()));
+    }
+    assert!(
+        written.contains("run_green"),
+        "the audit and journal were read"
+    );
+    assert!(written.contains("DB_PASSWORD=***"), "{written}");
+    assert!(
+        !written.contains(&secret),
+        "the password leaked:\n{written}"
+    );
+    assert!(
+        !written.contains("note-value-xyz"),
+        "the secret note leaked:\n{written}"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
