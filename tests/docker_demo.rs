@@ -388,23 +388,21 @@ fn docker_action_env_references_resolve_and_secrets_stay_out_of_audit_and_journa
     };
     let secret = format!("s3cr3t-{}-value", std::process::id());
     let dir = tempfile::tempdir().unwrap();
-    let text = format!(
-        r#"service = "dk"
+    let text = r#"service = "dk"
 
 [environment]
 name = "test"
 
 [actions.run_green]
 timeout = "30s"
-docker = {{ op = "run", container = "${{env:RD_APP}}-green", image = "${{env:RD_IMAGE}}", cmd = ["service", "${{env:RD_TRACK}}", "good", "8080"], env = {{ DB_PASSWORD = "${{env:RD_PW}}", NOTE = "${{secret:env:RD_NOTE}}", MODE = "${{env:RD_TRACK}}" }}, labels = {{ "rolldeck.test" = "${{env:RD_APP}}-canary" }} }}
+docker = { op = "run", container = "${env:RD_APP}-green", image = "${env:RD_IMAGE}", cmd = ["service", "${env:RD_TRACK}", "good", "8080"], env = { DB_PASSWORD = "${env:RD_PW}", NOTE = "${secret:env:RD_NOTE}", MODE = "${env:RD_TRACK}" }, labels = { "rolldeck.test" = "${env:RD_APP}-canary" } }
 
 [plans.default]
 [[plans.default.steps]]
 kind = "action"
 action = "run_green"
-"#
-    );
-    let cfg = common::write_config(dir.path(), &text);
+"#;
+    let cfg = common::write_config(dir.path(), text);
     let state = dir.path().join("state");
     let r = common::run(
         &[
