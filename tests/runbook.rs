@@ -724,3 +724,217 @@ fn seed_runbooks_parse_cleanly() {
         Some("manual-rollback")
     );
 }
+
+/// `[runbooks]` and checklist steps are checked at load, each problem at
+/// its file:line:col.
+#[test]
+fn config_problems_name_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("runbooks")).unwrap();
+    std::fs::write(
+        dir.path().join("runbooks/bad.md"),
+        "# Bad\n\n```sh {\"confirm\":\"maybe\"}\necho\n```\n",
+    )
+    .unwrap();
+    let cfg = write_config(
+        dir.path(),
+        r#"service = "x"
+
+[environment]
+name = "staging"
+
+[runbooks]
+dirs = ["runbooks", "missing"]
+vars = { "1BAD" = "v", EMPTY = "" }
+timeout = "90d"
+
+[plans.default]
+[[plans.default.steps]]
+kind = "checklist"
+checklist = "runbooks/bad.md"
+
+[[plans.default.steps]]
+kind = "checklist"
+
+[[rollback]]
+kind = "checklist"
+checklist = "runbooks/bad.md"
+"#,
+    );
+    let e = rolldeck::config::load(&cfg).unwrap_err().to_string();
+    for (want, line) in [
+        ("runbook directory", 7),
+        ("is not a variable name", 8),
+        ("empty value", 8),
+        ("longer than the limit of 30 days", 9),
+        (
+            "line 3: error: attribute `confirm` must be true or false",
+            14,
+        ),
+        ("a `checklist` step needs `checklist`", 17),
+        ("rollback steps cannot wait for a checklist", 20),
+    ] {
+        let hit = e
+            .lines()
+            .find(|l| l.contains(want))
+            .unwrap_or_else(|| panic!("no {want:?} in:\n{e}"));
+        assert!(
+            hit.contains(&format!("rolldeck.toml:{line}:")),
+            "{want:?} not at line {line}: {hit}"
+        );
+    }
+}
+
+/// A PromQL block runs against a real Prometheus (the demo's) and comes
+/// back as a table with the target's labels.
+#[test]
+fn a_promql_block_queries_a_real_prometheus() {
+    let _g = common::heavy();
+    let Some(prom) = common::prometheus_or_skip("a_promql_block_queries_a_real_prometheus") else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let env = rt
+        .block_on(rolldeck::demo::DemoEnv::start(
+            rolldeck::demo::Scenario::Good,
+            Some(prom),
+        ))
+        .expect("demo env");
+    let dir = tempfile::tempdir().unwrap();
+    let text = rolldeck::demo::scenario_config::demo_config(
+        &env,
+        &dir.path().join("state"),
+        rolldeck::demo::scenario_config::Pace::Fast,
+    );
+    let cfg = write_config(dir.path(), &text);
+    let c = cfg.to_str().unwrap();
+    std::fs::write(
+        dir.path().join("runbooks/up.md"),
+        "# Up\n\n```promql {\"name\":\"up\"}\nup{job=\"demo\"}\n```\n\n```promql {\"name\":\"bad\"}\nsum(\n```\n",
+    )
+    .unwrap();
+    // The first scrape may not have happened yet: an empty answer is
+    // "no series", asked again until the targets show.
+    let mut last = None;
+    for _ in 0..60 {
+        let r = run(
+            &["--config", c, "runbook", "up", "--run", "up"],
+            &[],
+            DEADLINE,
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        if r.stdout.contains("canary") && r.stdout.contains("stable") {
+            last = Some(r);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let r = last.expect("both tracks in `up`");
+    let header = r.stdout.lines().next().unwrap();
+    for col in ["__name__", "instance", "job", "track", "value"] {
+        assert!(header.contains(col), "{header}");
+    }
+    // A PromQL syntax error is Prometheus' own message, and a failure.
+    let bad = run(
+        &["--config", c, "runbook", "up", "--run", "bad"],
+        &[],
+        DEADLINE,
+    );
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("bad_data"), "{}", bad.stderr);
+    // The demo's own runbook, by name, through its configured directory.
+    let listed = run(
+        &[
+            "--config",
+            c,
+            "runbook",
+            "manual-rollback",
+            "--list",
+            "--json",
+        ],
+        &[],
+        DEADLINE,
+    );
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert!(listed.stdout.contains("error-rate-by-track"));
+    rt.block_on(env.stop());
+}
+
+/// Runbook variables may come from the environment (`${env:…}`); one
+/// named like a secret never reaches the output or the progress file.
+#[test]
+fn secret_variables_are_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("runbooks")).unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            r#"service = "x"
+state_dir = "{}"
+
+[environment]
+name = "staging"
+
+[runbooks]
+dirs = ["runbooks"]
+vars = {{ API_TOKEN = "tok-8c1f5e22", REGION = "${{env:RB_TEST_REGION}}" }}
+
+[actions.noop]
+argv = ["true"]
+
+[plans.default]
+[[plans.default.steps]]
+kind = "action"
+action = "noop"
+"#,
+            dir.path().join("state").display()
+        ),
+    );
+    let file = runbook_file(
+        dir.path(),
+        "s.md",
+        "# S\n\n```sh {\"name\":\"show\"}\necho \"$REGION $API_TOKEN $DB_PASSWORD\"\n```\n",
+    );
+    let r = run(
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "runbook",
+            file.to_str().unwrap(),
+            "--run",
+            "show",
+            "--var",
+            "DB_PASSWORD=pw-77aa91",
+        ],
+        &[("RB_TEST_REGION", "eu-west-1")],
+        DEADLINE,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("eu-west-1 "), "{}", r.stdout);
+    for secret in ["tok-8c1f5e22", "pw-77aa91"] {
+        assert!(!r.stdout.contains(secret), "{}", r.stdout);
+        assert!(!r.stderr.contains(secret), "{}", r.stderr);
+        let state = dir.path().join("state");
+        for f in walk(&state) {
+            let text = std::fs::read_to_string(&f).unwrap_or_default();
+            assert!(!text.contains(secret), "{} holds {secret}", f.display());
+        }
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

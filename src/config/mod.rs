@@ -237,7 +237,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, LoadError> {
             *d = base.join(&*d);
         }
     }
-    for st in cfg.plans.values_mut().flat_map(|p| p.steps.iter_mut()) {
+    let plan_steps = cfg.plans.values_mut().flat_map(|p| p.steps.iter_mut());
+    for st in plan_steps.chain(cfg.rollback.iter_mut()) {
         if let Some(c) = st.checklist.as_mut()
             && c.is_relative()
         {
@@ -402,6 +403,7 @@ fn resolves_references(path: &[Seg]) -> bool {
             | ["actions", _, "argv", "[]"]
             | ["actions", _, "command" | "url" | "body"]
             | ["actions", _, "headers" | "env", _]
+            | ["runbooks", "vars", _]
             | ["actions", _, "docker", "container" | "image" | "host"]
             | ["actions", _, "docker", "cmd" | "ports", "[]"]
             | ["actions", _, "docker", "env" | "labels", _]
