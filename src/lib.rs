@@ -7,6 +7,7 @@
 //! [`docker`] (containers per track through the Docker Engine API),
 //! [`exec`] (command and HTTP actions, audit log),
 //! [`runbook`] (Markdown runbooks: sections, runnable blocks, checks, progress),
+//! [`incident`] (incidents and their durable timeline),
 //! [`runtime`] (the I/O around the engine: headless runs, lock, status),
 //! [`units`] (numbers shown to people, in their unit)
 //! and [`demo`] (the embedded demo environment).
@@ -16,6 +17,7 @@ pub mod config;
 pub mod demo;
 pub mod docker;
 pub mod exec;
+pub mod incident;
 pub mod migrations;
 pub mod preflight;
 pub mod redact;

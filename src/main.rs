@@ -108,6 +108,19 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Export an incident's timeline (the latest, or --incident ID) for the
+    /// postmortem: Markdown (default) or JSON. Exit 1 when there is none.
+    Timeline {
+        /// As Markdown (the default).
+        #[arg(long, conflicts_with = "json")]
+        markdown: bool,
+        /// As one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// The incident's id (`INC-20261123-180102`; default: the latest).
+        #[arg(long, value_name = "ID")]
+        incident: Option<String>,
+    },
     /// Poll every source once and print what the cockpit would show.
     Snapshot {
         /// As JSON (the only format so far).
@@ -405,6 +418,28 @@ async fn async_main(cli: Cli) -> i32 {
             };
             Ok(rolldeck::runbook::cli::main(opts, cfg.as_ref()).await)
         }
+        Cmd::Timeline { json, incident, .. } => match load_config(cli.config.as_deref()) {
+            Ok(cfg) => runtime::StatePaths::resolve(&cfg, cli.state_dir.as_deref())
+                .map_err(anyhow::Error::msg)
+                .and_then(|paths| {
+                    let format = match json {
+                        true => rolldeck::incident::export::Format::Json,
+                        false => rolldeck::incident::export::Format::Markdown,
+                    };
+                    rolldeck::incident::export::render(
+                        &rolldeck::incident::timeline::path_in(&paths.dir),
+                        incident.as_deref(),
+                        format,
+                        jiff::Timestamp::now(),
+                        &jiff::tz::TimeZone::system(),
+                    )
+                })
+                .map(|text| {
+                    print!("{text}");
+                    exit::PROMOTED
+                }),
+            Err(code) => return code,
+        },
         Cmd::Snapshot { json: _ } => match load_config(cli.config.as_deref()) {
             Ok(cfg) => snapshot(&cfg).await,
             Err(code) => return code,

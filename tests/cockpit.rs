@@ -497,7 +497,10 @@ fn help_is_generated_from_the_keymap() {
     let mut app = app_with(Role::Driver, false);
     app.update(key('?'));
     assert_eq!(app.popup, Some(Popup::Help));
-    let text = screen_text(&render(&app, 160, 48));
+    // The help scrolls: what is not on its first page is on its last.
+    let mut text = screen_text(&render(&app, 160, 48));
+    app.update(key('G'));
+    text.push_str(&screen_text(&render(&app, 160, 48)));
     for (_, binds) in Keymap::default_map().help() {
         for (_, desc) in binds.iter().take(3) {
             assert!(text.contains(desc.as_str()), "help lacks {desc}:\n{text}");

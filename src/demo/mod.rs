@@ -185,7 +185,9 @@ impl DemoEnv {
             None => None,
             Some(bin) => {
                 let targets = demo_targets(stable_addr, canary_addr);
-                match PrometheusServer::start(&bin, &targets).await {
+                match PrometheusServer::start_with_rules(&bin, &targets, Some(&alert_rules()))
+                    .await
+                {
                     Ok(p) => Some(p),
                     Err(e) => {
                         control.shutdown().await;
@@ -325,6 +327,36 @@ impl Instances {
             Instances::Containers(c) => c.remove().await,
         }
     }
+}
+
+/// The name of the demo Prometheus's alert on the canary's error rate.
+pub const CANARY_ALERT: &str = "CanaryErrorRateHigh";
+
+/// The runbook the demo's alert names in its `runbook_url` annotation (the
+/// Prometheus convention): the demo's manual-rollback runbook.
+pub const CANARY_ALERT_RUNBOOK: &str = crate::runbook::demo::CANARY_ERROR_RATE_RUNBOOK;
+
+/// The demo Prometheus's rules file: one alerting rule, [`CANARY_ALERT`],
+/// firing when more than 5 % of the canary's requests over 10 s are 5xx
+/// (the demo's `error-rate` limit) for 3 s, with a `severity` label, a
+/// `summary` and the `runbook_url` of [`CANARY_ALERT_RUNBOOK`].
+pub fn alert_rules() -> String {
+    format!(
+        r#"# Written by rolldeck demo.
+groups:
+  - name: rolldeck-demo
+    rules:
+      - alert: {CANARY_ALERT}
+        expr: (sum(rate(http_requests_total{{track="canary",code=~"5.."}}[10s])) or vector(0)) / sum(rate(http_requests_total{{track="canary"}}[10s])) > 0.05
+        for: 3s
+        labels:
+          severity: page
+          track: canary
+        annotations:
+          summary: "canary 5xx share at {{{{ $value | humanizePercentage }}}} (limit 5%)"
+          runbook_url: "{CANARY_ALERT_RUNBOOK}"
+"#
+    )
 }
 
 /// The demo's scrape targets: job `demo`, target label `track`.

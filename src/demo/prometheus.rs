@@ -85,6 +85,12 @@ pub async fn start(bin: &Path, targets: &[ScrapeTarget]) -> anyhow::Result<Prome
 /// one scrape config per job (in order of first appearance), one
 /// `static_config` per target with its labels.
 pub fn config_yaml(targets: &[ScrapeTarget]) -> anyhow::Result<String> {
+    config_yaml_with_rules(targets, false)
+}
+
+/// [`config_yaml`], with `rule_files: ["rules.yml"]` (beside the config)
+/// when `rules` is true.
+pub fn config_yaml_with_rules(targets: &[ScrapeTarget], rules: bool) -> anyhow::Result<String> {
     let mut jobs: Vec<(&str, Vec<&ScrapeTarget>)> = Vec::new();
     for t in targets {
         for name in t.labels.keys() {
@@ -105,6 +111,9 @@ pub fn config_yaml(targets: &[ScrapeTarget]) -> anyhow::Result<String> {
     let mut y = format!(
         "# Written by rolldeck.\nglobal:\n  scrape_interval: {SCRAPE_INTERVAL_S}s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n",
     );
+    if rules {
+        y.push_str("rule_files: [\"rules.yml\"]\n");
+    }
     if jobs.is_empty() {
         y.push_str("scrape_configs: []\n");
         return Ok(y);
@@ -158,11 +167,26 @@ impl PrometheusServer {
     /// not ready within [`READY_TIMEOUT`]) the error includes the tail of
     /// the Prometheus log, and nothing is left running.
     pub async fn start(bin: &Path, targets: &[ScrapeTarget]) -> anyhow::Result<PrometheusServer> {
-        let yaml = config_yaml(targets)?;
+        Self::start_with_rules(bin, targets, None).await
+    }
+
+    /// [`PrometheusServer::start`], with alerting (or recording) rules:
+    /// `rules` is the text of a Prometheus rules file (`groups: …`),
+    /// written as `rules.yml` beside `prometheus.yml`, evaluated every 1 s.
+    pub async fn start_with_rules(
+        bin: &Path,
+        targets: &[ScrapeTarget],
+        rules: Option<&str>,
+    ) -> anyhow::Result<PrometheusServer> {
+        let yaml = config_yaml_with_rules(targets, rules.is_some())?;
         let dir = tempfile::Builder::new()
             .prefix("rolldeck-prometheus-")
             .tempdir()
             .context("creating a temp dir for Prometheus")?;
+        if let Some(r) = rules {
+            let p = dir.path().join("rules.yml");
+            std::fs::write(&p, r).with_context(|| format!("writing {}", p.display()))?;
+        }
         let config_path = dir.path().join("prometheus.yml");
         std::fs::write(&config_path, yaml)
             .with_context(|| format!("writing {}", config_path.display()))?;

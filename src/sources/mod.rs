@@ -7,6 +7,7 @@
 //! stripped ([`crate::exec::strip_control`]): a hostile source cannot drive
 //! the terminal through `check`, `snapshot`, the preflight or the journal.
 
+pub mod alerts;
 pub mod body;
 pub mod prometheus;
 pub mod scrape;

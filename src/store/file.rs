@@ -61,7 +61,31 @@ pub struct Scan {
 
 /// Scans the bytes of a journal file (see the module docs for the rules).
 pub fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, JournalError> {
-    let mut out = Scan::default();
+    let (records, end, torn) = scan_lines(path, bytes, journal::decode)?;
+    Ok(Scan { records, end, torn })
+}
+
+/// Scans the bytes of any append-only JSON-lines file by the journal's
+/// rules (see the module docs), decoding each line with `decode`: returns
+/// the complete records in order, the byte offset just past the last one,
+/// and a torn tail as `(offset, length)`. Used by the journal and by the
+/// incident timeline ([`crate::incident`]).
+///
+/// # Errors
+///
+/// [`JournalError::Version`] for a line `decode` finds too new,
+/// [`JournalError::Corrupt`] for a bad line that is not the last.
+#[allow(clippy::type_complexity)]
+pub fn scan_lines<T>(
+    path: &Path,
+    bytes: &[u8],
+    decode: impl Fn(&[u8]) -> Result<T, DecodeError>,
+) -> Result<(Vec<T>, u64, Option<(u64, u64)>), JournalError> {
+    let mut out = Scanned {
+        records: Vec::new(),
+        end: 0,
+        torn: None,
+    };
     let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     let body = &bytes[..complete];
     let lines: Vec<&[u8]> = if body.is_empty() {
@@ -76,7 +100,7 @@ pub fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, JournalError> {
         let res = if line.iter().all(u8::is_ascii_whitespace) {
             Err(DecodeError::Invalid("a blank line".into()))
         } else {
-            journal::decode(line)
+            decode(line)
         };
         match res {
             Ok(r) => out.records.push(r),
@@ -90,7 +114,7 @@ pub fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, JournalError> {
             Err(_) if last => {
                 out.end = offset;
                 out.torn = Some((offset, bytes.len() as u64 - offset));
-                return Ok(out);
+                return Ok((out.records, out.end, out.torn));
             }
             Err(e) => {
                 return Err(JournalError::Corrupt {
@@ -106,7 +130,13 @@ pub fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, JournalError> {
     if tail_len > 0 {
         out.torn = Some((complete as u64, tail_len));
     }
-    Ok(out)
+    Ok((out.records, out.end, out.torn))
+}
+
+struct Scanned<T> {
+    records: Vec<T>,
+    end: u64,
+    torn: Option<(u64, u64)>,
 }
 
 /// Reads a journal file. A missing file is an empty journal.

@@ -128,6 +128,8 @@ pub enum Intent {
     Command(Command),
     /// Start a new release of this plan (`None`: the default plan).
     Start(Option<String>),
+    /// Run this block of the open runbook ([`super::runbook`]).
+    RunBlock(String),
 }
 
 /// A confirmation before something changes the world.
@@ -214,6 +216,12 @@ pub enum Out {
     Start(Option<String>),
     /// The driver is gone: take the driver lock and resume from the journal.
     Takeover,
+    /// Append this entry to the incident timeline ([`super::desk`]).
+    Timeline(crate::incident::Entry),
+    /// Export the last incident's timeline (Markdown) to this file.
+    ExportTimeline(std::path::PathBuf),
+    /// Open, run or tick in a runbook ([`super::runbook`]).
+    Runbook(super::runbook::RunbookJob),
 }
 
 /// A message to the app.
@@ -242,6 +250,17 @@ pub enum Msg {
     Migrations(Vec<crate::migrations::Status>),
     /// The Docker watcher's state changed (sent on each change).
     Containers(crate::docker::WatchView),
+    /// A round of the alerts source: the firing alerts, or why it is down.
+    Alerts(
+        Result<Vec<crate::sources::alerts::FiringAlert>, String>,
+        Timestamp,
+    ),
+    /// The incident timeline file's entries, or why it cannot be read.
+    Timeline(Result<Vec<crate::incident::Entry>, String>),
+    /// A timeline entry could not be written (the error).
+    TimelineWriteFailed(String),
+    /// The answer to a [`Out::Runbook`] job.
+    Runbook(super::runbook::RunbookMsg),
 }
 
 /// One evaluation of a check as the chart plots it.
@@ -363,6 +382,8 @@ pub struct App {
     pub help_view: std::cell::Cell<HelpView>,
     /// The time zone times are shown in (the system's; tests pin it).
     pub time_zone: jiff::tz::TimeZone,
+    /// Pane 5's incident desk: alerts, the incident, its timeline.
+    pub desk: super::desk::Desk,
 }
 
 /// The help popup's size as last drawn (see [`App::help_view`]).
@@ -438,6 +459,7 @@ impl App {
             help_scroll: 0,
             help_view: std::cell::Cell::new(HelpView::default()),
             time_zone: jiff::tz::TimeZone::system(),
+            desk: Default::default(),
         }
     }
 
@@ -644,10 +666,24 @@ impl App {
                 Vec::new()
             }
             Msg::Driver(e) => {
+                let outs = match &e {
+                    DriverEvent::State(r) => self.timeline_from_release(r),
+                    _ => Vec::new(),
+                };
                 self.on_driver(e);
                 self.dirty = true;
+                outs
+            }
+            Msg::Alerts(r, at) => self.on_alerts(r, at),
+            Msg::Timeline(r) => {
+                self.on_timeline(r);
                 Vec::new()
             }
+            Msg::TimelineWriteFailed(e) => {
+                self.timeline_write_failed(e);
+                Vec::new()
+            }
+            Msg::Runbook(m) => self.on_runbook_msg(m),
             Msg::DriverGone(gone) => {
                 let gone = gone
                     && matches!(self.role, Role::Observer(_))
@@ -693,9 +729,10 @@ impl App {
                 Vec::new()
             }
             Msg::Audit(records) => {
+                let outs = self.timeline_from_audit(&records);
                 self.on_audit(records);
                 self.dirty = true;
-                Vec::new()
+                outs
             }
             Msg::JournalError(e) => {
                 if let Some(e) = &e {
@@ -1042,7 +1079,12 @@ impl App {
                 if esc {
                     self.popup = None;
                 } else if k.code == KeyCode::Tab {
-                    line = super::command::complete(&line, &self.plan_names()).line;
+                    line = super::command::complete_with(
+                        &line,
+                        &self.plan_names(),
+                        &self.runbook_names(),
+                    )
+                    .line;
                     self.popup = Some(Popup::Command(line));
                 } else if enter {
                     self.popup = None;
@@ -1110,6 +1152,9 @@ impl App {
                             return Vec::new();
                         }
                         self.popup = None;
+                        if let Intent::RunBlock(name) = &c.intent {
+                            return self.run_runbook_block(name, true);
+                        }
                         let reason = c.reason.trim();
                         return vec![match &c.intent {
                             Intent::Command(command) => Out::Issue(Issued {
@@ -1118,6 +1163,7 @@ impl App {
                                 reason: (!reason.is_empty()).then(|| reason.to_string()),
                             }),
                             Intent::Start(plan) => Out::Start(plan.clone()),
+                            Intent::RunBlock(_) => unreachable!("handled above"),
                         }];
                     }
                     _ => {
@@ -1215,6 +1261,7 @@ impl App {
                 self.confirm_start(plan);
                 Vec::new()
             }
+            Ok(CommandLine::Desk(c)) => self.on_desk_command(c),
         }
     }
 
@@ -1346,7 +1393,10 @@ impl App {
         })));
     }
 
-    fn on_action(&mut self, a: Action) -> Vec<Out> {
+    pub(super) fn on_action(&mut self, a: Action) -> Vec<Out> {
+        if let Some(outs) = self.on_desk_action(a) {
+            return outs;
+        }
         let rows_step = self
             .release
             .as_ref()
@@ -1413,10 +1463,7 @@ impl App {
                 }
             }
             Action::Select if self.focus == Pane::Containers => self.show_container_logs(),
-            Action::Select => match super::detail::for_focus(self) {
-                Some(d) => self.popup = Some(Popup::Detail(Box::new(d))),
-                None => self.flash = Some("nothing selected to show".into()),
-            },
+            Action::Select => return self.select_detail(),
             Action::Approve => self.confirm(Command::Approve),
             Action::PauseResume => {
                 let paused = self
@@ -1455,6 +1502,23 @@ impl App {
                 return vec![Out::SaveLogs(std::path::PathBuf::from(name))];
             }
             Action::Refresh => {}
+            // Pane 5's own keys ([`super::desk`], [`super::runbook`]).
+            Action::RunbookRun
+            | Action::RunbookTick
+            | Action::RunbookNext
+            | Action::RunbookPrev
+            | Action::TimelineExport => {}
+        }
+        Vec::new()
+    }
+}
+
+impl App {
+    /// `Enter` on a row: its whole text in the detail popup.
+    pub(super) fn select_detail(&mut self) -> Vec<Out> {
+        match super::detail::for_focus(self) {
+            Some(d) => self.popup = Some(Popup::Detail(Box::new(d))),
+            None => self.flash = Some("nothing selected to show".into()),
         }
         Vec::new()
     }

@@ -44,6 +44,9 @@ pub enum CommandLine {
     /// `debug`: show or hide rolldeck's own tracing (tui-logger's view,
     /// with per-target levels).
     Debug,
+    /// `incident …`, `note …`, `timeline`: the incident desk's commands
+    /// ([`super::desk::DeskCommand`]).
+    Desk(super::desk::DeskCommand),
 }
 
 impl CommandLine {
@@ -61,7 +64,7 @@ impl CommandLine {
 /// The commands [`parse_command`] knows, for completion and error messages.
 pub const COMMANDS: &[&str] = &[
     "rollback", "promote", "weight", "pause", "resume", "approve", "retry", "abort", "quit",
-    "help", "start", "takeover", "debug",
+    "help", "start", "takeover", "debug", "incident", "note", "timeline",
 ];
 
 /// Parses a `:` command line (with or without the leading `:`): `rollback
@@ -138,6 +141,9 @@ pub fn parse_command(line: &str) -> Result<CommandLine, String> {
             plan: (!rest.is_empty()).then(|| rest.to_string()),
         }),
         _ => {
+            if let Some(desk) = super::desk::parse(&command, rest) {
+                return desk.map(CommandLine::Desk);
+            }
             let hint = nearest(&command, COMMANDS.iter().copied())
                 .map(|s| format!("; did you mean `{s}`?"))
                 .unwrap_or_default();
@@ -165,7 +171,7 @@ pub fn usage(command: &str) -> Option<&'static str> {
         "promote" => Some("promote: the next step · promote --full: straight to 100%"),
         "weight" => Some("weight N: set the canary weight to N% (0–100)"),
         "start" => Some("start [plan]: begin a new release (default plan without a name)"),
-        _ => None,
+        _ => super::desk::usage(command),
     }
 }
 
@@ -188,6 +194,11 @@ pub struct Completion {
 /// `start `, `--full` after `promote `. Other arguments (a weight, a
 /// reason) have no candidates.
 pub fn complete(line: &str, plans: &[&str]) -> Completion {
+    complete_with(line, plans, &[])
+}
+
+/// [`complete`], with runbook names after `runbook `.
+pub fn complete_with(line: &str, plans: &[&str], runbooks: &[&str]) -> Completion {
     let start = line.len() - line.trim_start().len();
     let body = &line[start..];
     let (word_start, options): (usize, Vec<&str>) = match body.split_once(char::is_whitespace) {
@@ -201,6 +212,7 @@ pub fn complete(line: &str, plans: &[&str]) -> Completion {
             } else {
                 match command.to_lowercase().as_str() {
                     "start" => (arg_start, plans.to_vec()),
+                    "runbook" => (arg_start, runbooks.to_vec()),
                     "promote" => (arg_start, vec!["--full"]),
                     _ => (line.len(), Vec::new()),
                 }

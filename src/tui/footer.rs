@@ -128,12 +128,16 @@ fn pane_hints(app: &App) -> Vec<Hint> {
             hint(k.to_string(), b.label.clone(), drop)
         })
         .collect();
+    // Pane 5 without a runbook open: its runbook keys do nothing, and `p`
+    // pauses as everywhere else ([`super::desk`]).
+    let no_runbook = context == Context::Runbook && app.desk.runbook.is_none();
     out.extend(
         bindings
             .iter()
-            .filter(|(_, b)| b.context == context && context != Context::Global)
+            .filter(|(_, b)| b.context == context && context != Context::Global && !no_runbook)
             .map(|(k, b)| hint(k.to_string(), b.label.clone(), 8)),
     );
+    let context = if no_runbook { Context::Global } else { context };
     if let (true, Some(r)) = (app.can_act(), &app.release) {
         let paused = matches!(r.phase, Phase::Paused { .. });
         for (action, drop) in RELEASE_KEYS {

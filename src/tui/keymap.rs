@@ -99,6 +99,18 @@ pub enum Action {
     LogSave,
     /// Refresh now.
     Refresh,
+    /// Runbook pane: run the focused block (asks first when it is marked
+    /// `confirm` or the environment is protected); without a runbook open,
+    /// open the selected alert's runbook or show the selected action.
+    RunbookRun,
+    /// Runbook pane: tick (or untick) the focused check.
+    RunbookTick,
+    /// Runbook pane: the next step (block or check).
+    RunbookNext,
+    /// Runbook pane: the previous step.
+    RunbookPrev,
+    /// Export the incident timeline (Markdown) to a file.
+    TimelineExport,
 }
 
 impl Action {
@@ -138,6 +150,11 @@ impl Action {
         Action::LogTimestamps,
         Action::LogSave,
         Action::Refresh,
+        Action::RunbookRun,
+        Action::RunbookTick,
+        Action::RunbookNext,
+        Action::RunbookPrev,
+        Action::TimelineExport,
     ];
 
     /// The action's snake_case name, as keymap.toml and config overrides
@@ -180,6 +197,11 @@ impl Action {
             Action::LogTimestamps => "log_timestamps",
             Action::LogSave => "log_save",
             Action::Refresh => "refresh",
+            Action::RunbookRun => "runbook_run",
+            Action::RunbookTick => "runbook_tick",
+            Action::RunbookNext => "runbook_next",
+            Action::RunbookPrev => "runbook_prev",
+            Action::TimelineExport => "timeline_export",
         }
     }
 
@@ -325,16 +347,19 @@ pub enum HelpGroup {
     Panes,
     /// The logs pane's own keys.
     Logs,
+    /// The runbook pane's own keys (pane 5: the open runbook, alerts).
+    Runbook,
     /// Keys inside a popup.
     Popups,
 }
 
 impl HelpGroup {
     /// Every group, in help order.
-    pub const ALL: [HelpGroup; 4] = [
+    pub const ALL: [HelpGroup; 5] = [
         HelpGroup::Incident,
         HelpGroup::Panes,
         HelpGroup::Logs,
+        HelpGroup::Runbook,
         HelpGroup::Popups,
     ];
 
@@ -344,6 +369,7 @@ impl HelpGroup {
             HelpGroup::Incident => "The release (these ask first) and quitting",
             HelpGroup::Panes => "Panes and moving around",
             HelpGroup::Logs => "Logs pane",
+            HelpGroup::Runbook => "Runbook pane (pane 5)",
             HelpGroup::Popups => "In a popup",
         }
     }
@@ -603,6 +629,7 @@ impl Binding {
             _ if self.changes_world => HelpGroup::Incident,
             Context::Popup => HelpGroup::Popups,
             Context::Logs => HelpGroup::Logs,
+            Context::Runbook => HelpGroup::Runbook,
             _ if self.action == Action::Quit => HelpGroup::Incident,
             _ => HelpGroup::Panes,
         }

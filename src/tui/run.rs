@@ -257,6 +257,60 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
             app.logs.clone(),
         ));
     }
+    // Pane 5: the firing alerts (on the header's schedule) and the
+    // incident timeline (written by one thread, read back by a follower).
+    app.desk.writes = app.role != Role::ReadOnly;
+    app.desk.alerts_configured = cfg.sources.prometheus.is_some();
+    if let Some(p) = &cfg.sources.prometheus {
+        let src = crate::sources::alerts::AlertSource::new(p);
+        tokio::spawn(super::desk::poll_alerts(src, SOURCE_POLL, msg_tx.clone()));
+    }
+    // Pane 5's runbooks: found once in `[runbooks] dirs`, run through an
+    // executor of their own (audited like every action).
+    match crate::runbook::discover(&cfg.runbooks.dirs) {
+        Ok(list) => app.desk.runbooks = list,
+        Err(e) => app.desk.runbooks_error = Some(e),
+    }
+    app.desk.runbook_vars = cfg.runbooks.vars.clone();
+    app.desk.runbook_timeout = Some(cfg.runbooks.timeout);
+    let runbooks = super::runbook::RunbookCtx {
+        executor: match (app.desk.writes, crate::exec::AuditLog::open(&paths.audit)) {
+            (true, Ok(audit)) => Some(crate::exec::Executor::new(
+                audit,
+                operator.clone(),
+                redactor.clone(),
+            )),
+            (true, Err(e)) => {
+                app.desk.runbooks_error = Some(format!("audit log {}: {e}", paths.audit.display()));
+                None
+            }
+            (false, _) => None,
+        },
+        prometheus: match &cfg.sources.prometheus {
+            Some(p) => crate::sources::prometheus::Prometheus::new(p),
+            None => Err("no [sources.prometheus] configured: PromQL blocks cannot run".into()),
+        },
+        paths: paths.clone(),
+        cfg: cfg.clone(),
+        read_only: !app.desk.writes,
+    };
+    let timeline_path = crate::incident::timeline::path_in(&paths.dir);
+    let timeline = super::desk::spawn_timeline_writer(
+        timeline_path.clone(),
+        redactor.clone(),
+        app.desk.writes,
+        msg_tx.clone(),
+    );
+    tokio::spawn(follow_file(
+        timeline_path,
+        msg_tx.clone(),
+        |p| {
+            Some(Msg::Timeline(
+                crate::incident::timeline::read(p).map_err(|e| e.to_string()),
+            ))
+        },
+        FALLBACK_POLL,
+    ));
     // Header dots.
     {
         let sources = Sources::new(&cfg);
@@ -303,6 +357,7 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
         &mut msg_rx,
         log_lines,
         &mut starter,
+        (timeline, runbooks),
     )
     .await;
     // `ratatui::restore` prints (and so panics) when the terminal is gone.
@@ -401,7 +456,12 @@ async fn event_loop(
     msg_rx: &mut mpsc::Receiver<Msg>,
     log_lines: tokio::sync::watch::Receiver<u64>,
     starter: &mut Starter,
+    (timeline, runbooks): (
+        Option<std::sync::mpsc::Sender<crate::incident::Entry>>,
+        super::runbook::RunbookCtx,
+    ),
 ) -> anyhow::Result<Stop> {
+    let msg_tx = starter.tx.clone();
     let mut keys = crossterm::event::EventStream::new();
     let mut pacer = Pacer::default();
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -507,6 +567,24 @@ async fn event_loop(
                         }
                         Err(e) => app.flash = Some(format!("cannot take over: {e}")),
                     }
+                    app.dirty = true;
+                }
+                Out::Timeline(e) => {
+                    let sent = timeline.as_ref().is_some_and(|t| t.send(e).is_ok());
+                    if !sent {
+                        app.timeline_write_failed("the timeline writer is not running".into());
+                    }
+                }
+                Out::Runbook(job) => runbooks.perform(job, msg_tx.clone()),
+                Out::ExportTimeline(path) => {
+                    let text = app
+                        .last_incident()
+                        .map(|i| crate::incident::export::markdown(i, app.now, &app.time_zone));
+                    app.flash = Some(match text.map(|t| std::fs::write(&path, t)) {
+                        Some(Ok(())) => format!("timeline saved to {}", path.display()),
+                        Some(Err(e)) => format!("timeline export failed: {e}"),
+                        None => "no incident to export".into(),
+                    });
                     app.dirty = true;
                 }
                 Out::SaveLogs(path) => {

@@ -122,6 +122,12 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
         format!(" {env_word} "),
         if app.protected { t.danger_env } else { t.env },
     ));
+    if let Some(clock) = app.incident_clock() {
+        l1.push(Span::styled(
+            format!(" ● {clock} "),
+            t.danger_env.add_modifier(Modifier::BOLD),
+        ));
+    }
     let room = area.width as usize;
     if let Some(e) = &app.journal_error {
         l1.push(Span::styled(
@@ -362,7 +368,7 @@ fn draw_pane(f: &mut Frame, app: &App, pane: Pane, area: Rect) {
             };
             f.render_widget(view, area);
         }
-        Pane::Runbook => draw_runbook(f, app, area),
+        Pane::Runbook => super::runbook::draw(f, app, area),
         Pane::Containers => super::containers::draw(f, app, area),
     }
 }
@@ -704,7 +710,7 @@ pub(super) fn countdown(app: &App, check: &str) -> String {
 /// countdowns. A tick redraws only when this changes, so an idle cockpit
 /// writes next to nothing to the terminal.
 pub fn clock_signature(app: &App) -> String {
-    let mut sig = String::new();
+    let mut sig = app.incident_clock().unwrap_or_default();
     if let Some(r) = &app.release {
         for run in r.steps.iter().chain(&r.rollback_steps) {
             sig.push_str(&elapsed(app, run));
@@ -740,7 +746,7 @@ pub fn next_clock_change(app: &App) -> Option<Timestamp> {
 /// [`clock`] for the granularities). Keep the two in step: a clock drawn
 /// but missing here is redrawn late.
 pub fn clock_waits(app: &App) -> Vec<f64> {
-    let mut waits = Vec::new();
+    let mut waits: Vec<f64> = app.incident_clock_wait().into_iter().collect();
     if let Some(r) = &app.release {
         for run in r.steps.iter().chain(&r.rollback_steps) {
             if run.finished_at.is_none()
@@ -785,63 +791,6 @@ pub fn clock_waits(app: &App) -> Vec<f64> {
         }
     }
     waits
-}
-
-/// The actions pane: the action history (the audit log), newest first.
-/// No runbook source exists yet, so there is no runbook to open here.
-fn draw_runbook(f: &mut Frame, app: &App, area: Rect) {
-    let t = &app.theme;
-    let b = block(app, Pane::Runbook, String::new());
-    let table = b.inner(area);
-    f.render_widget(b, area);
-    if app.actions.is_empty() {
-        f.render_widget(
-            Paragraph::new(Line::styled("no actions yet", t.muted)),
-            table,
-        );
-        return;
-    }
-    let what_w = 22usize;
-    let who_w = 12usize;
-    // Local time with the zone: `14:03:07 CET`.
-    let time_w = app
-        .actions
-        .iter()
-        .map(|a| app.clock_time(a.at).chars().count())
-        .max()
-        .unwrap_or(8);
-    let detail_w = (table.width as usize).saturating_sub(1 + time_w + what_w + who_w + 3);
-    let rows: Vec<Row> = app
-        .actions
-        .iter()
-        .rev()
-        .map(|a| {
-            let (mark, style) = if a.ok { ("✓", t.ok) } else { ("✗", t.crit) };
-            Row::new(vec![
-                Cell::from(Span::styled(app.clock_time(a.at), t.muted)),
-                Cell::from(Span::styled(
-                    fit(&format!("{mark} {}", a.what), what_w),
-                    style,
-                )),
-                Cell::from(Span::styled(fit(&a.who, who_w), t.muted)),
-                Cell::from(Span::styled(fit(&a.detail, detail_w), t.muted)),
-            ])
-        })
-        .collect();
-    let widths = [
-        Constraint::Length(time_w as u16),
-        Constraint::Length(what_w as u16),
-        Constraint::Length(who_w as u16),
-        Constraint::Min(8),
-    ];
-    let selected = app.selected_action.min(app.actions.len() - 1);
-    let mut state =
-        TableState::default().with_selected((app.focus == Pane::Runbook).then_some(selected));
-    f.render_stateful_widget(
-        selectable(app, Table::new(rows, widths).column_spacing(1)),
-        table,
-        &mut state,
-    );
 }
 
 fn centered(area: Rect, w: u16, h: u16) -> Rect {
@@ -997,7 +946,7 @@ fn draw_popup(f: &mut Frame, app: &App, p: &Popup, area: Rect) {
 /// typed (or, once a command is typed, what its argument is).
 fn command_lines<'a>(app: &App, s: &str) -> (String, Vec<Line<'a>>, u16, u16) {
     let t = &app.theme;
-    let completion = super::command::complete(s, &app.plan_names());
+    let completion = super::command::complete_with(s, &app.plan_names(), &app.runbook_names());
     let word = s.split_whitespace().next().unwrap_or("").to_lowercase();
     let hint = match completion.candidates.as_slice() {
         [] => match super::command::usage(&word) {
@@ -1030,7 +979,9 @@ fn confirm_lines<'a>(app: &App, c: &Confirm) -> (String, Vec<Line<'a>>, u16, u16
         // Commands are shown as a shell would run them; a plan as its steps.
         let (head, prefix) = match c.intent {
             super::app::Intent::Start(_) => ("the plan:", "  "),
-            super::app::Intent::Command(_) => ("will run:", "  $ "),
+            super::app::Intent::Command(_) | super::app::Intent::RunBlock(_) => {
+                ("will run:", "  $ ")
+            }
         };
         lines.push(Line::styled(head, t.muted));
         for w in &c.will_run {
