@@ -185,8 +185,7 @@ impl DemoEnv {
             None => None,
             Some(bin) => {
                 let targets = demo_targets(stable_addr, canary_addr);
-                match PrometheusServer::start_with_rules(&bin, &targets, Some(&alert_rules()))
-                    .await
+                match PrometheusServer::start_with_rules(&bin, &targets, Some(&alert_rules())).await
                 {
                     Ok(p) => Some(p),
                     Err(e) => {
