@@ -547,9 +547,10 @@ impl App {
         }
     }
 
-    /// `Enter` in the Containers pane: the Logs pane shows only the
-    /// selected container's lines; on the container already shown, every
-    /// line again. In the tab view the Logs tab is focused to show them.
+    /// `Enter` (or `l`) in the Containers pane: the Logs pane shows only
+    /// the selected container's lines; on the container already shown,
+    /// every line again. The footer says which (the Logs pane is beside
+    /// it at 120x30 and more; key `4` below).
     fn show_container_logs(&mut self) {
         let list = &self.containers.containers;
         let Some(c) = list.get(self.selected_container.min(list.len().saturating_sub(1))) else {

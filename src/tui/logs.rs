@@ -877,7 +877,7 @@ impl<'a> LogsView<'a> {
             ));
         }
         if let Some(src) = &b.source {
-            let shown = cap_chars(src.name().to_string(), 24);
+            let shown = fit_width_tail(src.name(), 24).trim_end().to_string();
             spans.push(Span::styled(format!(" only {shown}"), s.warn));
         }
         if let Some(filter) = b.filter() {
@@ -914,7 +914,12 @@ impl<'a> LogsView<'a> {
                 s.muted,
             ));
         }
-        let tag = fit_width(line.source.name(), tag_width);
+        // Container names share a prefix (`app-1a2b-stable`, `app-1a2b-canary`)
+        // and differ at the end: a cut one keeps its end.
+        let tag = match &line.source {
+            LogSource::Container(name) => fit_width_tail(name, tag_width),
+            other => fit_width(other.name(), tag_width),
+        };
         let tag_style = match (&line.source, self.container_tags) {
             (LogSource::Container(name), Some(tags)) => tags.get(name).copied().unwrap_or(s.muted),
             _ => s.muted,
@@ -1058,6 +1063,37 @@ fn truncate_bytes(s: &str, max: usize) -> &str {
 }
 
 /// `s` padded or cut (with `…`) to exactly `width` columns.
+/// `s` padded or cut to exactly `width` columns, a cut keeping its end
+/// after a leading `…`.
+fn fit_width_tail(s: &str, width: usize) -> String {
+    let total = Span::raw(s).width();
+    if total <= width {
+        return fit_width(s, width);
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let span = Span::raw(s);
+    let graphemes: Vec<&str> = span
+        .styled_graphemes(Style::new())
+        .map(|g| g.symbol)
+        .collect();
+    let mut tail: Vec<&str> = Vec::new();
+    let mut used = 1;
+    for g in graphemes.iter().rev() {
+        let w = usize::from(g.cell_width());
+        if used + w > width {
+            break;
+        }
+        used += w;
+        tail.push(g);
+    }
+    let mut out = String::from("…");
+    out.extend(tail.into_iter().rev());
+    out.push_str(&" ".repeat(width - used));
+    out
+}
+
 fn fit_width(s: &str, width: usize) -> String {
     let mut out = String::new();
     let mut used = 0;
@@ -1336,6 +1372,9 @@ mod tests {
 
     #[test]
     fn fit_width_pads_and_cuts() {
+        assert_eq!(fit_width_tail("ab", 4), "ab  ");
+        assert_eq!(fit_width_tail("app-stable", 7), "…stable");
+        assert_eq!(fit_width_tail("app-stable", 0), "");
         assert_eq!(fit_width("ab", 4), "ab  ");
         assert_eq!(fit_width("abcdef", 4), "abc…");
         assert_eq!(fit_width("日本語", 4), "日… ");
