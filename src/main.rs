@@ -171,7 +171,7 @@ enum Cmd {
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
     },
-    /// The embedded demo: a stable and a canary service, load, Prometheus if found.
+    /// The embedded demo: a stable and a canary service, load, Prometheus and PostgreSQL if found.
     Demo {
         /// One JSON object per line on stdout.
         #[arg(long)]
@@ -185,6 +185,10 @@ enum Cmd {
         /// Never start Prometheus; use direct scrape.
         #[arg(long)]
         no_prometheus: bool,
+        /// Never start PostgreSQL: the Migrations pane shows the bundled
+        /// migrations directory only and the plan has no migration step.
+        #[arg(long)]
+        no_postgres: bool,
         /// Headless: exit 4 as soon as the release waits for a human.
         #[arg(long)]
         exit_on_pause: bool,
@@ -211,6 +215,13 @@ fn main() -> ExitCode {
         .is_some_and(|a| a == rolldeck::demo::supervise::SUBCOMMAND)
     {
         let code = rolldeck::demo::supervise::main(&args[2..]);
+        return ExitCode::from(code.clamp(0, 255) as u8);
+    }
+    if args
+        .get(1)
+        .is_some_and(|a| a == rolldeck::demo::migrations::SUBCOMMAND)
+    {
+        let code = rolldeck::demo::migrations::main(&args[2..]);
         return ExitCode::from(code.clamp(0, 255) as u8);
     }
     if args
@@ -313,6 +324,7 @@ async fn async_main(cli: Cli) -> i32 {
             scenario,
             prometheus,
             no_prometheus,
+            no_postgres,
             exit_on_pause,
             fast,
             docker,
@@ -322,6 +334,7 @@ async fn async_main(cli: Cli) -> i32 {
                 headless,
                 prometheus,
                 no_prometheus,
+                no_postgres,
                 exit_on_pause,
                 pace: if fast {
                     rolldeck::demo::scenario_config::Pace::Fast
@@ -806,7 +819,12 @@ async fn migrations(cfg: &Config, json: bool) -> anyhow::Result<i32> {
                 list(&s.current),
                 list(&s.heads)
             );
-            if s.pending.is_empty() && s.ok {
+            if s.directory_only {
+                head.push_str(&format!(
+                    ", {} file(s), applied state not read (directory only)",
+                    s.pending.len()
+                ));
+            } else if s.pending.is_empty() && s.ok {
                 head.push_str(", at head");
             } else {
                 head.push_str(&format!(", {} pending", s.pending.len()));

@@ -1046,7 +1046,8 @@ struct RunningAction {
 /// The audited actions of a `migration` step on `source`: `upgrade`, or
 /// `upgrade`, `downgrade`, `upgrade` for a round trip (each named
 /// `migration SOURCE upgrade|downgrade` in the audit log, with the source's
-/// `run_timeout`). Errors: no such source, no `upgrade`/`downgrade` argv.
+/// `run_timeout` and the source's `database_url` as `DATABASE_URL`).
+/// Errors: no such source, no `upgrade`/`downgrade` argv.
 fn migration_parts(
     cfg: &Config,
     source: &str,
@@ -1058,10 +1059,18 @@ fn migration_parts(
         .iter()
         .find(|m| m.name == source)
         .ok_or_else(|| format!("no migration source named `{source}`"))?;
+    // The command gets the source's URL as DATABASE_URL (a secret: the
+    // redactor masks it in every text; `{` doubled so it stays literal).
+    let env: std::collections::BTreeMap<String, String> = src
+        .database_url
+        .iter()
+        .map(|u| ("DATABASE_URL".to_string(), u.replace('{', "{{")))
+        .collect();
     let spec = |argv: &Option<Vec<String>>, what: &str| {
         argv.clone()
             .map(|argv| crate::exec::ActionSpec {
                 argv: Some(argv),
+                env: env.clone(),
                 timeout: src.run_timeout,
                 description: Some(format!("{what} migrations of {source}")),
                 ..Default::default()

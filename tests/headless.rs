@@ -130,6 +130,19 @@ fn demo_no_traffic_pauses_and_never_promotes() {
     );
 }
 
+/// The demo's migration step as the headless run reported it, if any.
+fn migration_step(events: &[serde_json::Value]) -> Option<serde_json::Value> {
+    events
+        .iter()
+        .find(|e| {
+            e["event"] == "step_finished"
+                && e["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("migration "))
+        })
+        .cloned()
+}
+
 #[test]
 fn demo_direct_scrape_good_and_bad() {
     let _g = heavy();
@@ -140,6 +153,39 @@ fn demo_direct_scrape_good_and_bad() {
         "{}\n{}",
         r.stdout,
         r.stderr
+    );
+    // With PostgreSQL the plan applies the bundled migrations first (a
+    // round trip); without it there is no migration step at all.
+    match rolldeck::demo::migrations::find_postgres() {
+        Some(_) => {
+            let step = migration_step(&r.events()).expect("a migration step");
+            assert_eq!(step["name"], "migration checkout-db (round trip)");
+            assert_eq!(step["status"], "passed", "{step}");
+            assert!(
+                step["detail"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("`checkout-db` at head"),
+                "{step}"
+            );
+            let first_traffic = r
+                .events()
+                .iter()
+                .position(|e| e["event"] == "traffic")
+                .unwrap();
+            let step_at = r.events().iter().position(|e| *e == step).unwrap();
+            assert!(step_at < first_traffic, "migrations before any traffic");
+        }
+        None => {
+            assert!(!required("postgres"), "postgres is required but not found");
+            assert!(migration_step(&r.events()).is_none());
+        }
+    }
+    let r = demo("good", &["--no-prometheus", "--no-postgres"]);
+    assert_eq!(r.finished()["outcome"], "promoted", "{}", r.stderr);
+    assert!(
+        migration_step(&r.events()).is_none(),
+        "--no-postgres: no step"
     );
     assert!(r.events().iter().any(|e| {
         e["event"] == "verdict"
@@ -835,4 +881,152 @@ fn resuming_a_paused_release_in_a_protected_environment_asks_too() {
         "{}",
         r.stdout
     );
+}
+
+/// What the audit log of the one release under `state` holds.
+fn audit_records(state: &std::path::Path) -> Vec<rolldeck::exec::AuditRecord> {
+    let sub = std::fs::read_dir(state)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    rolldeck::exec::AuditLog::read_all(&sub.join("audit.jsonl")).unwrap()
+}
+
+#[test]
+fn demo_migration_round_trip_is_journaled_audited_and_ends_at_head() {
+    let _g = heavy();
+    let Some(bin) = rolldeck::demo::migrations::find_postgres() else {
+        assert!(!required("postgres"), "postgres is required but not found");
+        eprintln!("skipped: PostgreSQL not installed (Debian package `postgresql`)");
+        return;
+    };
+    let (rt, env, dir, cfg) = env_with_config(Scenario::Good, None);
+    let history = dir.path().join("migrations");
+    rolldeck::demo::migrations::write_history(&history).unwrap();
+    let db = rt
+        .block_on(rolldeck::demo::migrations::DemoDatabase::start(
+            &bin, &history,
+        ))
+        .expect("demo PostgreSQL");
+    let text = rolldeck::demo::migrations::add_to_config(
+        &std::fs::read_to_string(&cfg).unwrap(),
+        &history,
+        Some(&db.url),
+        &common::bin(),
+    )
+    .unwrap();
+    std::fs::write(&cfg, text).unwrap();
+    let password = db
+        .url
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('@')
+        .next()
+        .unwrap()
+        .to_string();
+    // Before: production at version 3, two pending, the destructive one
+    // flagged at its line.
+    let st = common::run(
+        &["--config", cfg.to_str().unwrap(), "migrations", "--json"],
+        &[],
+        Duration::from_secs(60),
+    );
+    let s = &serde_json::from_str::<serde_json::Value>(&st.stdout).unwrap()[0];
+    assert_eq!(s["current"], serde_json::json!(["3"]), "{s}");
+    assert_eq!(s["pending"][1]["findings"][0]["rule"], "drop-column", "{s}");
+    assert_eq!(s["pending"][1]["findings"][0]["line"], 3, "{s}");
+    assert_eq!(st.code, 1, "an error finding is pending");
+
+    let r = run(
+        &[
+            "run",
+            "--headless",
+            "--yes",
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+        &[],
+        DEMO_DEADLINE,
+    );
+    assert_eq!(
+        r.finished()["outcome"],
+        "promoted",
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    let step = migration_step(&r.events()).expect("a migration step");
+    assert_eq!(step["status"], "passed", "{step}");
+    // Journaled part by part: each part's result, then the check.
+    let detail = step["detail"].as_str().unwrap();
+    assert_eq!(
+        detail,
+        "migration checkout-db upgrade: exit 0; migration checkout-db downgrade: exit 0; \
+         migration checkout-db upgrade: exit 0; `checkout-db` at head"
+    );
+    let outputs: Vec<String> = r
+        .events()
+        .iter()
+        .filter(|e| e["event"] == "action_output")
+        .filter_map(|e| e["line"].as_str())
+        .filter(|l| l.contains("/u ") || l.contains("/d "))
+        .map(|l| l.split(" (").next().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        outputs,
+        vec![
+            "4/u index_orders_created_at",
+            "5/u drop_orders_legacy_note",
+            "5/d drop_orders_legacy_note",
+            "5/u drop_orders_legacy_note"
+        ]
+    );
+    // Audited part by part, the URL masked, never the password.
+    let audit: Vec<(String, bool)> = audit_records(&dir.path().join("state"))
+        .into_iter()
+        .filter(|a| a.action.starts_with("migration "))
+        .map(|a| {
+            assert!(
+                a.rendered.starts_with("DATABASE_URL='***' "),
+                "{}",
+                a.rendered
+            );
+            assert!(!a.rendered.contains(&password) && !a.detail.contains(&password));
+            (a.action, a.ok)
+        })
+        .collect();
+    assert_eq!(
+        audit,
+        vec![
+            ("migration checkout-db upgrade".to_string(), true),
+            ("migration checkout-db downgrade".to_string(), true),
+            ("migration checkout-db upgrade".to_string(), true),
+        ]
+    );
+    assert!(!r.stdout.contains(&password) && !r.stderr.contains(&password));
+    // The database ends at head: version 5, clean, the column gone.
+    let v = common::run(
+        &["__migrate", "--dir", history.to_str().unwrap(), "version"],
+        &[("DATABASE_URL", &db.url)],
+        Duration::from_secs(30),
+    );
+    assert_eq!((v.code, v.stdout.trim()), (0, "5"), "{}", v.stderr);
+    let st = common::run(
+        &["--config", cfg.to_str().unwrap(), "migrations", "--json"],
+        &[],
+        Duration::from_secs(60),
+    );
+    let s = &serde_json::from_str::<serde_json::Value>(&st.stdout).unwrap()[0];
+    assert_eq!(
+        (s["current"].clone(), s["dirty"].clone()),
+        (serde_json::json!(["5"]), false.into())
+    );
+    assert_eq!(st.code, 0, "{s}");
+    rt.block_on(async {
+        db.stop().await;
+        env.stop().await;
+    });
 }

@@ -324,9 +324,17 @@ fn every_tool_reads_its_documented_table() {
     assert_eq!(strings(&s["failed"]), vec!["2"]);
     assert_eq!(s["dirty"], true);
     assert_eq!(pending_revisions(&s), vec!["1.2", "2"]);
+    // 1.2 has its undo file; 2 has none.
+    assert_eq!(
+        findings(&s["pending"][0]),
+        vec![("warning".into(), "rename".into(), Some(1))]
+    );
     assert_eq!(
         findings(&s["pending"][1]),
-        vec![("error".into(), "drop-table".into(), Some(1))]
+        vec![
+            ("error".into(), "drop-table".into(), Some(1)),
+            ("warning".into(), "missing-downgrade".into(), None)
+        ]
     );
     assert_eq!(code, 1);
 
@@ -350,6 +358,11 @@ fn every_tool_reads_its_documented_table() {
             "20240102000000_second.down.sql",
             "ALTER TABLE s ALTER COLUMN id TYPE int;",
         ),
+        // A simple (single-file) migration: no way back.
+        (
+            "20240103000000_third.sql",
+            "ALTER TABLE s ADD COLUMN t text;",
+        ),
     ]);
     let cfg = config(
         tmp.path(),
@@ -361,10 +374,17 @@ fn every_tool_reads_its_documented_table() {
     assert_eq!(s["ok"], true, "{s}");
     assert_eq!(strings(&s["current"]), vec!["20240101000000"]);
     assert_eq!(strings(&s["failed"]), vec!["20240102000000"]);
-    assert_eq!(pending_revisions(&s), vec!["20240102000000"]);
+    assert_eq!(
+        pending_revisions(&s),
+        vec!["20240102000000", "20240103000000"]
+    );
     assert_eq!(
         findings(&s["pending"][0]),
         vec![("warning".into(), "type-change".into(), Some(1))]
+    );
+    assert_eq!(
+        findings(&s["pending"][1]),
+        vec![("warning".into(), "missing-downgrade".into(), None)]
     );
     assert_eq!(code, 1, "failed is never clean");
 
@@ -381,7 +401,7 @@ fn every_tool_reads_its_documented_table() {
         ),
         (
             "20240201120000_add_name.rb",
-            "class AddName < ActiveRecord::Migration[7.1]\nend\n",
+            "class AddName < ActiveRecord::Migration[7.1]\n  def change\n    add_column :users, :name, :string\n    remove_column :users, :legacy, :string\n  end\nend\n",
         ),
     ]);
     let cfg = config(
@@ -395,7 +415,13 @@ fn every_tool_reads_its_documented_table() {
     assert_eq!(strings(&s["current"]), vec!["20240101120000"]);
     assert_eq!(strings(&s["missing_files"]), vec!["20231201000000"]);
     assert_eq!(pending_revisions(&s), vec!["20240201120000"]);
-    assert_eq!(code, 0, "{s}");
+    // The Ruby is linted: the dropped column at its line.
+    assert_eq!(
+        findings(&s["pending"][0]),
+        vec![("error".into(), "drop-column".into(), Some(4))]
+    );
+    assert!(strings(&s["warnings"]).is_empty(), "{s}");
+    assert_eq!(code, 1, "{s}");
 }
 
 #[test]
@@ -508,7 +534,9 @@ fn step_config(dir: &Path, versions: &Path, db_url: &str, step: &str, rest: &str
     )
 }
 
-fn run_plan(cfg: &Path, state: &Path, sa_url: &str) -> common::Run {
+/// Runs the plan. rolldeck's own environment has no `DATABASE_URL`: the
+/// upgrade/downgrade commands get it from the source's `database_url`.
+fn run_plan(cfg: &Path, state: &Path) -> common::Run {
     common::run(
         &[
             "--config",
@@ -520,7 +548,7 @@ fn run_plan(cfg: &Path, state: &Path, sa_url: &str) -> common::Run {
             "--yes",
             "--exit-on-pause",
         ],
-        &[("DATABASE_URL", sa_url)],
+        &[],
         Duration::from_secs(180),
     )
 }
@@ -593,7 +621,15 @@ impl PlanEnv {
         let versions = versions_without(skip);
         let tmp = tempfile::tempdir().unwrap();
         let state = tempfile::tempdir().unwrap();
-        let cfg = step_config(tmp.path(), versions.path(), &pg.url(db), step, rest);
+        // `postgresql://`: both rolldeck and SQLAlchemy (the commands get it
+        // as DATABASE_URL) read it.
+        let cfg = step_config(
+            tmp.path(),
+            versions.path(),
+            &pg.sqlalchemy_url(db),
+            step,
+            rest,
+        );
         Some(PlanEnv {
             pg,
             db: db.to_string(),
@@ -609,7 +645,7 @@ impl PlanEnv {
     }
 
     fn run(&self) -> common::Run {
-        run_plan(&self.cfg, self.state.path(), &self.sa_url())
+        run_plan(&self.cfg, self.state.path())
     }
 }
 
@@ -661,6 +697,28 @@ fn migration_step_round_trip_against_the_real_database() {
             "traffic"
         ],
         "audit log"
+    );
+    // The commands got the source's URL as DATABASE_URL (rolldeck's own
+    // environment has none, and env.py reads it), shown masked.
+    let texts: Vec<String> = walk(state.path())
+        .iter()
+        .map(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned())
+        .collect();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("DATABASE_URL='***' /usr/bin/python3")),
+        "the audit log shows the variable, masked: {:?}",
+        texts
+            .iter()
+            .flat_map(|t| t.lines())
+            .filter(|l| l.contains("rendered"))
+            .take(2)
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        texts.iter().all(|t| !t.contains(pg::PASSWORD)),
+        "no state file holds the password"
     );
 }
 
@@ -727,4 +785,187 @@ fn traffic_requiring_migrations_refuses_with_the_reason() {
     );
     // The rollback's weight 0 still ran.
     assert!(audit_actions(state.path()).iter().any(|a| a == "traffic"));
+}
+
+/// `rolldeck __migrate` (the demo's runner) with DATABASE_URL.
+fn runner(dir: &Path, url: &str, args: &[&str]) -> common::Run {
+    let mut all = vec!["__migrate", "--dir", dir.to_str().unwrap()];
+    all.extend_from_slice(args);
+    common::run(&all, &[("DATABASE_URL", url)], Duration::from_secs(60))
+}
+
+#[test]
+fn the_demo_runner_follows_golang_migrate() {
+    let Some(pg) = shared_pg("the_demo_runner_follows_golang_migrate") else {
+        return;
+    };
+    pg.create_db("runner");
+    let url = pg.url("runner");
+    let files = dir_with(&[
+        ("1_a.up.sql", "CREATE TABLE a (id int);"),
+        ("1_a.down.sql", "DROP TABLE a;"),
+        (
+            "2_b.up.sql",
+            "CREATE TABLE b (id int);\nINSERT INTO b VALUES (1);",
+        ),
+        ("2_b.down.sql", "DROP TABLE b;"),
+        // Fails half-way: the table it created first is rolled back too.
+        ("3_c.up.sql", "CREATE TABLE c (id int);\nSELECT 1 / 0;"),
+        ("3_c.down.sql", "DROP TABLE c;"),
+    ]);
+    let version = || {
+        pg.psql(
+            "runner",
+            "SELECT version || ' ' || dirty FROM schema_migrations",
+        )
+    };
+    let r = runner(files.path(), &url, &["up", "1"]);
+    assert_eq!(
+        (r.code, r.stdout.lines().count()),
+        (0, 1),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(r.stdout.starts_with("1/u a ("), "{}", r.stdout);
+    assert_eq!(version().trim(), "1 false");
+    // Up stops at the failing file: dirty at its version, its work undone.
+    let r = runner(files.path(), &url, &["up"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.starts_with("2/u b ("), "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("migration failed in 3_c.up.sql: division by zero"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains(pg::PASSWORD));
+    assert_eq!(version().trim(), "3 true");
+    assert!(
+        pg.psql_try("runner", "SELECT 1 FROM c").is_err(),
+        "the file ran as one transaction"
+    );
+    // rolldeck's own reading of the table says dirty at 3.
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(
+        tmp.path(),
+        "golang-migrate",
+        files.path(),
+        &format!("database_url = \"{url}\""),
+    );
+    let (code, s, _) = migrations_json(&cfg, &[]);
+    assert_eq!(
+        (s["dirty"].clone(), strings(&s["failed"])),
+        (true.into(), vec!["3".to_string()])
+    );
+    assert_eq!(code, 1);
+    // A dirty database refuses everything, as golang-migrate does.
+    let r = runner(files.path(), &url, &["down", "1"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("Dirty database version 3. Fix and force version."),
+        "{}",
+        r.stderr
+    );
+    // Forced back to 2: down undoes newest first, to the nil version (no row).
+    pg.psql(
+        "runner",
+        "UPDATE schema_migrations SET version = 2, dirty = false",
+    );
+    let r = runner(files.path(), &url, &["version"]);
+    assert_eq!((r.code, r.stdout.trim()), (0, "2"));
+    let r = runner(files.path(), &url, &["down", "3"]);
+    assert_eq!(r.code, 1, "only 2 applied: refused before anything runs");
+    assert_eq!(version().trim(), "2 false");
+    let r = runner(files.path(), &url, &["down", "2"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines: Vec<&str> = r
+        .stdout
+        .lines()
+        .map(|l| l.split(" (").next().unwrap())
+        .collect();
+    assert_eq!(lines, vec!["2/d b", "1/d a"]);
+    assert_eq!(
+        pg.psql("runner", "SELECT count(*) FROM schema_migrations")
+            .trim(),
+        "0"
+    );
+    let r = runner(files.path(), &url, &["version"]);
+    assert_eq!((r.code, r.stderr.trim()), (1, "error: no migration"));
+    let r = runner(files.path(), &url, &["up", "2"]);
+    assert_eq!(r.code, 0);
+    let r = runner(files.path(), &url, &["up", "2"]);
+    assert_eq!((r.code, r.stderr.contains("division by zero")), (1, true));
+    // No URL: an error that names the variable.
+    let r = common::run(
+        &["__migrate", "--dir", files.path().to_str().unwrap(), "up"],
+        &[],
+        Duration::from_secs(30),
+    );
+    assert!(
+        r.code == 1 && r.stderr.contains("DATABASE_URL is not set"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_directory_only_source_lints_and_claims_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let versions = fixture().join("migrations/versions");
+    let cfg = config(tmp.path(), "alembic", &versions, "");
+    let (code, s, _) = migrations_json(&cfg, &[]);
+    assert_eq!(
+        (s["ok"].clone(), s["directory_only"].clone()),
+        (true.into(), true.into()),
+        "{s}"
+    );
+    assert_eq!(s["current"], serde_json::json!([]));
+    assert_eq!(s["pending"].as_array().unwrap().len(), 5, "{s}");
+    assert_eq!(code, 1, "the fixture has a destructive revision");
+    // Without an error finding it exits 0 (usable as a lint in CI).
+    let clean = dir_with(&[
+        ("1_a.up.sql", "CREATE TABLE a (id int);"),
+        ("1_a.down.sql", "DROP TABLE a;"),
+    ]);
+    let cfg = config(tmp.path(), "golang-migrate", clean.path(), "");
+    let (code, s, _) = migrations_json(&cfg, &[]);
+    assert_eq!(
+        (code, pending_revisions(&s)),
+        (0, vec!["1".to_string()]),
+        "{s}"
+    );
+    // Text output says it read no database.
+    let run = common::run(
+        &["--config", cfg.to_str().unwrap(), "migrations"],
+        &[],
+        Duration::from_secs(30),
+    );
+    assert!(
+        run.stdout
+            .contains("applied state not read (directory only)"),
+        "{}",
+        run.stdout
+    );
+    // A step or a gate needing the database is refused at load.
+    let step = config_with(
+        tmp.path(),
+        "golang-migrate",
+        clean.path(),
+        "upgrade = [\"true\"]",
+        "[plans.p]\n[[plans.p.steps]]\nkind = \"migration\"\n",
+    );
+    let run = common::run(
+        &["--config", step.to_str().unwrap(), "check"],
+        &[],
+        Duration::from_secs(30),
+    );
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("reads no database (directory only)"),
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
 }

@@ -128,3 +128,38 @@ fn migrations_pane_shows_state_findings_and_danger() {
     assert_eq!(fg_at(&term, "✓ search"), theme.ok.fg.unwrap());
     assert!(text.contains("1 destructive"), "{text}");
 }
+
+#[test]
+fn a_directory_only_source_lists_its_files_and_claims_no_state() {
+    let mut app = app("hunter2");
+    focus_migrations(&mut app);
+    let mut s = Status::new("checkout-db", Tool::GolangMigrate);
+    s.directory_only = true;
+    s.heads = vec!["5".into()];
+    s.pending = vec![Pending {
+        revision: "5".into(),
+        file: "/tmp/d/5_drop_orders_legacy_note.up.sql".into(),
+        findings: vec![finding(Severity::Error, "drop-column", 3)],
+    }];
+    app.update(Msg::Migrations(vec![s]));
+    let term = render(&app);
+    let text = rows(&term).join("\n");
+    let theme = Theme::builtin("dark").unwrap();
+    assert!(
+        text.contains("? checkout-db (golang-migrate) (none) → 5  applied state unknown"),
+        "{text}"
+    );
+    assert_eq!(fg_at(&term, "? checkout-db"), theme.warn.fg.unwrap());
+    assert!(
+        text.contains("directory only: no database is read"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("at head") && !text.contains("DOWN"),
+        "{text}"
+    );
+    assert_eq!(
+        fg_at(&term, "✗ error drop-column:3"),
+        theme.crit.fg.unwrap()
+    );
+}

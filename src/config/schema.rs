@@ -155,9 +155,10 @@ pub struct Sources {
 
 /// `[[sources.migrations]]`: where a service's schema migrations stand.
 ///
-/// Exactly one of `database_url` (read the tool's own version table over a
+/// At most one of `database_url` (read the tool's own version table over a
 /// connection) or `command` (run e.g. `alembic current` and parse its
-/// output; tool `alembic` only) is set. See [`crate::migrations`].
+/// output) is set; with neither the source is *directory only*: pending
+/// list and lint, applied state unknown. See [`crate::migrations`].
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MigrationSource {
@@ -188,7 +189,9 @@ pub struct MigrationSource {
     #[serde(default = "default_migration_interval", with = "humantime_serde")]
     pub interval: Duration,
     /// `migration` plan steps: argv upgrading to head (e.g.
-    /// `["alembic", "upgrade", "head"]`), run as an action.
+    /// `["alembic", "upgrade", "head"]`), run as an action. It and
+    /// `downgrade` get `database_url` as `DATABASE_URL` in their
+    /// environment (`postgresql://…` suits both rolldeck and SQLAlchemy).
     #[serde(default)]
     pub upgrade: Option<Vec<String>>,
     /// `migration` steps with `round_trip = true`: argv downgrading one
@@ -1440,6 +1443,19 @@ fn validate_step(
             at("require_migrations"),
             "no [[sources.migrations]] to require",
         ));
+    } else if s.require_migrations
+        && let Some(m) = ctx
+            .migrations
+            .iter()
+            .find(|m| m.database_url.is_none() && m.command.is_none())
+    {
+        out.push(problem(
+            at("require_migrations"),
+            format!(
+                "migration source `{}` reads no database (directory only): the gate could never pass; set its database_url",
+                m.name
+            ),
+        ));
     }
     if s.kind == StepKind::Migration {
         let names: Vec<&str> = ctx.migrations.iter().map(|m| m.name.as_str()).collect();
@@ -1476,6 +1492,15 @@ fn validate_step(
             }
         };
         if let Some(m) = src {
+            if m.database_url.is_none() && m.command.is_none() {
+                out.push(problem(
+                    at("kind"),
+                    format!(
+                        "migration source `{}` reads no database (directory only): set its database_url so the step can check it reached head",
+                        m.name
+                    ),
+                ));
+            }
             if m.upgrade.is_none() {
                 out.push(problem(
                     at("kind"),

@@ -14,6 +14,7 @@
 
 pub mod docker;
 pub mod load;
+pub mod migrations;
 pub mod prometheus;
 pub mod scenario_config;
 pub mod service;

@@ -237,6 +237,9 @@ pub struct DemoOptions {
     pub prometheus: Option<PathBuf>,
     /// Never start Prometheus; use direct scrape (`--no-prometheus`).
     pub no_prometheus: bool,
+    /// Never start PostgreSQL (`--no-postgres`): the migrations directory
+    /// only, no migration step.
+    pub no_postgres: bool,
     /// Headless: exit 4 as soon as the release waits for a human
     /// (`--exit-on-pause`); by default the run keeps watching.
     pub exit_on_pause: bool,
@@ -258,6 +261,7 @@ pub async fn run_demo(
         headless,
         prometheus,
         no_prometheus,
+        no_postgres,
         exit_on_pause,
         pace,
         docker,
@@ -318,8 +322,24 @@ pub async fn run_demo(
     let dir = tempfile::Builder::new()
         .prefix("rolldeck-demo-")
         .tempdir()?;
+    // A database for the migrations when PostgreSQL is found (dropping a
+    // half-started one kills it).
+    let mig = tokio::select! {
+        m = super::migrations::start(dir.path(), no_postgres) => m?,
+        sig = &mut stop => {
+            env.stop().await;
+            let _ = writeln!(std::io::stderr(), "rolldeck demo: {sig} while starting; stopped");
+            return Ok(runtime::exit::INTERRUPTED);
+        }
+    };
     let path = dir.path().join("rolldeck.toml");
-    let mut text = demo_config(&env, &dir.path().join("state"), pace);
+    let mut text = super::migrations::add_to_config(
+        &demo_config(&env, &dir.path().join("state"), pace),
+        &mig.history,
+        mig.db.as_ref().map(|d| d.url.as_str()),
+        &mig.exe,
+    )
+    .map_err(|e| anyhow::anyhow!("the demo config is invalid (a bug): {e}"))?;
     if let Some(c) = env.containers() {
         text.push_str(&c.config_section());
     }
@@ -345,6 +365,7 @@ pub async fn run_demo(
             let _ = writeln!(std::io::stderr(), "rolldeck demo: {}", c.describe());
         }
     }
+    banner.push(mig.note.clone());
     banner.push(format!("config: {}", path.display()));
     let opts = RunOptions {
         plan: None,
@@ -412,6 +433,9 @@ pub async fn run_demo(
         }
     };
     env.stop().await;
+    if let Some(db) = mig.db {
+        db.stop().await;
+    }
     if let Err(e) = dir.close() {
         tracing::warn!("removing the demo temp dir: {e}");
     }

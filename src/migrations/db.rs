@@ -176,12 +176,18 @@ async fn query(
     Ok(a)
 }
 
-/// Runs `argv` (e.g. `alembic current`) and reads the revisions from its
-/// stdout: each line whose first word is a revision id (letters, digits,
-/// `_`), e.g. `ae1027a6acf (head)`; log lines (`INFO  [alembic…]`) are
-/// skipped. A non-zero exit, a timeout or more than
-/// [`MAX_COMMAND_OUTPUT`] bytes is an error.
-pub async fn command_applied(argv: &[String], timeout: Duration) -> Result<Applied, String> {
+/// Runs `argv` and reads the applied state from its output, per tool:
+/// `alembic current` ([`parse_alembic_current`]), `flyway info`
+/// ([`parse_flyway_info`]), golang-migrate's `migrate version`
+/// ([`parse_migrate_version`], which prints on stderr and exits 1 with
+/// `error: no migration` when nothing is applied). A non-zero exit (but
+/// that one), a timeout or more than [`MAX_COMMAND_OUTPUT`] bytes is an
+/// error; so is output that does not parse.
+pub async fn command_applied(
+    tool: Tool,
+    argv: &[String],
+    timeout: Duration,
+) -> Result<Applied, String> {
     use tokio::io::AsyncReadExt;
     let (program, rest) = argv.split_first().ok_or("command is empty")?;
     let mut child = tokio::process::Command::new(program)
@@ -222,8 +228,12 @@ pub async fn command_applied(argv: &[String], timeout: Duration) -> Result<Appli
             "{program} printed more than {MAX_COMMAND_OUTPUT} bytes"
         ));
     }
+    let err_text = String::from_utf8_lossy(&err);
+    if tool == Tool::GolangMigrate && err_text.lines().any(|l| l.trim() == "error: no migration") {
+        return Ok(Applied::default());
+    }
     if !status.success() {
-        let last = String::from_utf8_lossy(&err)
+        let last = err_text
             .lines()
             .rev()
             .find(|l| !l.trim().is_empty())
@@ -234,7 +244,130 @@ pub async fn command_applied(argv: &[String], timeout: Duration) -> Result<Appli
             crate::config::clean(&last)
         ));
     }
-    Ok(parse_alembic_current(&String::from_utf8_lossy(&out)))
+    let out = String::from_utf8_lossy(&out);
+    match tool {
+        Tool::Alembic => Ok(parse_alembic_current(&out)),
+        Tool::Flyway => parse_flyway_info(&out),
+        // `migrate` logs to stderr; stdout when redirected by a wrapper.
+        Tool::GolangMigrate => {
+            parse_migrate_version(&out).or_else(|_| parse_migrate_version(&err_text))
+        }
+        Tool::Sqlx | Tool::Rails => Err(format!(
+            "a command source cannot read {} output; use database_url",
+            tool.as_str()
+        )),
+    }
+}
+
+/// Tools whose status command a `command` source parses.
+pub const COMMAND_TOOLS: &[Tool] = &[Tool::Alembic, Tool::Flyway, Tool::GolangMigrate];
+
+/// golang-migrate's `migrate version` output: the version, ` (dirty)`
+/// when a migration stopped half-way (e.g. `3`, `3 (dirty)`), log lines
+/// around it ignored. Errors when no line is a version.
+pub fn parse_migrate_version(out: &str) -> Result<Applied, String> {
+    for l in out.lines().map(str::trim) {
+        let (v, dirty) = match l.strip_suffix("(dirty)") {
+            Some(v) => (v.trim(), true),
+            None => (l, false),
+        };
+        if !v.is_empty() && v.chars().all(|c| c.is_ascii_digit()) {
+            let mut a = Applied::default();
+            a.versions.push(v.to_string());
+            if dirty {
+                a.dirty = true;
+                a.failed.push(v.to_string());
+            }
+            return Ok(a);
+        }
+    }
+    Err("`migrate version` printed no version".into())
+}
+
+/// `flyway info` output: its table (`| Category | Version | Description |
+/// Type | Installed On | State | Undoable |`, older releases without
+/// Category/Type/Undoable; the columns are found by their header) or
+/// `-outputType=json` (`{"migrations": [{"version", "state", …}]}`).
+/// States (Flyway's `MigrationState`): `Success`, `Baseline`, `Missing`,
+/// `Future`, `Outdated`, `Superseded` are applied; `Failed…` is failed;
+/// `Undone`, `Pending`, `Ignored`, `Above Target`, `Below Baseline`,
+/// `Available`, `Deleted` are not applied. Rows without a version
+/// (repeatable) are skipped. Errors: no table, or a row whose state is
+/// not one of these.
+pub fn parse_flyway_info(out: &str) -> Result<Applied, String> {
+    let rows: Vec<(String, String)> = if out.trim_start().starts_with('{') {
+        let v: serde_json::Value = serde_json::from_str(out.trim())
+            .map_err(|e| format!("flyway info JSON does not parse: {e}"))?;
+        let list = v["migrations"]
+            .as_array()
+            .ok_or("flyway info JSON has no `migrations` list")?;
+        list.iter()
+            .map(|m| {
+                (
+                    m["version"].as_str().unwrap_or("").to_string(),
+                    m["state"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    } else {
+        let cells = |l: &str| -> Vec<String> {
+            let t = l.trim();
+            t.trim_start_matches('|')
+                .trim_end_matches('|')
+                .split('|')
+                .map(|c| c.trim().to_string())
+                .collect()
+        };
+        let mut lines = out.lines().filter(|l| l.trim_start().starts_with('|'));
+        let header = lines
+            .next()
+            .map(cells)
+            .ok_or("`flyway info` printed no table")?;
+        let col = |name: &str| header.iter().position(|h| h.eq_ignore_ascii_case(name));
+        let (Some(vc), Some(sc)) = (col("Version"), col("State")) else {
+            return Err(format!(
+                "`flyway info` table has no Version/State columns (header: {})",
+                header.join(" | ")
+            ));
+        };
+        lines
+            .map(cells)
+            .filter(|c| c.len() == header.len())
+            .map(|c| (c[vc].clone(), c[sc].clone()))
+            .collect()
+    };
+    let mut a = Applied::default();
+    for (version, state) in rows {
+        if version.is_empty() {
+            continue;
+        }
+        let s = state.to_ascii_lowercase();
+        if s.starts_with("failed") {
+            a.failed.push(version);
+        } else if s == "baseline" {
+            a.baseline = Some(version.clone());
+            a.versions.push(version);
+        } else if ["success", "missing", "future", "outdated", "superseded"].contains(&s.as_str()) {
+            a.versions.push(version);
+        } else if [
+            "pending",
+            "undone",
+            "ignored",
+            "above target",
+            "below baseline",
+            "available",
+            "deleted",
+        ]
+        .contains(&s.as_str())
+        {
+        } else {
+            return Err(format!(
+                "`flyway info`: version {version} has state `{}`, which rolldeck does not know",
+                crate::config::clean(&state)
+            ));
+        }
+    }
+    Ok(a)
 }
 
 /// The revisions in `alembic current` output (see [`command_applied`]).
@@ -264,6 +397,83 @@ mod tests {
             "INFO  [alembic.runtime.migration] Context impl PostgresqlImpl.\nae1027a6acf (head)\n3f2 (head) (mergepoint)\n\n",
         );
         assert_eq!(a.versions, vec!["ae1027a6acf", "3f2"]);
+    }
+
+    // Output written after Flyway's and golang-migrate's documentation
+    // (neither tool is installable here: no Debian package).
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/command-output");
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!("{FIXTURES}/{name}")).unwrap()
+    }
+
+    #[test]
+    fn flyway_info_table_and_json() {
+        let a = parse_flyway_info(&fixture("flyway-info.txt")).unwrap();
+        assert_eq!(a.versions, vec!["1", "1.0.1", "1.1"]);
+        assert_eq!(a.baseline.as_deref(), Some("1"));
+        assert_eq!(a.failed, vec!["2"]);
+        let a = parse_flyway_info(&fixture("flyway-info-v5.txt")).unwrap();
+        assert_eq!(
+            (a.versions, a.failed),
+            (vec!["1".into(), "2".into()], vec![])
+        );
+        let a = parse_flyway_info(&fixture("flyway-info.json")).unwrap();
+        assert_eq!(a.versions, vec!["1", "2"]);
+        // Unknown is never a pass: an unknown state or no table is an error.
+        let odd = fixture("flyway-info-v5.txt").replace("| Pending |", "| Weird   |");
+        assert!(parse_flyway_info(&odd).unwrap_err().contains("Weird"));
+        assert!(parse_flyway_info("ERROR: Unable to connect").is_err());
+    }
+
+    #[test]
+    fn migrate_version_output() {
+        let a = parse_migrate_version(&fixture("migrate-version.txt")).unwrap();
+        assert_eq!(
+            (a.versions, a.dirty),
+            (vec!["20240102150405".into()], false)
+        );
+        let a = parse_migrate_version(&fixture("migrate-version-dirty.txt")).unwrap();
+        assert_eq!(
+            (a.versions.clone(), a.dirty, a.failed),
+            (vec!["3".into()], true, vec!["3".into()])
+        );
+        assert!(parse_migrate_version("error: something\n").is_err());
+    }
+
+    #[tokio::test]
+    async fn command_sources_run_the_tool() {
+        let sh = |script: &str| vec!["sh".to_string(), "-c".to_string(), script.to_string()];
+        let t = Duration::from_secs(10);
+        // `migrate version` prints on stderr; nothing applied is exit 1.
+        let a = command_applied(Tool::GolangMigrate, &sh("echo '4 (dirty)' >&2"), t)
+            .await
+            .unwrap();
+        assert!(a.dirty && a.versions == vec!["4"]);
+        let a = command_applied(
+            Tool::GolangMigrate,
+            &sh("echo 'error: no migration' >&2; exit 1"),
+            t,
+        )
+        .await
+        .unwrap();
+        assert!(a.versions.is_empty());
+        let e = command_applied(
+            Tool::GolangMigrate,
+            &sh("echo 'error: connection refused' >&2; exit 1"),
+            t,
+        )
+        .await
+        .unwrap_err();
+        assert!(e.contains("connection refused"), "{e}");
+        let a = command_applied(
+            Tool::Flyway,
+            &sh(&format!("cat {FIXTURES}/flyway-info.txt")),
+            t,
+        )
+        .await
+        .unwrap();
+        assert_eq!(a.failed, vec!["2"]);
     }
 
     #[test]

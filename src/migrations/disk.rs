@@ -14,7 +14,7 @@
 //!   `{version}_{description}.up.sql` / `.down.sql`.
 //! * Rails: `{version}_{name}.rb` (a timestamp version).
 
-use super::{Finding, MAX_FILE_BYTES, MAX_FILES, Severity, Tool, lint, python};
+use super::{Finding, MAX_FILE_BYTES, MAX_FILES, Severity, Tool, lint, python, ruby};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -221,25 +221,41 @@ fn read_versioned(tool: Tool, dir: &Path, names: &[String]) -> Result<Disk, Stri
         };
         let file = dir.join(&up);
         let mut findings = if tool == Tool::Rails {
-            Vec::new()
+            lint_ruby_file(&file)
         } else {
             lint_file(&file)
         };
-        let reversible = tool == Tool::GolangMigrate || up.ends_with(".up.sql");
-        if reversible {
-            match &down {
-                None => findings.push(Finding {
-                    severity: Severity::Warning,
-                    rule: "missing-downgrade".into(),
-                    line: None,
-                    message: format!("no {version}_….down.sql: this migration has no way back"),
-                }),
-                Some(d) => {
-                    if let Some(f) = empty_down(&dir.join(d)) {
-                        findings.push(f);
-                    }
+        // Every SQL migration needs its way back: golang-migrate's and
+        // sqlx's `.down.sql`, Flyway's `U` undo file. A sqlx simple
+        // (single-file) migration has none by construction.
+        let missing = match tool {
+            Tool::GolangMigrate => Some(format!(
+                "no {version}_….down.sql: this migration has no way back"
+            )),
+            Tool::Sqlx if up.ends_with(".up.sql") => Some(format!(
+                "no {version}_….down.sql: this migration has no way back"
+            )),
+            Tool::Sqlx => Some(format!(
+                "{up} is a simple (not reversible) sqlx migration: `sqlx migrate revert` cannot undo it (use {version}_….up.sql / .down.sql)"
+            )),
+            Tool::Flyway => Some(format!(
+                "no U{version}__….sql undo migration: `flyway undo` cannot revert it"
+            )),
+            Tool::Rails | Tool::Alembic => None,
+        };
+        match (&down, missing) {
+            (None, Some(message)) => findings.push(Finding {
+                severity: Severity::Warning,
+                rule: "missing-downgrade".into(),
+                line: None,
+                message,
+            }),
+            (Some(d), _) => {
+                if let Some(f) = empty_down(&dir.join(d)) {
+                    findings.push(f);
                 }
             }
+            (None, None) => {}
         }
         disk.migrations.push(Migration {
             revision: version,
@@ -249,10 +265,6 @@ fn read_versioned(tool: Tool, dir: &Path, names: &[String]) -> Result<Disk, Stri
             findings,
         });
     }
-    if tool == Tool::Rails && !disk.migrations.is_empty() {
-        disk.warnings
-            .push("Rails migrations (Ruby) are not linted".into());
-    }
     Ok(disk)
 }
 
@@ -261,6 +273,20 @@ fn read_versioned(tool: Tool, dir: &Path, names: &[String]) -> Result<Disk, Stri
 fn lint_file(path: &Path) -> Vec<Finding> {
     match read_capped(path) {
         Ok(text) => lint::lint_sql(&text, 1),
+        Err(e) => vec![Finding {
+            severity: Severity::Error,
+            rule: "unparsed".into(),
+            line: None,
+            message: format!("not linted: {e}"),
+        }],
+    }
+}
+
+/// Lints a Rails migration ([`ruby::lint`]); unreadable or oversized is
+/// an `unparsed` error finding.
+fn lint_ruby_file(path: &Path) -> Vec<Finding> {
+    match read_capped(path) {
+        Ok(text) => ruby::lint(&text),
         Err(e) => vec![Finding {
             severity: Severity::Error,
             rule: "unparsed".into(),

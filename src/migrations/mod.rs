@@ -14,7 +14,7 @@
 //! | `golang-migrate` | `schema_migrations(version bigint, dirty boolean)`, one row | `N_name.up.sql` / `N_name.down.sql` |
 //! | `flyway` | `flyway_schema_history(installed_rank, version, description, type, script, checksum, installed_by, installed_on, execution_time, success)` | `V<ver>__name.sql`, undo `U<ver>__name.sql` |
 //! | `sqlx` | `_sqlx_migrations(version bigint, description, installed_on, success, checksum, execution_time)` | `N_name.sql` or `N_name.up.sql` / `N_name.down.sql` |
-//! | `rails` | `schema_migrations(version varchar)`, one row per applied migration | `N_name.rb` (not linted) |
+//! | `rails` | `schema_migrations(version varchar)`, one row per applied migration | `N_name.rb` ([`ruby`]) |
 //!
 //! Safety: a source that cannot be read (no connection, wrong password,
 //! missing table, unreadable directory, a malformed revision file) is
@@ -28,6 +28,7 @@ pub mod db;
 pub mod disk;
 pub mod lint;
 pub mod python;
+pub mod ruby;
 
 use crate::config::MigrationSource;
 use serde::{Deserialize, Serialize};
@@ -149,6 +150,11 @@ pub struct Status {
     pub missing_files: Vec<String>,
     /// Other things to know (multiple heads, files not understood).
     pub warnings: Vec<String>,
+    /// The source has neither `database_url` nor `command`: only the
+    /// directory was read, so every migration is listed as pending and the
+    /// applied state is unknown (never "at head").
+    #[serde(default)]
+    pub directory_only: bool,
 }
 
 impl Status {
@@ -166,6 +172,7 @@ impl Status {
             failed: Vec::new(),
             missing_files: Vec::new(),
             warnings: Vec::new(),
+            directory_only: false,
         }
     }
 
@@ -186,6 +193,11 @@ impl Status {
             return Err(format!(
                 "migrations `{n}` unknown: {}",
                 self.error.as_deref().unwrap_or("source down")
+            ));
+        }
+        if self.directory_only {
+            return Err(format!(
+                "migrations `{n}` unknown: the applied state is not read (directory only: no database_url or command)"
             ));
         }
         if self.dirty || !self.failed.is_empty() {
@@ -251,7 +263,8 @@ pub fn url_secrets(url: &str) -> Vec<String> {
 pub type ProblemSink<'a> = dyn FnMut(usize, &str, String, Option<String>) + 'a;
 
 /// Checks at config load what serde cannot: names unique and not empty,
-/// exactly one of `database_url`/`command`, `command` only for Alembic, a
+/// at most one of `database_url`/`command` (neither: directory only),
+/// `command` only for Alembic, a
 /// parseable URL (the error never quotes it), a table name that is an
 /// identifier, a directory that exists, argv not empty. Calls `problem`
 /// with (source index, key or "", message, help).
@@ -270,12 +283,8 @@ pub fn validate_sources(sources: &[MigrationSource], problem: &mut ProblemSink<'
                 "set either database_url or command, not both".into(),
                 None,
             ),
-            (None, None) => problem(
-                i,
-                "",
-                "set database_url (e.g. \"${env:DATABASE_URL}\") or command".into(),
-                Some("add `database_url = \"${env:DATABASE_URL}\"`".into()),
-            ),
+            // Directory only: lint and the pending list, applied state unknown.
+            (None, None) => {}
             (Some(u), None) => {
                 if let Err(e) = u.parse::<tokio_postgres::Config>() {
                     problem(
@@ -290,12 +299,12 @@ pub fn validate_sources(sources: &[MigrationSource], problem: &mut ProblemSink<'
                 }
             }
             (None, Some(argv)) => {
-                if m.tool != Tool::Alembic {
+                if !db::COMMAND_TOOLS.contains(&m.tool) {
                     problem(
                         i,
                         "command",
                         format!(
-                            "a command source parses `alembic current` output only; tool `{}` needs database_url",
+                            "a command source parses `alembic current`, `flyway info` or `migrate version` output; tool `{}` needs database_url",
                             m.tool.as_str()
                         ),
                         None,
@@ -375,18 +384,30 @@ pub struct Applied {
 /// the database is out of reach).
 pub async fn read(src: &MigrationSource) -> Status {
     let mut st = Status::new(&src.name, src.tool);
-    let disk = match disk::read(src.tool, &src.directory) {
-        Ok(d) => d,
-        Err(e) => {
+    // Listing and reading files blocks: off the async workers.
+    let (tool, dir) = (src.tool, src.directory.clone());
+    let disk = match tokio::task::spawn_blocking(move || disk::read(tool, &dir)).await {
+        Ok(Ok(d)) => d,
+        Ok(Err(e)) => {
             st.down(e);
+            return st;
+        }
+        Err(e) => {
+            st.down(format!("reading the migrations directory failed: {e}"));
             return st;
         }
     };
     st.warnings.extend(disk.warnings.iter().cloned());
     let applied = match (&src.database_url, &src.command) {
         (Some(url), _) => db::read_applied(src, url).await,
-        (None, Some(argv)) => db::command_applied(argv, src.timeout).await,
-        (None, None) => Err("neither database_url nor command is set".into()),
+        (None, Some(argv)) => db::command_applied(src.tool, argv, src.timeout).await,
+        (None, None) => {
+            // Directory only: every file listed, nothing claimed applied.
+            combine(&mut st, &disk, &Applied::default());
+            st.current.clear();
+            st.directory_only = true;
+            return st;
+        }
     };
     match applied {
         Ok(a) => combine(&mut st, &disk, &a),
@@ -674,7 +695,7 @@ mod tests {
     fn config_errors_name_their_key() {
         let dir = tempfile::tempdir().unwrap();
         let text = format!(
-            "service = \"s\"\n[environment]\nname = \"e\"\n[[sources.migrations]]\nname = \"app\"\ntool = \"flyway\"\ndirectory = \"{}\"\ncommand = [\"flyway\", \"info\"]\ntable = \"x;drop\"\ninterval = \"10ms\"\n[plans.p]\n[[plans.p.steps]]\nkind = \"pause\"\n",
+            "service = \"s\"\n[environment]\nname = \"e\"\n[[sources.migrations]]\nname = \"app\"\ntool = \"sqlx\"\ndirectory = \"{}\"\ncommand = [\"sqlx\", \"migrate\", \"info\"]\ntable = \"x;drop\"\ninterval = \"10ms\"\n[plans.p]\n[[plans.p.steps]]\nkind = \"pause\"\n",
             dir.path().display()
         );
         let e = crate::config::parse(&text, Path::new("r.toml"))
@@ -684,7 +705,7 @@ mod tests {
         assert!(e.contains("alembic current"), "{e}");
         assert!(e.contains("r.toml:9:"), "{e}");
         assert!(e.contains("interval"), "{e}");
-        let typo = text.replace("tool = \"flyway\"", "tool = \"flyweight\"");
+        let typo = text.replace("tool = \"sqlx\"", "tool = \"flyweight\"");
         let e = crate::config::parse(&typo, Path::new("r.toml"))
             .unwrap_err()
             .to_string();

@@ -401,6 +401,8 @@ fn draw_migrations(f: &mut Frame, app: &App, area: Rect) {
         let clean = s.at_head_and_clean().is_ok();
         let (mark, style) = if bad {
             ("✗", t.crit.add_modifier(Modifier::BOLD))
+        } else if s.directory_only {
+            ("?", t.warn)
         } else if clean {
             ("✓", t.ok)
         } else {
@@ -408,6 +410,8 @@ fn draw_migrations(f: &mut Frame, app: &App, area: Rect) {
         };
         let state = if !s.ok {
             "DOWN".to_string()
+        } else if s.directory_only {
+            "applied state unknown".to_string()
         } else if clean {
             "at head".to_string()
         } else {
@@ -423,6 +427,12 @@ fn draw_migrations(f: &mut Frame, app: &App, area: Rect) {
         ]));
         if let Some(e) = &s.error {
             lines.push(Line::styled(format!("  DOWN: {}", r(e)), t.crit));
+        }
+        if s.directory_only {
+            lines.push(Line::styled(
+                "  directory only: no database is read, so every file is listed",
+                t.warn,
+            ));
         }
         if s.dirty || !s.failed.is_empty() {
             lines.push(Line::styled(
