@@ -1,6 +1,8 @@
 //! `rolldeck demo` leaves nothing behind: a dropped terminal (SIGHUP) stops
-//! Prometheus and removes the temp dirs; `kill -9` of rolldeck takes
-//! Prometheus with it (parent-death signal through `rolldeck __supervise`).
+//! Prometheus and PostgreSQL and removes the temp dirs; `kill -9` of
+//! rolldeck takes them with it (parent-death signal through `rolldeck
+//! __supervise`, kept by `setpriv --pdeathsig=keep` when PostgreSQL runs
+//! as nobody).
 
 mod common;
 
@@ -94,17 +96,28 @@ fn demo_in_a_terminal_that_drops_stops_prometheus_and_cleans_up() {
         !processes_with(&format!("--config.file={needle}")).is_empty()
     });
     let prom = processes_with(&format!("--config.file={needle}"));
-    wait_until(Duration::from_secs(20), "the demo's temp dirs", || {
-        entries(tmp.path()).len() == 2
+    // Prometheus's and the demo's, and PostgreSQL's when it is installed.
+    let dirs = if rolldeck::demo::migrations::find_postgres().is_some() {
+        3
+    } else {
+        2
+    };
+    wait_until(Duration::from_secs(40), "the demo's temp dirs", || {
+        entries(tmp.path()).len() == dirs
     });
     // The cockpit is up and the release under way.
     std::thread::sleep(Duration::from_secs(4));
+    // Every child living in the temp dirs (Prometheus, PostgreSQL).
+    let children = processes_with(&needle);
     // Drop the terminal: the pty goes away, rolldeck gets SIGHUP.
     let _ = std::process::Command::new("tmux")
         .args(["-L", &socket, "kill-server"])
         .status();
     wait_until(Duration::from_secs(40), "Prometheus stopped", || {
         prom.iter().all(|p| !alive(*p))
+    });
+    wait_until(Duration::from_secs(40), "PostgreSQL stopped", || {
+        children.iter().all(|p| !alive(*p))
     });
     wait_until(Duration::from_secs(45), "temp dirs removed", || {
         entries(tmp.path()).is_empty()
@@ -130,7 +143,24 @@ fn demo_killed_with_sigkill_takes_prometheus_with_it() {
     wait_until(Duration::from_secs(40), "the demo's Prometheus", || {
         !processes_with(&needle).is_empty()
     });
-    let prom = processes_with(&needle);
+    let mut prom = processes_with(&needle);
+    // PostgreSQL too, once it runs (its postmaster keeps its command line).
+    if rolldeck::demo::migrations::find_postgres().is_some() {
+        let pg = format!("{}/rolldeck-demo-pg-", tmp.path().display());
+        let server = || -> Vec<i32> {
+            processes_with(&pg)
+                .into_iter()
+                .filter(|p| {
+                    let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+                    String::from_utf8_lossy(&cmd).contains("listen_addresses")
+                })
+                .collect()
+        };
+        wait_until(Duration::from_secs(60), "the demo's PostgreSQL", || {
+            !server().is_empty()
+        });
+        prom.extend(server());
+    }
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGKILL,
@@ -139,7 +169,7 @@ fn demo_killed_with_sigkill_takes_prometheus_with_it() {
     let _ = child.wait();
     wait_until(
         Duration::from_secs(10),
-        "Prometheus killed with rolldeck",
+        "Prometheus and PostgreSQL killed with rolldeck",
         || prom.iter().all(|p| !alive(*p)),
     );
 }
