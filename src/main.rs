@@ -593,6 +593,7 @@ async fn check(cfg: &Config, state_dir: Option<&Path>) -> i32 {
             latency_ms: None,
         });
     }
+    all.extend(rolldeck::runbook::check_statuses(cfg));
     let mut ok = true;
     for s in &all {
         ok &= s.ok;

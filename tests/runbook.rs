@@ -938,3 +938,27 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// `rolldeck check` reads every runbook of `[runbooks] dirs`: one with a
+/// malformed block fails the check, naming the line.
+#[test]
+fn check_reports_runbook_problems() {
+    let (dir, cfg, _) = setup(false);
+    let c = cfg.to_str().unwrap();
+    let ok = run(&["--config", c, "check"], &[], DEADLINE);
+    assert_eq!(ok.code, 0, "{}\n{}", ok.stdout, ok.stderr);
+    assert!(ok.stdout.contains("runbook:pre"), "{}", ok.stdout);
+    runbook_file(
+        dir.path(),
+        "broken.md",
+        "# Broken\n\n```sh {\"timeout\":\"soon\"}\necho\n```\n",
+    );
+    let bad = run(&["--config", c, "check"], &[], DEADLINE);
+    assert_ne!(bad.code, 0, "{}", bad.stdout);
+    let line = bad
+        .stdout
+        .lines()
+        .find(|l| l.contains("runbook:broken"))
+        .unwrap_or_else(|| panic!("{}", bad.stdout));
+    assert!(line.contains("line 3: error"), "{line}");
+}

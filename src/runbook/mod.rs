@@ -465,6 +465,43 @@ pub fn find<'a>(entries: &'a [Entry], wanted: &str) -> Option<&'a Entry> {
         })
 }
 
+/// `rolldeck check`: one status per runbook in `[runbooks] dirs`
+/// (`runbook:NAME`): not ok when it cannot be read or has an error-severity
+/// problem (the first is shown), else how many blocks (runnable) and
+/// checks it has; a directory that cannot be read is one status too.
+pub fn check_statuses(cfg: &crate::config::Config) -> Vec<crate::sources::SourceStatus> {
+    use crate::sources::SourceStatus;
+    let status = |source: String, ok: bool, detail: String| SourceStatus {
+        source,
+        ok,
+        detail,
+        latency_ms: None,
+    };
+    let entries = match discover(&cfg.runbooks.dirs) {
+        Ok(e) => e,
+        Err(e) => return vec![status("runbooks".into(), false, e)],
+    };
+    entries
+        .iter()
+        .map(|e| match Runbook::load(&e.path) {
+            Err(err) => status(format!("runbook:{}", e.name), false, err.to_string()),
+            Ok(rb) => match rb.problems.iter().find(|p| p.severity == Severity::Error) {
+                Some(p) => status(format!("runbook:{}", e.name), false, p.to_string()),
+                None => status(
+                    format!("runbook:{}", e.name),
+                    true,
+                    format!(
+                        "{} blocks ({} runnable), {} checks",
+                        rb.blocks.len(),
+                        rb.blocks.iter().filter(|b| b.runnable()).count(),
+                        rb.checks.len()
+                    ),
+                ),
+            },
+        })
+        .collect()
+}
+
 /// FNV-1a of `s` as 16 hex digits.
 pub(crate) fn fnv_hex(s: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
