@@ -14,6 +14,7 @@ use std::process::ExitCode;
 const AFTER_HELP: &str = "\
 Examples:
   rolldeck demo                          the cockpit on a built-in demo service (no config)
+  rolldeck demo --docker                 the same with stable and canary as Docker containers
   rolldeck check --config rolldeck.toml  validate a config, probe its sources and actions
   rolldeck --config rolldeck.toml        open the cockpit (`:start` begins a release)
   rolldeck run --plan canary             start or resume a release in the cockpit

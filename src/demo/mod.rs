@@ -4,7 +4,9 @@
 //! 0) and needs nothing but the `rolldeck` binary:
 //!
 //! * two instances of the demo HTTP service ([`service`]), `stable` and
-//!   `canary`, whose behaviour depends on the [`Scenario`];
+//!   `canary`, whose behaviour depends on the [`Scenario`] — in this
+//!   process, or with `--docker` as containers of the local demo image
+//!   ([`docker`]);
 //! * a traffic-control endpoint ([`service::spawn_control`]) that the demo
 //!   plan's `traffic` and `rollback` actions call;
 //! * a load generator ([`load`]) sending about 80 requests per second, split
