@@ -43,11 +43,21 @@ wait_for() { # text timeout
   done
 }
 
+wait_re() { # extended regexp, timeout
+  local i=0
+  until tm capture-pane -p -t demo | grep -qE -- "$1"; do
+    i=$((i + 1)); [ "$i" -gt "$(($2 * 4))" ] && { echo "timed out waiting for: $1" >&2; tm capture-pane -p -t demo >&2; exit 1; }
+    sleep 0.25
+  done
+}
+
 # 1. The demo mid-analysis at 160x48.
 tm new-session -d -s demo -x 160 -y 48 "TERM=xterm-256color $bin demo --scenario good; sleep 120"
 wait_for "▶ analysis" 120
-wait_for "✓ pass" 90
-sleep 3
+# Both checks evaluated, and the chart's 10 s window filled with points.
+wait_re 'error-rate .*✓ pass' 90
+wait_re 'latency-p95 .*✓ pass' 90
+sleep 10
 shot demo-analysis-160x48 160 48
 # 2. The 80x24 tab view (canary tab).
 tm resize-window -t demo -x 80 -y 24

@@ -1318,6 +1318,27 @@ fn no_data_before_the_first_scrape_is_a_wait_not_a_warning() {
         .clone()
         .unwrap();
     assert!(!app.waiting_for_first_data("error-rate", &e));
+    // Values on both tracks but too few canary requests for the check's
+    // `min_requests` (a canary just given 5 %): still the first wait.
+    let min = app.release.as_ref().unwrap().plan.checks["saturation"]
+        .min_requests
+        .unwrap_or(10.0);
+    app.release
+        .as_mut()
+        .unwrap()
+        .plan
+        .checks
+        .get_mut("saturation")
+        .unwrap()
+        .min_requests = Some(min);
+    let mut few = v.clone();
+    few.canary = Some(0.01);
+    few.baseline = Some(0.01);
+    few.requests = (Some(min - 1.0), Some(min * 10.0));
+    app.now = t(14);
+    assert!(app.waiting_for_first_data("saturation", &few));
+    few.requests.0 = Some(min);
+    assert!(!app.waiting_for_first_data("saturation", &few));
 }
 
 /// An idle cockpit redraws only when a drawn clock changes, and sleeps

@@ -457,7 +457,8 @@ impl Sources {
                         ok: r.is_ok(),
                         detail: match r {
                             Ok(_) => format!("ok: {} answers the query API", p.url()),
-                            Err(e) => format!("{}: {e}", p.url()),
+                            // The cause first; the URL after it.
+                            Err(e) => format!("{e}; url {}", p.url()),
                         },
                         latency_ms: Some(t.elapsed().as_secs_f64() * 1000.0),
                     })

@@ -463,9 +463,24 @@ impl App {
         }
     }
 
+    /// Whether verdict `v` of `check` carries real data: both values and,
+    /// for a check with `min_requests`, that many canary requests in the
+    /// window (a canary just given 5 % has few in its first window: that
+    /// is still the wait for first data, not a warning).
+    fn has_data(&self, check: &str, v: &crate::release::Verdict) -> bool {
+        v.canary.is_some()
+            && v.baseline.is_some()
+            && self
+                .release
+                .as_ref()
+                .and_then(|r| r.plan.checks.get(check))
+                .and_then(|d| d.min_requests)
+                .is_none_or(|min| v.requests.0.is_some_and(|n| n >= min))
+    }
+
     /// Whether `v` (check `check`) is the normal wait before the first
-    /// data rather than a problem: an inconclusive verdict without a value
-    /// on a track, for a check that has had no data in this release, while
+    /// data rather than a problem: an inconclusive verdict without real
+    /// data ([`App::has_data`]), for a check that has had no data in this release, while
     /// the canary gets no traffic yet or for less than the check's window
     /// plus two evaluation intervals since the first traffic step that
     /// gave it some. Past that, no data
@@ -473,7 +488,7 @@ impl App {
     pub fn waiting_for_first_data(&self, check: &str, v: &crate::release::Verdict) -> bool {
         if v.verdict != VerdictKind::Inconclusive
             || v.pending
-            || (v.canary.is_some() && v.baseline.is_some())
+            || self.has_data(check, v)
             || self.had_data.contains(check)
         {
             return false;
@@ -811,11 +826,7 @@ impl App {
                     self.waiting_said.clear();
                 }
                 for (name, run) in &r.checks {
-                    if run
-                        .last
-                        .as_ref()
-                        .is_some_and(|v| v.canary.is_some() && v.baseline.is_some())
-                    {
+                    if run.last.as_ref().is_some_and(|v| self.has_data(name, v)) {
                         self.had_data.insert(name.clone());
                     }
                     if let Some(v) = &run.last {

@@ -140,13 +140,20 @@ pub fn draw_canary(f: &mut Frame, app: &App, area: Rect) {
                 Span::styled(format!("{}: ", r.check_label(name)), t.title),
                 Span::styled(v.reason.clone(), style),
             ]));
+            // A wrap breaks between the fields, never inside a label and
+            // its value (no-break spaces).
+            let field =
+                |label: &str, value: String| format!("{label} {value}").replace(' ', "\u{a0}");
             lines.push(Line::styled(
                 format!(
-                    "condition {}   requests in the window {}   passes this step {}   no data in a row {}",
+                    "condition {}   {}   {}   {}",
                     v.condition,
-                    units::requests(v.requests.0, v.requests.1),
-                    run.passes,
-                    run.consecutive_inconclusive
+                    field(
+                        "requests in the window",
+                        units::requests(v.requests.0, v.requests.1)
+                    ),
+                    field("passes this step", run.passes.to_string()),
+                    field("no data in a row", run.consecutive_inconclusive.to_string()),
                 ),
                 t.muted,
             ));
