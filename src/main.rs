@@ -844,6 +844,12 @@ async fn migrations(cfg: &Config, json: bool) -> anyhow::Result<i32> {
             for w in &s.warnings {
                 println!("  warning: {}", redactor.redact(w));
             }
+            for p in &s.applied_destructive {
+                println!(
+                    "  applied, destructive (a rollback does not undo it): {} {}",
+                    p.revision, p.file
+                );
+            }
             for p in &s.pending {
                 println!("  pending {} {}", p.revision, p.file);
                 for f in &p.findings {

@@ -1024,6 +1024,8 @@ fn demo_migration_round_trip_is_journaled_audited_and_ends_at_head() {
         (s["current"].clone(), s["dirty"].clone()),
         (serde_json::json!(["5"]), false.into())
     );
+    // The dropped column stays in view after the release applied it.
+    assert_eq!(s["applied_destructive"][0]["revision"], "5", "{s}");
     assert_eq!(st.code, 0, "{s}");
     rt.block_on(async {
         db.stop().await;

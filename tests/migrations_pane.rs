@@ -103,6 +103,11 @@ fn migrations_pane_shows_state_findings_and_danger() {
     let mut clean = Status::new("search", Tool::Flyway);
     clean.current = vec!["2".into()];
     clean.heads = vec!["2".into()];
+    clean.applied_destructive = vec![Pending {
+        revision: "2".into(),
+        file: "/srv/sql/V2__drop_legacy.sql".into(),
+        findings: vec![finding(Severity::Error, "drop-column", 4)],
+    }];
     app.update(Msg::Migrations(vec![dirty, down, clean]));
     let term = render(&app);
     let text = rows(&term).join("\n");
@@ -127,6 +132,9 @@ fn migrations_pane_shows_state_findings_and_danger() {
     assert!(!text.contains("hunter2"), "secret on screen:\n{text}");
     assert_eq!(fg_at(&term, "✓ search"), theme.ok.fg.unwrap());
     assert!(text.contains("1 destructive"), "{text}");
+    // Applied destructive migrations stay in view: a rollback does not undo them.
+    assert!(text.contains("applied 2 V2__drop_legacy.sql"), "{text}");
+    assert_eq!(fg_at(&term, "✗ drop-column:4 — a rollback"), crit);
 }
 
 #[test]

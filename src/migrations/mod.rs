@@ -155,6 +155,18 @@ pub struct Status {
     /// applied state is unknown (never "at head").
     #[serde(default)]
     pub directory_only: bool,
+    /// The newest applied migrations (at most [`MAX_APPLIED_SHOWN`],
+    /// newest first) that have an error finding: what a rollback of the
+    /// code does not bring back (a dropped column stays dropped).
+    #[serde(default)]
+    pub applied_destructive: Vec<Pending>,
+}
+
+/// Most applied destructive migrations listed in a [`Status`].
+pub const MAX_APPLIED_SHOWN: usize = 3;
+
+fn destructive(m: &disk::Migration) -> bool {
+    m.findings.iter().any(|f| f.severity == Severity::Error)
 }
 
 impl Status {
@@ -173,6 +185,7 @@ impl Status {
             missing_files: Vec::new(),
             warnings: Vec::new(),
             directory_only: false,
+            applied_destructive: Vec::new(),
         }
     }
 
@@ -487,6 +500,21 @@ fn combine_graph(st: &mut Status, disk: &disk::Disk, applied: &Applied) {
             stack.extend(m.down.iter().map(String::as_str));
         }
     }
+    // Applied and destructive, nearest the applied heads first.
+    let mut queue: std::collections::VecDeque<&str> =
+        applied.versions.iter().map(String::as_str).collect();
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    while let Some(r) = queue.pop_front() {
+        if st.applied_destructive.len() >= MAX_APPLIED_SHOWN || !seen.insert(r) {
+            continue;
+        }
+        if let Some(m) = by_id.get(r) {
+            if destructive(m) {
+                st.applied_destructive.push(pending_of(m));
+            }
+            queue.extend(m.down.iter().map(String::as_str));
+        }
+    }
     if !st.missing_files.is_empty() {
         st.warnings.push(format!(
             "applied revision(s) {} have no file: pending list may be wrong",
@@ -555,6 +583,14 @@ fn combine_linear(st: &mut Status, disk: &disk::Disk, applied: &Applied) {
             st.missing_files.push(v.clone());
         }
     }
+    st.applied_destructive = disk
+        .migrations
+        .iter()
+        .rev()
+        .filter(|m| applied_keys.contains(&m.key) && destructive(m))
+        .take(MAX_APPLIED_SHOWN)
+        .map(pending_of)
+        .collect();
     for m in &disk.migrations {
         let below_baseline = baseline.as_ref().is_some_and(|b| m.key <= *b);
         if !applied_keys.contains(&m.key) && !below_baseline {
@@ -680,6 +716,58 @@ mod tests {
         };
         combine(&mut st, &d, &applied);
         assert_eq!(st.missing_files, vec!["zz"]);
+    }
+
+    #[test]
+    fn applied_destructive_migrations_stay_listed_newest_first() {
+        let err = Finding {
+            severity: Severity::Error,
+            rule: "drop-column".into(),
+            line: Some(1),
+            message: String::new(),
+        };
+        // Alembic: a ← b(destructive) ← c(destructive) ← d; at c.
+        let mut d = graph(&[("a", &[]), ("b", &["a"]), ("c", &["b"]), ("d", &["c"])]);
+        for m in &mut d.migrations {
+            if m.revision == "b" || m.revision == "c" || m.revision == "d" {
+                m.findings.push(err.clone());
+            }
+        }
+        let mut st = status(Tool::Alembic);
+        let applied = Applied {
+            versions: vec!["c".into()],
+            ..Applied::default()
+        };
+        combine(&mut st, &d, &applied);
+        let revs: Vec<&str> = st
+            .applied_destructive
+            .iter()
+            .map(|p| p.revision.as_str())
+            .collect();
+        assert_eq!(revs, vec!["c", "b"], "d is pending, not applied");
+        // Linear: versions 1..=5 all destructive, at 5: the newest three.
+        let mut lin = disk::Disk::default();
+        for v in 1..=5u64 {
+            lin.migrations.push(disk::Migration {
+                revision: v.to_string(),
+                key: vec![v],
+                down: Vec::new(),
+                file: format!("{v}_x.up.sql").into(),
+                findings: vec![err.clone()],
+            });
+        }
+        let mut st = status(Tool::GolangMigrate);
+        let applied = Applied {
+            versions: vec!["4".into()],
+            ..Applied::default()
+        };
+        combine(&mut st, &lin, &applied);
+        let revs: Vec<&str> = st
+            .applied_destructive
+            .iter()
+            .map(|p| p.revision.as_str())
+            .collect();
+        assert_eq!(revs, vec!["4", "3", "2"]);
     }
 
     #[test]

@@ -477,6 +477,36 @@ fn draw_migrations(f: &mut Frame, app: &App, area: Rect) {
                 ));
             }
         }
+        // Applied destructive migrations: what a rollback does not undo.
+        for p in &s.applied_destructive {
+            let file = std::path::Path::new(&p.file)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| p.file.clone());
+            let what: Vec<String> = p
+                .findings
+                .iter()
+                .filter(|f| f.severity == Severity::Error)
+                .map(|f| {
+                    format!(
+                        "{}{}",
+                        f.rule,
+                        f.line.map(|l| format!(":{l}")).unwrap_or_default()
+                    )
+                })
+                .collect();
+            lines.push(Line::from(vec![
+                Span::styled(format!("  applied {} ", p.revision), t.muted),
+                Span::styled(r(&file), t.muted),
+                Span::styled(
+                    format!(
+                        " ✗ {} — a rollback does not bring the data back",
+                        what.join(", ")
+                    ),
+                    t.crit,
+                ),
+            ]));
+        }
     }
     let extra = if errors > 0 {
         format!("  {errors} destructive")
