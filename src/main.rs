@@ -20,6 +20,8 @@ Examples:
   rolldeck run --plan canary             start or resume a release in the cockpit
   rolldeck run --headless --yes          the same for CI: JSON lines, approvals given
   rolldeck status                        where the current (or last) release stands
+  rolldeck run --detach                  hand the release to a background driver
+  rolldeck attach                        the cockpit on a background driver's release
 
 Exit codes:
   0    promoted (and every command that succeeded)
@@ -29,6 +31,7 @@ Exit codes:
   4    paused for a human and left unwatched (only with --exit-on-pause)
   5    aborted
   6    left unfinished: quit in the cockpit mid-release (`rolldeck run` resumes)
+  7    handed to a background driver (`run --detach`): started, not finished
   130  interrupted by SIGINT/SIGTERM/SIGHUP (`rolldeck run` resumes)
 Anything but 0 means: not promoted.";
 
@@ -94,6 +97,21 @@ enum Cmd {
         /// `{version}`, so it is a version, never a script).
         #[arg(long = "release-version", value_name = "VERSION", value_parser = parse_version)]
         version: Option<String>,
+        /// Hand the release to a background driver that outlives this
+        /// terminal; prints the release id and exits 7 at once
+        /// (`rolldeck attach` to watch and control it).
+        #[arg(long)]
+        detach: bool,
+    },
+    /// Open the cockpit on the release a background driver drives, and
+    /// control it through the driver's control socket.
+    Attach,
+    /// Background drivers under this state dir: pid, release, step,
+    /// since, attached operators.
+    Ps {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Validate the config and probe every source and action binary.
     Check,
@@ -227,6 +245,13 @@ fn main() -> ExitCode {
     }
     if args
         .get(1)
+        .is_some_and(|a| a == rolldeck::control::background::SUBCOMMAND)
+    {
+        let code = rolldeck::control::background::driver_main(&args[2..]);
+        return ExitCode::from(code.clamp(0, 255) as u8);
+    }
+    if args
+        .get(1)
         .is_some_and(|a| a == rolldeck::docker::image::SUBCOMMAND)
     {
         let code = rolldeck::docker::image::container_main(&args[2..]);
@@ -255,7 +280,7 @@ fn main() -> ExitCode {
     // The cockpit routes tracing into its Logs pane; everything else to stderr.
     let cockpit = std::io::IsTerminal::is_terminal(&std::io::stdout())
         && match &cli.command {
-            None => true,
+            None | Some(Cmd::Attach) => true,
             Some(Cmd::Run { headless, .. }) | Some(Cmd::Demo { headless, .. }) => !headless,
             _ => false,
         };
@@ -309,6 +334,7 @@ async fn async_main(cli: Cli) -> i32 {
         // `rolldeck run` starts a release; `rolldeck` alone only opens the cockpit.
         start: cli.command.is_some(),
         scrape_every: None,
+        attach: matches!(cli.command, Some(Cmd::Attach)),
     };
     let command = cli.command.unwrap_or(Cmd::Run {
         plan: None,
@@ -318,6 +344,7 @@ async fn async_main(cli: Cli) -> i32 {
         force: false,
         exit_on_pause: false,
         version: None,
+        detach: false,
     });
     let result = match command {
         Cmd::Demo {
@@ -353,6 +380,7 @@ async fn async_main(cli: Cli) -> i32 {
             force,
             exit_on_pause,
             version,
+            detach,
         } => {
             let cfg = match load_config(cli.config.as_deref()) {
                 Ok(c) => c,
@@ -372,6 +400,15 @@ async fn async_main(cli: Cli) -> i32 {
                     OutputMode::Text
                 },
             };
+            if detach {
+                return match rolldeck::control::background::detach_run(&cfg, &opts).await {
+                    Ok(code) => code,
+                    Err(e) => {
+                        eprintln!("rolldeck: {}", printable(&error_chain(&e)));
+                        exit::ERROR
+                    }
+                };
+            }
             // Without a terminal (piped, cron) the events print as readable text.
             if headless || !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
                 runtime::run(&cfg, &opts).await
@@ -379,12 +416,35 @@ async fn async_main(cli: Cli) -> i32 {
                 rolldeck::tui::run::run_tui(cfg, opts, tui).await
             }
         }
+        Cmd::Attach => match load_config(cli.config.as_deref()) {
+            Ok(cfg) => {
+                let opts = RunOptions {
+                    plan: None,
+                    version: None,
+                    yes: false,
+                    resume: false,
+                    force: false,
+                    exit_on_pause: false,
+                    state_dir: cli.state_dir.clone(),
+                    output: OutputMode::Text,
+                };
+                rolldeck::tui::run::run_tui(cfg, opts, tui).await
+            }
+            Err(code) => return code,
+        },
+        Cmd::Ps { json } => match load_config(cli.config.as_deref()) {
+            Ok(cfg) => match runtime::StatePaths::resolve(&cfg, cli.state_dir.as_deref()) {
+                Ok(paths) => rolldeck::control::background::ps(&paths, json).await,
+                Err(e) => Err(anyhow::anyhow!(e)),
+            },
+            Err(code) => return code,
+        },
         Cmd::Check => match load_config(cli.config.as_deref()) {
             Ok(cfg) => Ok(check(&cfg, cli.state_dir.as_deref()).await),
             Err(code) => return code,
         },
         Cmd::Status { json } => match load_config(cli.config.as_deref()) {
-            Ok(cfg) => status(&cfg, cli.state_dir.as_deref(), json),
+            Ok(cfg) => status(&cfg, cli.state_dir.as_deref(), json).await,
             Err(code) => return code,
         },
         Cmd::History { json } => match load_config(cli.config.as_deref()) {
@@ -646,7 +706,14 @@ fn phase_words(p: &Phase) -> (String, String) {
     }
 }
 
-fn status(cfg: &Config, state_dir: Option<&Path>, json: bool) -> anyhow::Result<i32> {
+async fn status(cfg: &Config, state_dir: Option<&Path>, json: bool) -> anyhow::Result<i32> {
+    // The background driver, if one was started (or killed) here.
+    let background = match runtime::StatePaths::resolve(cfg, state_dir) {
+        Ok(p) => rolldeck::control::background::row(&p)
+            .await
+            .map_err(anyhow::Error::msg)?,
+        Err(_) => None,
+    };
     let Some((r, holder)) = runtime::status(cfg, state_dir)? else {
         if json {
             println!("{}", serde_json::json!({"release": null}));
@@ -666,6 +733,7 @@ fn status(cfg: &Config, state_dir: Option<&Path>, json: bool) -> anyhow::Result<
             "weight": r.weight, "progress": r.progress(), "eta_s": if r.is_finished() { 0.0 } else { r.eta_s(now) },
             "started_at": r.started_at, "finished_at": r.finished_at,
             "driver": holder, "steps": step_summary(&r), "verdicts": verdicts,
+            "background": background,
         });
         println!("{v}");
     } else {
@@ -686,6 +754,9 @@ fn status(cfg: &Config, state_dir: Option<&Path>, json: bool) -> anyhow::Result<
         match holder {
             Some(h) => println!("driver: {h}"),
             None => println!("driver: none"),
+        }
+        if let Some(b) = &background {
+            println!("{}", rolldeck::control::background::row_words(b));
         }
         for (i, (s, run)) in r.plan.steps.iter().zip(&r.steps).enumerate() {
             let (mark, word) = rolldeck::tui::ui::status_mark(run.status);

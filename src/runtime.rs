@@ -50,6 +50,10 @@ pub mod exit {
     /// Interrupted by SIGINT/SIGTERM/SIGHUP (headless or cockpit) while the
     /// release was unfinished; the journal is intact, `rolldeck run` resumes.
     pub const INTERRUPTED: i32 = 130;
+    /// Handed to a background driver (`rolldeck run --detach`): the
+    /// release goes on without this process and is not finished yet;
+    /// `rolldeck status` or `rolldeck attach` follow it.
+    pub const DETACHED: i32 = 7;
 }
 
 /// The exit code for an outcome.
@@ -373,6 +377,15 @@ pub struct Reporter {
 }
 
 impl Reporter {
+    /// A reporter in `mode`, masking with `redactor`.
+    pub fn new(mode: OutputMode, redactor: Redactor) -> Self {
+        Self {
+            mode,
+            redactor,
+            release: String::new(),
+        }
+    }
+
     fn emit_value(&self, mut v: serde_json::Value) {
         let now = Timestamp::now();
         let ts = now.to_string();
@@ -699,7 +712,7 @@ fn confirm_on_terminal(env: &str, what: &str) -> Result<(), String> {
 /// Returns the exit code to stop with (1, after saying why on stderr), or
 /// `None` to go on. Resuming an interrupted release asks nothing: driving
 /// it again is the safe direction.
-async fn gate(
+pub async fn gate(
     cfg: &Config,
     opts: &RunOptions,
     paths: &StatePaths,

@@ -86,6 +86,9 @@ pub enum Role {
     Observer(Option<Holder>),
     /// `--read-only`: we watch on purpose.
     ReadOnly,
+    /// Attached to a background driver (its description): commands go
+    /// over its control socket ([`crate::control`]).
+    Attached(String),
     /// Nobody drives and no release is unfinished: opening the cockpit
     /// never starts one; `:start` does, after a confirmation.
     Idle,
@@ -261,6 +264,8 @@ pub enum Msg {
     TimelineWriteFailed(String),
     /// The answer to a [`Out::Runbook`] job.
     Runbook(super::runbook::RunbookMsg),
+    /// A one-line message for the footer (an attached command's result).
+    Flash(String),
 }
 
 /// One evaluation of a check as the chart plots it.
@@ -639,7 +644,7 @@ impl App {
 
     /// Whether world-changing keys are allowed.
     pub fn can_act(&self) -> bool {
-        self.role == Role::Driver
+        matches!(self.role, Role::Driver | Role::Attached(_))
             && self.driver_done.is_none()
             && self.release.as_ref().is_some_and(|r| !r.is_finished())
     }
@@ -702,12 +707,17 @@ impl App {
             Msg::Runbook(m) => self.on_runbook_msg(m),
             Msg::DriverGone(gone) => {
                 let gone = gone
-                    && matches!(self.role, Role::Observer(_))
+                    && matches!(self.role, Role::Observer(_) | Role::Attached(_))
                     && self.release.as_ref().is_some_and(|r| !r.is_finished());
                 if gone != self.driver_gone {
                     self.driver_gone = gone;
                     self.dirty = true;
                 }
+                Vec::new()
+            }
+            Msg::Flash(text) => {
+                self.flash = Some(self.redactor.redact(&text));
+                self.dirty = true;
                 Vec::new()
             }
             Msg::Migrations(list) => {
@@ -1254,7 +1264,7 @@ impl App {
             Ok(CommandLine::Retry) => self.act(Command::Retry),
             Ok(CommandLine::Abort) => self.act(Command::Abort),
             Ok(CommandLine::Takeover) => {
-                if self.driver_gone && matches!(self.role, Role::Observer(_)) {
+                if self.driver_gone && matches!(self.role, Role::Observer(_) | Role::Attached(_)) {
                     vec![Out::Takeover]
                 } else {
                     self.flash = Some(match &self.role {

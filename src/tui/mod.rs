@@ -1,6 +1,7 @@
 //! The cockpit: a ratatui screen over the release engine.
 
 pub mod app;
+pub mod attach;
 pub mod canary;
 pub mod clock;
 pub mod command;

@@ -39,6 +39,9 @@ pub struct TuiOptions {
     /// the config (the demo knows its Prometheus's), for "waiting for
     /// first data (scrape every 1 s)".
     pub scrape_every: Option<Duration>,
+    /// `rolldeck attach`: open on the background driver's release even
+    /// when it was killed (else attaching happens only to a running one).
+    pub attach: bool,
 }
 
 /// How often an observer checks that its driver still holds the lock.
@@ -74,8 +77,12 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
     let redactor = Redactor::new(cfg.secrets.clone());
     let operator = Operator::current();
 
+    // A background driver drives: attach (commands over its socket).
+    let attached = super::attach::target(&paths, opts.read_only, opts.attach)?;
     let (lock, role) = if opts.read_only {
         (None, Role::ReadOnly)
+    } else if let Some(b) = &attached {
+        (None, Role::Attached(super::attach::describe(b)))
     } else {
         match DriverLock::acquire(&paths.lock) {
             Ok(l) => (Some(l), Role::Driver),
@@ -147,6 +154,9 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
         driving: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         handle: None,
     };
+    if let Some(b) = &attached {
+        starter.cmd_tx = super::attach::forwarder(b.socket.clone(), msg_tx.clone());
+    }
     // Opening the cockpit (`rolldeck` alone) never starts a release: with
     // nothing to resume it stays idle until `:start`. An unreadable journal
     // is shown as an error, never as an idle screen.
@@ -551,6 +561,12 @@ async fn event_loop(
                         Err(e) => app.flash = Some(format!("cannot start: {e}")),
                     }
                     app.dirty = true;
+                }
+                Out::Takeover if matches!(app.role, Role::Attached(_)) => {
+                    let (cfg, paths) = (starter.cfg.clone(), starter.paths.clone());
+                    if let Some(tx) = super::attach::resume(app, &cfg, &paths, &starter.tx).await {
+                        starter.cmd_tx = tx;
+                    }
                 }
                 Out::Takeover => {
                     match DriverLock::acquire(&starter.paths.lock) {

@@ -174,6 +174,11 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
             },
             t.danger_env,
         ),
+        Role::Attached(d) if app.driver_gone => Span::styled(
+            format!("  DRIVER GONE — {d} was killed; :takeover resumes with a new one"),
+            t.danger_env,
+        ),
+        Role::Attached(d) => Span::styled(format!("  ATTACHED — {d}"), t.muted),
         Role::Driver => Span::styled("  driver", t.muted),
         Role::Observer(Some(h)) => Span::styled(format!("  OBSERVER — driven by {h}"), t.warn),
         Role::Observer(None) => Span::styled("  OBSERVER", t.warn),
