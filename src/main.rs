@@ -335,6 +335,7 @@ async fn async_main(cli: Cli) -> i32 {
         start: cli.command.is_some(),
         scrape_every: None,
         attach: matches!(cli.command, Some(Cmd::Attach)),
+        hand_off: !matches!(cli.command, Some(Cmd::Demo { .. })),
     };
     let command = cli.command.unwrap_or(Cmd::Run {
         plan: None,

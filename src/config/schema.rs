@@ -68,6 +68,12 @@ pub struct Config {
     /// Markdown runbooks (`[runbooks]`, see [`crate::runbook`]).
     #[serde(default)]
     pub runbooks: Runbooks,
+    /// What a driving cockpit does when its terminal hangs up (SIGHUP)
+    /// mid-release: `detach` (the default, in every environment), `pause`
+    /// or `rollback`; each hands the release to a background driver
+    /// ([`crate::control::OnHangup`]).
+    #[serde(default)]
+    pub on_hangup: crate::control::OnHangup,
     /// The file this config was read from (set by the loader).
     #[serde(skip)]
     pub source_path: Option<PathBuf>,

@@ -52,6 +52,10 @@ struct Args {
     resume: bool,
     #[arg(long)]
     started_by: Option<String>,
+    /// A command (JSON, as journaled) applied first, e.g. the pause of
+    /// `on_hangup = "pause"`.
+    #[arg(long)]
+    command: Option<String>,
 }
 
 /// What to start in the background.
@@ -65,6 +69,9 @@ pub struct Start {
     pub yes: bool,
     /// Resume a paused release (`--resume`).
     pub resume: bool,
+    /// A command the driver applies first (checked by the engine like any
+    /// other): `on_hangup`'s pause or rollback.
+    pub command: Option<Issued>,
 }
 
 /// Starts a background driver for the release of `cfg` in the state dir
@@ -121,6 +128,10 @@ pub fn spawn(cfg: &Config, paths: &StatePaths, start: &Start) -> Result<Backgrou
     }
     if start.resume {
         cmd.arg("--resume");
+    }
+    if let Some(c) = &start.command {
+        cmd.arg("--command")
+            .arg(serde_json::to_string(c).map_err(|e| e.to_string())?);
     }
     cmd.stdin(std::process::Stdio::null())
         .stdout(log)
@@ -212,6 +223,7 @@ pub async fn detach_run(cfg: &Config, opts: &RunOptions) -> anyhow::Result<i32> 
         version: opts.version.clone(),
         yes: opts.yes,
         resume: opts.resume,
+        command: None,
     };
     let b = match tokio::task::spawn_blocking({
         let cfg = cfg.clone();
@@ -330,6 +342,12 @@ async fn run_driver(a: Args) -> anyhow::Result<i32> {
     let (state_tx, state_rx) = watch::channel(None);
     let (stopped_tx, stopped_rx) = watch::channel(None::<String>);
     let (out_tx, _) = broadcast::channel(256);
+    if let Some(c) = &a.command {
+        let issued: Issued = serde_json::from_str(c)
+            .map_err(|e| anyhow::anyhow!("--command: not a command: {e}"))?;
+        tracing::warn!("applying first: {}", serde_json::to_string(&issued)?);
+        let _ = cmd_tx.try_send(issued);
+    }
     let audit = Arc::new(AuditLog::open(&paths.audit)?);
     let shared = Arc::new(server::Shared::new(
         paths.clone(),
@@ -365,7 +383,9 @@ async fn run_driver(a: Args) -> anyhow::Result<i32> {
         state_dir: a.state_dir,
         output: OutputMode::Json,
     };
-    let started_by = a.started_by.unwrap_or_else(|| Operator::current().to_string());
+    let started_by = a
+        .started_by
+        .unwrap_or_else(|| Operator::current().to_string());
     let log = super::log_path(&paths);
     let print = |mut v: serde_json::Value| {
         redactor.redact_value(&mut v);
@@ -557,9 +577,7 @@ pub async fn ps(paths: &StatePaths, json: bool) -> anyhow::Result<i32> {
             _ => "-".into(),
         };
         let attached = match (&r.error, r.state) {
-            (_, "gone") => {
-                "DRIVER GONE (killed?): `rolldeck attach` offers to resume".to_string()
-            }
+            (_, "gone") => "DRIVER GONE (killed?): `rolldeck attach` offers to resume".to_string(),
             (Some(e), _) => format!("? ({e})"),
             (None, _) if r.attached.is_empty() => "-".into(),
             (None, _) => r.attached.join(", "),

@@ -69,7 +69,7 @@ impl Client {
         match read_line_capped(&mut self.rd, MAX_REPLY).await? {
             Line::Eof => Ok(None),
             Line::TooLong => Err(other(format!("reply longer than {MAX_REPLY} bytes"))),
-            Line::Line(l) => serde_json::from_slice(&l).map(Some).map_err(other),
+            Line::Complete(l) => serde_json::from_slice(&l).map(Some).map_err(other),
         }
     }
 

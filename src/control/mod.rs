@@ -54,6 +54,25 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// What a driving cockpit does when its terminal hangs up (`SIGHUP`)
+/// mid-release (`on_hangup` in the config). Whichever is chosen, the
+/// release is never left with nobody watching: the cockpit stops its
+/// driver (killing a running action, which the new driver never runs
+/// twice: an interrupted step waits for a human) and a background driver
+/// resumes from the journal, keeping the rollback triggers evaluated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnHangup {
+    /// Hand off as it is: the release goes on in the background.
+    #[default]
+    Detach,
+    /// Pause it (journaled as paused by the hang-up), then hand off: the
+    /// background driver keeps watching the triggers while it waits.
+    Pause,
+    /// Start the rollback, then hand off: the background driver finishes it.
+    Rollback,
+}
+
 /// The longest request line the driver reads, in bytes (64 KiB); a longer
 /// one gets an error reply and the connection is closed.
 pub const MAX_REQUEST: usize = 64 * 1024;
@@ -122,7 +141,10 @@ impl Background {
         use std::os::unix::fs::PermissionsExt as _;
         let p = record_path(paths);
         let tmp = paths.dir.join("background.json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec(self).map_err(std::io::Error::other)?)?;
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec(self).map_err(std::io::Error::other)?,
+        )?;
         let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o664));
         std::fs::rename(&tmp, &p)
     }

@@ -160,7 +160,7 @@ enum Request {
 #[derive(Debug, PartialEq)]
 pub(crate) enum Line {
     /// A complete line (without its newline; the last line may lack one).
-    Line(Vec<u8>),
+    Complete(Vec<u8>),
     /// Longer than the cap: the bytes read so far were dropped.
     TooLong,
     /// End of stream.
@@ -180,7 +180,7 @@ pub(crate) async fn read_line_capped<R: AsyncBufRead + Unpin>(
             return Ok(if buf.is_empty() {
                 Line::Eof
             } else {
-                Line::Line(buf)
+                Line::Complete(buf)
             });
         }
         if let Some(i) = avail.iter().position(|&b| b == b'\n') {
@@ -189,7 +189,11 @@ pub(crate) async fn read_line_capped<R: AsyncBufRead + Unpin>(
                 buf.extend_from_slice(&avail[..i]);
             }
             r.consume(i + 1);
-            return Ok(if too_long { Line::TooLong } else { Line::Line(buf) });
+            return Ok(if too_long {
+                Line::TooLong
+            } else {
+                Line::Complete(buf)
+            });
         }
         let n = avail.len();
         if buf.len() + n > cap {
@@ -220,11 +224,7 @@ fn clean(s: &str) -> String {
 /// what the client claims beside it (`deploy (says alice)` when the
 /// claimed name differs: a claim is never taken for the identity).
 pub fn operator_for(peer: &str, host: &str, claim: &Claim) -> Operator {
-    let claimed = claim
-        .user
-        .as_deref()
-        .map(clean)
-        .filter(|c| !c.is_empty());
+    let claimed = claim.user.as_deref().map(clean).filter(|c| !c.is_empty());
     let user = match claimed {
         Some(c) if c != peer => format!("{peer} (says {c})"),
         _ => peer.to_string(),
@@ -281,7 +281,7 @@ async fn connection(stream: UnixStream, shared: Arc<Shared>) -> std::io::Result<
                     .await;
                 break Ok(());
             }
-            Ok(Line::Line(l)) => l,
+            Ok(Line::Complete(l)) => l,
             Err(e) => break Err(e),
         };
         if line.iter().all(u8::is_ascii_whitespace) {
@@ -410,7 +410,12 @@ fn command_request(
         .and_then(|v| v.get("command").and_then(Value::as_str).map(str::to_string))
         .unwrap_or_else(|| "?".into());
     let reason = reason
-        .map(|r| strip_control(r.trim()).chars().take(1000).collect::<String>())
+        .map(|r| {
+            strip_control(r.trim())
+                .chars()
+                .take(1000)
+                .collect::<String>()
+        })
         .filter(|r| !r.is_empty());
     let release = shared.state.borrow().clone();
     let check: Result<(), String> = if conn.read_only {
@@ -485,7 +490,9 @@ async fn stream_events(id: Value, from: u64, shared: Arc<Shared>, out: mpsc::Sen
         }
         let why = stopped.borrow().clone();
         if let Some(why) = why {
-            let _ = send(json!({"id": id, "ok": false, "error": format!("the driver stopped: {why}")})).await;
+            let _ =
+                send(json!({"id": id, "ok": false, "error": format!("the driver stopped: {why}")}))
+                    .await;
             return;
         }
         tokio::select! {
@@ -596,7 +603,7 @@ mod tests {
         let mut r = BufReader::with_capacity(4, &data[..]);
         assert_eq!(
             read_line_capped(&mut r, 16).await.unwrap(),
-            Line::Line(b"{\"op\":\"status\"}".to_vec())
+            Line::Complete(b"{\"op\":\"status\"}".to_vec())
         );
         assert_eq!(read_line_capped(&mut r, 16).await.unwrap(), Line::TooLong);
         assert_eq!(
@@ -620,7 +627,9 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(serde_json::from_str::<Request>(r#"{"op":"command","command":"explode"}"#).is_err());
+        assert!(
+            serde_json::from_str::<Request>(r#"{"op":"command","command":"explode"}"#).is_err()
+        );
         assert!(serde_json::from_str::<Request>(r#"{"op":"format_disk"}"#).is_err());
         assert!(matches!(
             serde_json::from_str::<Request>(r#"{"op":"status"}"#).unwrap(),
@@ -637,7 +646,10 @@ mod tests {
         };
         let op = operator_for("deploy", "bastion", &claim);
         assert_eq!(op.user, "deploy (says alice[2J)");
-        assert_eq!(op.to_string(), "deploy (says alice[2J)@bastion (ssh 10.0.0.5)");
+        assert_eq!(
+            op.to_string(),
+            "deploy (says alice[2J)@bastion (ssh 10.0.0.5)"
+        );
         let same = Claim {
             user: Some("deploy".into()),
             ..Claim::default()

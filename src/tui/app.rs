@@ -325,6 +325,9 @@ pub struct App {
     /// Observer: the lock probe found the driver lock free — the driver
     /// was killed or crashed; `:takeover` offers to drive.
     pub driver_gone: bool,
+    /// `:detach` (or `d` in the quit question): on leaving, hand the
+    /// release to a background driver instead of leaving it unwatched.
+    pub detach_requested: bool,
     /// Now (from the last tick).
     pub now: Timestamp,
     /// Keys.
@@ -437,6 +440,7 @@ impl App {
             check_pinned: false,
             flash: None,
             driver_gone: false,
+            detach_requested: false,
             now,
             keymap,
             theme,
@@ -1088,6 +1092,9 @@ impl App {
             }
             Popup::Quit => {
                 self.popup = None;
+                if k.code == KeyCode::Char('d') {
+                    return self.detach_request();
+                }
                 if matches!(
                     k.code,
                     KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter
@@ -1279,11 +1286,26 @@ impl App {
                     Vec::new()
                 }
             }
+            Ok(CommandLine::Detach) => self.detach_request(),
             Ok(CommandLine::Start { plan }) => {
                 self.confirm_start(plan);
                 Vec::new()
             }
             Ok(CommandLine::Desk(c)) => self.on_desk_command(c),
+        }
+    }
+
+    /// `:detach`: leave, handing the release to a background driver.
+    fn detach_request(&mut self) -> Vec<Out> {
+        if self.release_running() {
+            self.detach_requested = true;
+            vec![Out::Quit]
+        } else {
+            self.flash = Some(
+                "detach: only a cockpit driving an unfinished release hands it to a background driver"
+                    .into(),
+            );
+            Vec::new()
         }
     }
 

@@ -13,12 +13,12 @@ use tokio::sync::mpsc;
 
 /// The background driver a cockpit attaches to: the running one (unless
 /// read-only), or with `rolldeck attach` also a killed one (the cockpit
-/// then says it is gone and offers to resume).
+/// then says it is gone and offers to resume). `rolldeck attach` without
+/// one opens read-only on the journal (the last release's outcome).
 ///
 /// # Errors
 ///
-/// `rolldeck attach` with no background driver for this
-/// service+environment; an unreadable `background.json`.
+/// An unreadable `background.json` or journal.
 pub fn target(
     paths: &StatePaths,
     read_only: bool,
@@ -29,10 +29,6 @@ pub fn target(
         _ if read_only => None,
         Liveness::Running(b) => Some(b),
         Liveness::Gone(b) if explicit => Some(b),
-        Liveness::None | Liveness::Gone(_) if explicit => anyhow::bail!(
-            "no background driver for {}: `rolldeck run --detach` starts one",
-            paths.dir.display()
-        ),
         _ => None,
     })
 }
@@ -103,4 +99,73 @@ pub async fn resume(
             None
         }
     }
+}
+
+/// The terminal of a driving cockpit hung up mid-release and its driver
+/// has stopped (the lock is free): a background driver resumes the release
+/// from the journal (after the `on_hangup` command was journaled, see
+/// [`control::OnHangup`]). Returns [`crate::runtime::exit::DETACHED`], or
+/// [`crate::runtime::exit::INTERRUPTED`] when no driver could be started;
+/// either way the outcome is appended to the driver log, since the
+/// terminal is gone.
+/// `operator`: a hang-up's (the `on_hangup` command is issued in its
+/// name); `None` for `:detach`, which issues none and says the outcome on
+/// the terminal too.
+pub async fn hand_off(
+    cfg: &crate::config::Config,
+    paths: &StatePaths,
+    operator: Option<&str>,
+) -> i32 {
+    use std::io::Write as _;
+    let (c, p) = (cfg.clone(), paths.clone());
+    let start = control::background::Start {
+        command: operator.and_then(|o| hangup_command(cfg.on_hangup, o)),
+        ..Default::default()
+    };
+    let r = tokio::task::spawn_blocking(move || control::background::spawn(&c, &p, &start))
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+    let (code, line) = match r {
+        Ok(b) => (
+            crate::runtime::exit::DETACHED,
+            format!(
+                "release {} handed to background driver pid {}",
+                b.release, b.pid
+            ),
+        ),
+        Err(e) => (
+            crate::runtime::exit::INTERRUPTED,
+            format!("no background driver could take over the release: {e}"),
+        ),
+    };
+    tracing::warn!("{line}");
+    if operator.is_none() {
+        eprintln!("rolldeck: {line}; `rolldeck attach` returns to it");
+    }
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(control::log_path(paths))
+    {
+        let _ = writeln!(f, "=== {} {line} ===", jiff::Timestamp::now());
+    }
+    code
+}
+
+/// The command `on_hangup` journals before the hand-off (`None`: detach).
+pub fn hangup_command(
+    on: control::OnHangup,
+    operator: &str,
+) -> Option<crate::release::engine::Issued> {
+    use crate::release::engine::Command;
+    let command = match on {
+        control::OnHangup::Detach => return None,
+        control::OnHangup::Pause => Command::Pause,
+        control::OnHangup::Rollback => Command::Rollback,
+    };
+    Some(Issued {
+        command,
+        operator: operator.to_string(),
+        reason: Some("the terminal hung up (on_hangup)".into()),
+    })
 }

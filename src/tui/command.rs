@@ -36,6 +36,9 @@ pub enum CommandLine {
     /// `takeover`: an observer whose driver is gone takes the driver lock
     /// and resumes the release from the journal.
     Takeover,
+    /// `detach`: hand the release this cockpit drives to a background
+    /// driver and leave ([`crate::control`]).
+    Detach,
     /// `start [PLAN]`: begin a new release (plan: the default one).
     Start {
         /// The plan, if named.
@@ -64,7 +67,7 @@ impl CommandLine {
 /// The commands [`parse_command`] knows, for completion and error messages.
 pub const COMMANDS: &[&str] = &[
     "rollback", "promote", "weight", "pause", "resume", "approve", "retry", "abort", "quit",
-    "help", "start", "takeover", "debug", "incident", "note", "timeline",
+    "help", "start", "takeover", "detach", "debug", "incident", "note", "timeline",
 ];
 
 /// Parses a `:` command line (with or without the leading `:`): `rollback
@@ -80,7 +83,7 @@ pub const COMMANDS: &[&str] = &[
 /// none, or a weight that is not a whole number from 0 to 100.
 pub fn parse_command(line: &str) -> Result<CommandLine, String> {
     let usage = "commands: rollback [reason], promote [--full], weight N, pause, resume, \
-                 approve, retry, abort, start [plan], takeover, debug, quit, help";
+                 approve, retry, abort, start [plan], takeover, detach, debug, quit, help";
     let line = line.trim();
     let line = line.strip_prefix(':').unwrap_or(line).trim();
     let (word, rest) = match line.split_once(char::is_whitespace) {
@@ -130,6 +133,7 @@ pub fn parse_command(line: &str) -> Result<CommandLine, String> {
         }
         "pause" => no_args(CommandLine::Pause),
         "takeover" => no_args(CommandLine::Takeover),
+        "detach" => no_args(CommandLine::Detach),
         "resume" => no_args(CommandLine::Resume),
         "approve" => no_args(CommandLine::Approve),
         "retry" => no_args(CommandLine::Retry),

@@ -42,6 +42,10 @@ pub struct TuiOptions {
     /// `rolldeck attach`: open on the background driver's release even
     /// when it was killed (else attaching happens only to a running one).
     pub attach: bool,
+    /// Hand the release to a background driver when the terminal hangs up
+    /// mid-release (`on_hangup`); off for the demo, whose services die
+    /// with it.
+    pub hand_off: bool,
 }
 
 /// How often an observer checks that its driver still holds the lock.
@@ -79,7 +83,8 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
 
     // A background driver drives: attach (commands over its socket).
     let attached = super::attach::target(&paths, opts.read_only, opts.attach)?;
-    let (lock, role) = if opts.read_only {
+    // `rolldeck attach` with no background driver never drives: it shows.
+    let (lock, role) = if opts.read_only || (opts.attach && attached.is_none()) {
         (None, Role::ReadOnly)
     } else if let Some(b) = &attached {
         (None, Role::Attached(super::attach::describe(b)))
@@ -376,6 +381,7 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
     // An error of the UI itself stops the driver like a quit.
     let stop = *result.as_ref().unwrap_or(&Stop::Quit);
     let _ = stop_tx.send(Some(stop));
+    let drove = starter.handle.is_some();
     let code = match starter.handle.take() {
         // Observer, read-only or idle: this process left nothing behind.
         None => match stop {
@@ -397,6 +403,19 @@ pub async fn run_tui(cfg: Config, run: RunOptions, opts: TuiOptions) -> anyhow::
                 runtime::exit::ERROR
             }
         },
+    };
+    // The terminal hung up mid-release: a background driver takes over.
+    // So does `:detach` (without on_hangup's command).
+    let code = if drove
+        && opts.hand_off
+        && stop == Stop::Signal("SIGHUP")
+        && code == runtime::exit::INTERRUPTED
+    {
+        super::attach::hand_off(&starter.cfg, &starter.paths, Some(&app.operator)).await
+    } else if drove && app.detach_requested && code == runtime::exit::LEFT_UNFINISHED {
+        super::attach::hand_off(&starter.cfg, &starter.paths, None).await
+    } else {
+        code
     };
     if matches!(
         code,
