@@ -168,7 +168,8 @@ pub(crate) enum Line {
 }
 
 /// Reads one `\n`-terminated line of at most `cap` bytes, never buffering
-/// more than `cap` bytes of it.
+/// more than `cap` bytes of it. After [`Line::TooLong`] the rest of that
+/// line is still unread: the caller closes the connection.
 pub(crate) async fn read_line_capped<R: AsyncBufRead + Unpin>(
     r: &mut R,
     cap: usize,
@@ -599,19 +600,22 @@ mod tests {
 
     #[tokio::test]
     async fn lines_are_capped_and_a_long_one_is_refused() {
-        let data = b"{\"op\":\"status\"}\nxxxxxxxxxxxxxxxxxxxx\n{\"op\":\"history\"}".to_vec();
+        let data = b"{\"op\":\"status\"}\n0123456789abcdef\nxxxxxxxxxxxxxxxxxxxx\n".to_vec();
         let mut r = BufReader::with_capacity(4, &data[..]);
         assert_eq!(
             read_line_capped(&mut r, 16).await.unwrap(),
-            Line::Complete(b"{\"op\":\"status\"}".to_vec())
+            Line::Complete(b"{\"op\":\"status\"}".to_vec()),
+            "15 bytes"
         );
-        assert_eq!(read_line_capped(&mut r, 16).await.unwrap(), Line::TooLong);
         assert_eq!(
             read_line_capped(&mut r, 16).await.unwrap(),
-            Line::TooLong,
-            "17 bytes > 16"
+            Line::Complete(b"0123456789abcdef".to_vec()),
+            "exactly 16 bytes"
         );
-        assert_eq!(read_line_capped(&mut r, 16).await.unwrap(), Line::Eof);
+        // The caller closes the connection: the rest is never read.
+        assert_eq!(read_line_capped(&mut r, 16).await.unwrap(), Line::TooLong);
+        let mut empty = BufReader::new(&b""[..]);
+        assert_eq!(read_line_capped(&mut empty, 16).await.unwrap(), Line::Eof);
     }
 
     #[test]
@@ -645,10 +649,10 @@ mod tests {
             tty: None,
         };
         let op = operator_for("deploy", "bastion", &claim);
-        assert_eq!(op.user, "deploy (says alice[2J)");
+        assert_eq!(op.user, "deploy (says alice)", "escape sequences removed");
         assert_eq!(
             op.to_string(),
-            "deploy (says alice[2J)@bastion (ssh 10.0.0.5)"
+            "deploy (says alice)@bastion (ssh 10.0.0.5)"
         );
         let same = Claim {
             user: Some("deploy".into()),
