@@ -650,10 +650,7 @@ mod tests {
         };
         let op = operator_for("deploy", "bastion", &claim);
         assert_eq!(op.user, "deploy (says alice)", "escape sequences removed");
-        assert_eq!(
-            op.to_string(),
-            "deploy (says alice)@bastion (ssh 10.0.0.5)"
-        );
+        assert_eq!(op.to_string(), "deploy (says alice)@bastion (ssh 10.0.0.5)");
         let same = Claim {
             user: Some("deploy".into()),
             ..Claim::default()
