@@ -175,7 +175,7 @@ fn killed_canary_shows_exited_and_rolls_back() {
     let (_, stable_port) = env.run_service("stable", "stable", "good");
     let (canary, canary_port) = env.run_service("canary", "canary", "good");
     // Deployed before the release starts: a health check still `starting`
-    // counts as failing.
+    // is no pass for the health step (nor a failure for the trigger).
     env.wait_healthy(&canary);
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
