@@ -687,8 +687,9 @@ inconclusive_limit = 2
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("refusing to start"), "{}", r.stderr);
     assert!(
-        r.stderr
-            .contains(&format!("prometheus: http://127.0.0.1:{port}")),
+        r.stderr.contains(&format!(
+            "prometheus: Prometheus unreachable: connection refused (127.0.0.1:{port}); url http://127.0.0.1:{port}"
+        )),
         "the down source and its reason: {}",
         r.stderr
     );

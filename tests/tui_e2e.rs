@@ -470,7 +470,9 @@ fn cockpit_run_with_a_source_down_asks_first_and_changes_nothing() {
     });
     assert!(s.contains("DOWN"), "{s}");
     assert!(
-        s.contains(&format!("✗ prometheus: http://127.0.0.1:{port}")),
+        s.contains(&format!(
+            "✗ prometheus: Prometheus unreachable: connection refused (127.0.0.1:{port})"
+        )),
         "{s}"
     );
     assert!(!dir.path().join("traffic-5").exists(), "nothing started");
