@@ -51,8 +51,12 @@ pub const DEGRADE_AFTER: Duration = Duration::from_secs(3);
 pub const DEGRADE_RAMP: Duration = Duration::from_secs(2);
 
 /// Error ratio (fraction of `GET /` answered 500) of a healthy instance:
-/// 0.1 %.
-pub const HEALTHY_ERROR_RATIO: f64 = 0.001;
+/// 0. It was 0.1 %, but at 5 % traffic weight the demo's 10 s window holds
+/// about 35 canary requests, so one random 500 read as a 3 % error ratio
+/// and failed the `max_increase = 0.03` gate: the good scenario rolled back
+/// now and then. A healthy demo canary answers no 500s; the small-sample
+/// weakness of a plain ratio gate is the analysis's to fix, not the demo's.
+pub const HEALTHY_ERROR_RATIO: f64 = 0.0;
 
 /// Error ratio of a fully degraded [`Behaviour::Failing`] instance: 10 %.
 pub const FAILING_ERROR_RATIO: f64 = 0.10;
