@@ -346,7 +346,10 @@ async fn run_driver(a: Args) -> anyhow::Result<i32> {
         let issued: Issued = serde_json::from_str(c)
             .map_err(|e| anyhow::anyhow!("--command: not a command: {e}"))?;
         tracing::warn!("applying first: {}", serde_json::to_string(&issued)?);
-        let _ = cmd_tx.try_send(issued);
+        // The hang-up choice (pause / rollback) must not be lost silently.
+        cmd_tx
+            .try_send(issued)
+            .map_err(|e| anyhow::anyhow!("--command: could not queue it: {e}"))?;
     }
     let audit = Arc::new(AuditLog::open(&paths.audit)?);
     let shared = Arc::new(server::Shared::new(
@@ -425,6 +428,7 @@ async fn run_driver(a: Args) -> anyhow::Result<i32> {
             }
             DriverEvent::Output(l) => {
                 print(serde_json::json!({"event": "action_output", "action": l.action, "line": l.line}));
+                // An error only means no client is attached to hear it.
                 let _ = out_tx.send(l);
             }
             DriverEvent::Stopped {
@@ -487,16 +491,15 @@ pub async fn row(paths: &StatePaths) -> Result<Option<Row>, String> {
     let (mut attached, mut error) = (Vec::new(), None);
     if state == "running" {
         match super::client::status(&driver.socket).await {
-            Ok(v) => {
-                attached = v["attached"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|x| x.as_str().map(str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            }
+            Ok(v) => match v["attached"].as_array() {
+                Some(a) => {
+                    attached = a
+                        .iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                }
+                None => error = Some("its status reply has no `attached` list".to_string()),
+            },
             Err(e) => error = Some(e),
         }
     }

@@ -304,7 +304,12 @@ async fn connection(stream: UnixStream, shared: Arc<Shared>) -> std::io::Result<
         s.abort();
     }
     drop(out_tx);
-    let _ = writer.await;
+    if let Err(e) = writer.await {
+        tracing::warn!(
+            "control connection {}: its writer task failed: {e}",
+            conn.id
+        );
+    }
     result
 }
 
